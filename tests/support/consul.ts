@@ -1,0 +1,180 @@
+/**
+ * A real Consul dev agent on free loopback ports, for integration and end-to-end tests.
+ *
+ * `session_ttl_min` is lowered to 1s so tests can use short sessions; with `acl: true` the agent runs in
+ * default-deny mode and `managementToken` holds the bootstrap (initial management) token.
+ */
+import { freePort } from "./ports.ts";
+import { ManagedProcess } from "./process.ts";
+import { makeServerDir } from "./tmp.ts";
+import { GiveUpError, waitFor } from "./wait.ts";
+
+export interface ConsulOptions {
+  /** Enable ACLs with `default_policy = "deny"` and a bootstrap token. */
+  acl?: boolean;
+  /** Log level of the agent (default "warn"). */
+  logLevel?: string;
+}
+
+/** The path of the consul binary: $CONSUL_BIN (set by scripts/test.sh) or `consul` on PATH. */
+export function consulBinary(): string {
+  return Deno.env.get("CONSUL_BIN") ?? "consul";
+}
+
+/** A running Consul dev agent. Dispose it (`await using`) to stop it. */
+export class ConsulServer {
+  readonly httpPort: number;
+  readonly dir: string;
+  readonly managementToken: string | undefined;
+  #process: ManagedProcess | undefined;
+  readonly #configPath: string;
+
+  private constructor(readonly options: ConsulOptions) {
+    this.dir = makeServerDir("consul");
+    this.httpPort = freePort();
+    this.managementToken = options.acl ? crypto.randomUUID() : undefined;
+    this.#configPath = `${this.dir}/agent.json`;
+    Deno.writeTextFileSync(this.#configPath, JSON.stringify(this.#config(), null, 2));
+  }
+
+  /** Starts an agent and waits until it has a leader (and, with ACLs, until the token works). */
+  static async start(options: ConsulOptions = {}): Promise<ConsulServer> {
+    const server = new ConsulServer(options);
+    try {
+      await server.#launch();
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  /** host:port of the HTTP API, as CONSUL_HTTP_ADDR takes it. */
+  get address(): string {
+    return `127.0.0.1:${this.httpPort}`;
+  }
+
+  /** Base URL of the HTTP API. */
+  get url(): string {
+    return `http://${this.address}`;
+  }
+
+  get process(): ManagedProcess | undefined {
+    return this.#process;
+  }
+
+  /** Freezes the agent (SIGSTOP): requests hang, as with a Consul that stopped answering. */
+  pause(): void {
+    this.#process?.signal("SIGSTOP");
+  }
+
+  /** Thaws an agent frozen by pause(). */
+  resume(): void {
+    this.#process?.signal("SIGCONT");
+  }
+
+  /** Stops the agent gracefully. Its in-memory state (sessions, KV, services) is lost. */
+  async stop(): Promise<void> {
+    await this.#process?.stop();
+    this.#process = undefined;
+  }
+
+  /** Stops and starts the agent on the same ports; a dev agent comes back empty. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.#launch();
+  }
+
+  /** Calls the HTTP API with the management token (when ACLs are on); throws on a non-2xx answer. */
+  async api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.managementToken) headers["X-Consul-Token"] = this.managementToken;
+    const response = await fetch(`${this.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    if (!response.ok) {
+      throw new Error(`Consul ${method} ${path} answered ${response.status}: ${text}`);
+    }
+    return (text === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  /**
+   * Creates an ACL token with the given rules (HCL) and returns its secret; ACL mode only.
+   */
+  async createToken(name: string, rules: string): Promise<string> {
+    const policy = await this.api<{ ID: string }>("PUT", "/v1/acl/policy", {
+      Name: `${name}-${crypto.randomUUID().slice(0, 8)}`,
+      Rules: rules,
+    });
+    const token = await this.api<{ SecretID: string }>("PUT", "/v1/acl/token", {
+      Description: name,
+      Policies: [{ ID: policy.ID }],
+    });
+    return token.SecretID;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #config(): Record<string, unknown> {
+    const config: Record<string, unknown> = {
+      node_name: `resec-test-${this.httpPort}`,
+      bind_addr: "127.0.0.1",
+      client_addr: "127.0.0.1",
+      advertise_addr: "127.0.0.1",
+      log_level: this.options.logLevel ?? "warn",
+      disable_update_check: true,
+      // Tests use sessions of one or two seconds; Consul's default floor is 10s.
+      session_ttl_min: "1s",
+      ports: {
+        http: this.httpPort,
+        https: -1,
+        dns: -1,
+        grpc: -1,
+        grpc_tls: -1,
+        serf_lan: freePort(),
+        serf_wan: freePort(),
+        server: freePort(),
+      },
+    };
+    if (this.managementToken) {
+      config.acl = {
+        enabled: true,
+        default_policy: "deny",
+        down_policy: "extend-cache",
+        enable_token_persistence: false,
+        tokens: { initial_management: this.managementToken, agent: this.managementToken },
+      };
+    }
+    return config;
+  }
+
+  async #launch(): Promise<void> {
+    this.#process = new ManagedProcess(consulBinary(), {
+      args: ["agent", "-dev", `-config-file=${this.#configPath}`],
+      logPath: `${this.dir}/consul.log`,
+    });
+    const process = this.#process;
+    await waitFor(async () => {
+      if (!(await process.isRunning())) {
+        throw new GiveUpError(`consul exited early; its log:\n${process.readLog()}`);
+      }
+      const response = await fetch(`${this.url}/v1/status/leader`, {
+        signal: AbortSignal.timeout(1_000),
+      });
+      const leader = await response.text();
+      return response.ok && leader.length > 2;
+    }, { timeoutMs: 30_000, message: `Consul on ${this.address} to elect itself leader` });
+    if (this.managementToken) {
+      await waitFor(async () => {
+        await this.api("GET", "/v1/acl/token/self");
+        return true;
+      }, { timeoutMs: 30_000, message: "Consul's ACL system to accept the bootstrap token" });
+    }
+  }
+}

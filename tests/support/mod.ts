@@ -1,0 +1,15 @@
+/**
+ * The test bed: real Consul and redis-server processes on free loopback ports, always stopped.
+ *
+ * @example
+ * ```ts
+ * await using consul = await ConsulServer.start();
+ * await using redis = await RedisServer.start();
+ * ```
+ */
+export { consulBinary, type ConsulOptions, ConsulServer } from "./consul.ts";
+export { RedisServer, type RedisServerOptions } from "./redis.ts";
+export { ManagedProcess } from "./process.ts";
+export { freePort } from "./ports.ts";
+export { delay, GiveUpError, waitFor, type WaitOptions } from "./wait.ts";
+export { makeServerDir, testRunDir } from "./tmp.ts";

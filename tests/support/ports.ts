@@ -1,0 +1,22 @@
+/**
+ * Free loopback ports for test servers.
+ *
+ * The kernel hands out an unused ephemeral port; we close the listener at once and the server binds it a
+ * moment later. Ports handed out by this process are remembered so two servers of one module never race
+ * for the same one; modules running in parallel draw from the kernel's random ephemeral range.
+ */
+const handedOut = new Set<number>();
+
+/** Returns a loopback TCP port that nothing listens on right now. */
+export function freePort(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = listener.addr as Deno.NetAddr;
+    listener.close();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("Cannot find a free loopback port after 50 attempts");
+}

@@ -1,0 +1,114 @@
+/**
+ * A child process owned by a test: output goes to a log file, and it is always stopped, even when the
+ * test fails or the test process exits early.
+ */
+import { delay } from "./wait.ts";
+
+/**
+ * Children still running in this test process. Module state is deliberate here: it is the last line of
+ * defence that kills servers when a test module exits without disposing them.
+ */
+const liveChildren = new Set<Deno.ChildProcess>();
+globalThis.addEventListener("unload", () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+});
+
+export interface SpawnOptions {
+  args: string[];
+  /** Where stdout and stderr go. */
+  logPath: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Start from an empty environment plus `env` (default false: inherit). */
+  clearEnv?: boolean;
+}
+
+/** A spawned process whose output is appended to a log file. */
+export class ManagedProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #copying: Promise<unknown>;
+  readonly status: Promise<Deno.CommandStatus>;
+  #stopped = false;
+
+  constructor(readonly command: string, readonly options: SpawnOptions) {
+    this.#child = new Deno.Command(command, {
+      args: options.args,
+      env: options.env,
+      cwd: options.cwd,
+      clearEnv: options.clearEnv ?? false,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    liveChildren.add(this.#child);
+    const log = Deno.openSync(options.logPath, { append: true, create: true });
+    const writer = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        log.writeSync(chunk);
+      },
+    });
+    const copy = (stream: ReadableStream<Uint8Array>) =>
+      stream.pipeTo(writer, { preventClose: true }).catch(() => {});
+    this.#copying = Promise.all([copy(this.#child.stdout), copy(this.#child.stderr)]).finally(
+      () => log.close(),
+    );
+    this.status = this.#child.status.finally(() => liveChildren.delete(this.#child));
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Sends a signal without waiting (SIGSTOP, SIGCONT, SIGKILL …). */
+  signal(signal: Deno.Signal): void {
+    try {
+      this.#child.kill(signal);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error; // TypeError: the process has already exited
+    }
+  }
+
+  /** True while the process has not exited. */
+  async isRunning(): Promise<boolean> {
+    const exited = await Promise.race([this.status.then(() => true), delay(0).then(() => false)]);
+    return !exited;
+  }
+
+  /**
+   * Stops the process: SIGTERM (SIGCONT first, in case a test froze it), then SIGKILL after
+   * `graceMs`. Resolves once it has exited and its output is flushed.
+   */
+  async stop(graceMs = 5_000): Promise<Deno.CommandStatus> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.signal("SIGCONT");
+      this.signal("SIGTERM");
+      const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
+      try {
+        await this.status;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    const status = await this.status;
+    await this.#copying;
+    return status;
+  }
+
+  /** Reads what the process has logged so far. */
+  readLog(): string {
+    try {
+      return Deno.readTextFileSync(this.options.logPath);
+    } catch {
+      return "";
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Who leads: a blocking watch on the lock key. The leader's own announcement in the key's value is the
+ * truth; the health catalog is consulted only when a holder announced nothing (a Go resec holds the
+ * lock during a rolling migration), and then only when it names exactly one passing master.
+ */
+import type { ConsulClient } from "../consul/client.ts";
+import { healthService } from "../consul/health.ts";
+import { readKey } from "../consul/kv.ts";
+import { BlockingWatch } from "../consul/watch.ts";
+import type { Milliseconds } from "../duration.ts";
+import { parseLeaderAnnouncement } from "../leader.ts";
+import type { Logger } from "../log.ts";
+import type { LeaderView } from "../model.ts";
+import type { LeaderSourcePort } from "./agent.ts";
+
+export interface LeaderSourceOptions {
+  client: ConsulClient;
+  lockKey: string;
+  /** The master service in the catalog, for the fallback: name and optional tag. */
+  masterService: { name: string; tag?: string };
+  /** Longest blocking wait (Consul's answer also proves it is reachable). */
+  waitMs: Milliseconds;
+  logger: Logger;
+}
+
+/** Watches the lock key; a LeaderSourcePort for the agent. */
+export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
+  readonly #options: LeaderSourceOptions;
+  readonly #listeners = new Set<() => void>();
+  readonly #watch: BlockingWatch<LeaderView | null>;
+  readonly #done: Promise<void>;
+  #leader: LeaderView | null | undefined;
+  #reachable: boolean | undefined;
+
+  constructor(options: LeaderSourceOptions) {
+    this.#options = options;
+    this.#watch = new BlockingWatch<LeaderView | null>({
+      name: `lock ${options.lockKey}`,
+      clock: options.client.clock,
+      logger: options.logger,
+      waitMs: options.waitMs,
+      minIntervalMs: 20,
+      backoff: { initialMs: 100, maxMs: 2_000 },
+      fetch: async (query) => {
+        const result = await readKey(options.client, options.lockKey, {
+          index: query.index,
+          waitMs: query.waitMs,
+          signal: query.signal,
+        });
+        this.#setReachable(true);
+        return { value: await this.#leaderFrom(result.entry, query.signal), index: result.index };
+      },
+      onError: () => this.#setReachable(false),
+    });
+    this.#done = this.#follow();
+  }
+
+  leader(): LeaderView | null | undefined {
+    return this.#leader;
+  }
+
+  reachable(): boolean | undefined {
+    return this.#reachable;
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#watch.close();
+    await this.#done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #follow(): Promise<void> {
+    for await (const leader of this.#watch) {
+      this.#leader = leader;
+      this.#notify();
+    }
+  }
+
+  async #leaderFrom(
+    entry: { value: string; session?: string; lockIndex: number } | undefined,
+    signal: AbortSignal,
+  ): Promise<LeaderView | null> {
+    if (!entry?.session) return null;
+    const holder = { session: entry.session, lockIndex: entry.lockIndex };
+    const announced = parseLeaderAnnouncement(entry.value, holder);
+    if (announced) return announced;
+    // A holder that announced nothing: fall back to the catalog, if it is unambiguous.
+    const { name, tag } = this.#options.masterService;
+    const { entries } = await healthService(this.#options.client, name, {
+      tag,
+      passing: true,
+      signal,
+    });
+    if (entries.length !== 1) {
+      this.#options.logger.warn(
+        "the lock holder announced no address and the catalog does not name exactly one passing master",
+        { session: entry.session, passingMasters: entries.length },
+      );
+      return null;
+    }
+    const [master] = entries;
+    return { address: { host: master!.address, port: master!.port }, ...holder };
+  }
+
+  #setReachable(reachable: boolean): void {
+    if (this.#reachable === reachable) return;
+    const before = this.#reachable;
+    this.#reachable = reachable;
+    if (before !== undefined || !reachable) {
+      this.#options.logger[reachable ? "info" : "warn"](
+        reachable ? "Consul is reachable again" : "Consul cannot be reached",
+      );
+    }
+    this.#notify();
+  }
+
+  #notify(): void {
+    for (const listener of this.#listeners) listener();
+  }
+}

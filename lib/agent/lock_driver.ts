@@ -1,0 +1,152 @@
+/**
+ * Drives the Consul lock towards the reconciler's intent: start competing, keep holding, or let go.
+ * Acquiring is a long wait, so it runs in the background and reports through `onChange`.
+ */
+import type { Logger } from "../log.ts";
+import type { LockIntent } from "../reconciler.ts";
+import type { LockView } from "../model.ts";
+
+/** A held lock, as the Consul layer hands it out. */
+export interface HeldLock {
+  readonly session: string;
+  readonly lockIndex: number;
+  /** Aborted when the lock is lost (key gone, taken, or session invalidated). */
+  readonly lost: AbortSignal;
+  /** When a renewal that Consul accepted was sent. */
+  lastConfirmedAt(): number;
+  release(): Promise<void>;
+}
+
+/** The Consul lock, as the driver needs it. */
+export interface LockPort {
+  /** Waits until the lock is ours; rejects with the signal's reason when aborted. */
+  acquire(value: string, signal: AbortSignal): Promise<HeldLock>;
+}
+
+export interface LockDriverOptions {
+  lock: LockPort;
+  /** The lock value to write when acquiring (who we are). */
+  value: () => string;
+  /** Called whenever the lock view changes. */
+  onChange: () => void;
+  /** Called when acquiring fails with an error (other than cancellation). */
+  onError: (error: unknown) => void;
+  logger: Logger;
+}
+
+/** Owns the lock's lifecycle; one per agent. */
+export class LockDriver {
+  readonly #options: LockDriverOptions;
+  #held: HeldLock | undefined;
+  #competing: AbortController | undefined;
+  #releasing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: LockDriverOptions) {
+    this.#options = options;
+  }
+
+  /** What the reconciler sees. */
+  view(): LockView {
+    if (this.#held) {
+      return {
+        phase: "held",
+        lockIndex: this.#held.lockIndex,
+        confirmedAt: this.#held.lastConfirmedAt(),
+      };
+    }
+    return this.#competing ? { phase: "competing" } : { phase: "idle" };
+  }
+
+  /** The session of the lock we hold, if any. */
+  get session(): string | undefined {
+    return this.#held?.session;
+  }
+
+  /** Moves towards the intent; returns once any release has finished. */
+  async apply(intent: LockIntent): Promise<void> {
+    if (this.#closed) return;
+    switch (intent) {
+      case "compete":
+        if (!this.#held && !this.#competing && !this.#releasing) this.#compete();
+        return;
+      case "hold":
+        return;
+      case "idle":
+      case "release":
+        this.#stopCompeting();
+        await this.#release();
+        return;
+    }
+  }
+
+  /** Stops competing and releases a held lock (shutdown). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#stopCompeting();
+    await this.#release();
+  }
+
+  #compete(): void {
+    const controller = new AbortController();
+    this.#competing = controller;
+    this.#options.logger.info("competing for the lock");
+    this.#options.lock.acquire(this.#options.value(), controller.signal).then(
+      (held) => {
+        if (this.#competing !== controller) {
+          // Cancelled between winning and hearing about it: give it straight back.
+          void held.release().catch(() => {});
+          return;
+        }
+        this.#competing = undefined;
+        this.#held = held;
+        this.#options.logger.info("lock acquired", {
+          session: held.session,
+          epoch: held.lockIndex,
+        });
+        held.lost.addEventListener("abort", () => {
+          if (this.#held !== held) return;
+          this.#held = undefined;
+          this.#options.logger.warn("lock lost", {
+            reason: String(held.lost.reason?.message ?? held.lost.reason),
+          });
+          this.#options.onChange();
+        }, { once: true });
+        this.#options.onChange();
+      },
+      (error) => {
+        if (this.#competing !== controller) return;
+        this.#competing = undefined;
+        if (!controller.signal.aborted) this.#options.onError(error);
+        this.#options.onChange();
+      },
+    );
+    this.#options.onChange();
+  }
+
+  #stopCompeting(): void {
+    if (!this.#competing) return;
+    const controller = this.#competing;
+    this.#competing = undefined;
+    controller.abort(new DOMException("no longer competing", "AbortError"));
+    this.#options.onChange();
+  }
+
+  #release(): Promise<void> {
+    const held = this.#held;
+    if (!held) return this.#releasing ?? Promise.resolve();
+    this.#held = undefined;
+    this.#options.onChange();
+    this.#releasing = held.release().then(
+      () => this.#options.logger.info("lock released", { session: held.session }),
+      (error) =>
+        this.#options.logger.warn("lock release failed; Consul frees it when the session expires", {
+          error,
+        }),
+    ).finally(() => {
+      this.#releasing = undefined;
+      this.#options.onChange();
+    });
+    return this.#releasing;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Applies the reconciler's Redis actions and remembers the one thing Redis cannot tell us: whether our
+ * own write fence (CLIENT PAUSE WRITE) is in force.
+ */
+import { formatHostPort, type HostPort } from "../address.ts";
+import type { Milliseconds } from "../duration.ts";
+import type { Logger } from "../log.ts";
+import type { RedisAction } from "../reconciler.ts";
+
+/** The commands the actuator sends to the local Redis. */
+export interface RedisCommandPort {
+  promote(): Promise<void>;
+  replicateFrom(master: HostPort): Promise<void>;
+  pauseWrites(durationMs: Milliseconds): Promise<void>;
+  unpauseWrites(): Promise<void>;
+}
+
+export interface RedisActuatorOptions {
+  commands: RedisCommandPort;
+  /** How long one fence lasts; it is renewed before it runs out while the fence is wanted. */
+  fenceMs: Milliseconds;
+  logger: Logger;
+}
+
+/** Sends role changes and fences to the local Redis. */
+export class RedisActuator {
+  readonly #options: RedisActuatorOptions;
+  #fencedUntil = 0;
+
+  constructor(options: RedisActuatorOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * True while our fence holds with at least a quarter of it left, so the reconciler renews it in
+   * time.
+   */
+  isFenced(now: number): boolean {
+    return now < this.#fencedUntil - this.#options.fenceMs / 4;
+  }
+
+  /** Applies one action; throws what Redis threw (the next evaluation retries). */
+  async apply(action: RedisAction, now: number): Promise<void> {
+    const { commands, logger } = this.#options;
+    switch (action.kind) {
+      case "none":
+        return;
+      case "promote":
+        logger.info("promoting Redis to master (REPLICAOF NO ONE)");
+        await commands.promote();
+        return;
+      case "replicate": {
+        logger.info("pointing Redis at the master", { master: formatHostPort(action.master) });
+        await commands.replicateFrom(action.master);
+        // REPLICAOF first, then lift the fence: writes held by the pause now fail as READONLY
+        // instead of landing on a master that is about to be overwritten.
+        if (this.#fencedUntil > 0) await this.#unfence();
+        return;
+      }
+      case "fence":
+        if (!this.isFenced(now) && this.#fencedUntil <= now) {
+          logger.warn(
+            "refusing writes on Redis (CLIENT PAUSE WRITE): this node does not hold a confirmed lock",
+          );
+        }
+        await commands.pauseWrites(this.#options.fenceMs);
+        this.#fencedUntil = now + this.#options.fenceMs;
+        return;
+      case "unfence":
+        await this.#unfence();
+        return;
+    }
+  }
+
+  async #unfence(): Promise<void> {
+    await this.#options.commands.unpauseWrites();
+    this.#fencedUntil = 0;
+    this.#options.logger.info("writes on Redis allowed again (CLIENT UNPAUSE)");
+  }
+}

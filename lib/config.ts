@@ -1,0 +1,256 @@
+/**
+ * The agent's configuration: the Go resec's environment variables with the same defaults, plus the
+ * Consul CLI's own variables and the knobs our extra behaviour needs. Parsed and validated once, before
+ * anything touches Consul or Redis; every problem is reported at once.
+ */
+import { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
+import type { Milliseconds } from "./duration.ts";
+import { type ConfigProblem, type Environment, EnvReader } from "./env.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
+import { type ConsulConnectionConfig, parseConsulEnv } from "./consul/connection.ts";
+import { parseRedisEnv, type RedisConnectionConfig } from "./redis/connection.ts";
+
+/** How services are named in Consul (the seeds' two modes). */
+export type ServiceNaming =
+  | { readonly mode: "prefix"; readonly prefix: string }
+  | {
+    readonly mode: "tags";
+    readonly name: string;
+    readonly masterTags: readonly string[];
+    readonly slaveTags: readonly string[];
+  };
+
+export interface LockSettings {
+  readonly key: string;
+  readonly sessionName: string;
+  readonly ttlMs: Milliseconds;
+  /** Consul's lock-delay after an invalidated (not released) session. */
+  readonly delayMs: Milliseconds;
+  readonly monitorRetries: number;
+  readonly monitorRetryIntervalMs: Milliseconds;
+  /** Node checks tied to the session; empty means the TTL alone decides. */
+  readonly nodeChecks: readonly string[];
+}
+
+export interface Config {
+  readonly consul: ConsulConnectionConfig;
+  readonly redis: RedisConnectionConfig;
+  /** The address other nodes and clients reach this Redis at. */
+  readonly announce: HostPort;
+  /** Whether the announce address came from ANNOUNCE_ADDR or was derived from REDIS_ADDR. */
+  readonly announceFromEnv: boolean;
+  readonly service: ServiceNaming;
+  readonly lock: LockSettings;
+  readonly deregisterServiceAfterMs: Milliseconds;
+  readonly healthcheckIntervalMs: Milliseconds;
+  readonly healthcheckTimeoutMs: Milliseconds;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+}
+
+/** Consul refuses session TTLs outside this range unless its servers lowered `session_ttl_min`. */
+export const CONSUL_SESSION_TTL_MIN_MS = 10_000;
+export const CONSUL_SESSION_TTL_MAX_MS = 86_400_000;
+
+/** Every environment variable the agent reads (the compiled binary may read only these). */
+export const ENVIRONMENT_VARIABLES = [
+  "ANNOUNCE_ADDR",
+  "CONSUL_SERVICE_NAME",
+  "CONSUL_SERVICE_PREFIX",
+  "CONSUL_LOCK_KEY",
+  "CONSUL_LOCK_SESSION_NAME",
+  "CONSUL_LOCK_MONITOR_RETRIES",
+  "CONSUL_LOCK_MONITOR_RETRY_INTERVAL",
+  "CONSUL_DEREGISTER_SERVICE_AFTER",
+  "CONSUL_LOCK_TTL",
+  "CONSUL_LOCK_DELAY",
+  "CONSUL_LOCK_NODE_CHECKS",
+  "CONSUL_SESSION_TTL_MIN",
+  "MASTER_TAGS",
+  "SLAVE_TAGS",
+  "HEALTHCHECK_INTERVAL",
+  "HEALTHCHECK_TIMEOUT",
+  "LOG_LEVEL",
+  "LOG_FORMAT",
+  "REDIS_ADDR",
+  "REDIS_PASSWORD",
+  "REDIS_USERNAME",
+  "REDIS_TLS",
+  "REDIS_TLS_CA_CERT",
+  "REDIS_TLS_CERT",
+  "REDIS_TLS_KEY",
+  "REDIS_TLS_SERVER_NAME",
+  "REDIS_TLS_SKIP_VERIFY",
+  "CONSUL_HTTP_ADDR",
+  "CONSUL_HTTP_TOKEN",
+  "CONSUL_HTTP_TOKEN_FILE",
+  "CONSUL_HTTP_AUTH",
+  "CONSUL_HTTP_SSL",
+  "CONSUL_HTTP_SSL_VERIFY",
+  "CONSUL_CACERT",
+  "CONSUL_CLIENT_CERT",
+  "CONSUL_CLIENT_KEY",
+  "CONSUL_TLS_SERVER_NAME",
+  "CONSUL_NAMESPACE",
+  "CONSUL_DATACENTER",
+] as const;
+
+/** Variables whose values are secrets: masked by --check and never logged. */
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
+  "REDIS_PASSWORD",
+  "CONSUL_HTTP_TOKEN",
+  "CONSUL_HTTP_AUTH",
+]);
+
+export interface LoadConfigOptions {
+  /** Reads a file named by a variable (token file, certificates). */
+  readTextFile?: (path: string) => string;
+}
+
+/** The result of parsing: a config, or every problem found. */
+export type ConfigResult =
+  | { readonly ok: true; readonly config: Config }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
+
+/**
+ * Parses and validates the environment.
+ *
+ * @example
+ * ```ts
+ * const result = parseConfig({ REDIS_ADDR: "127.0.0.1:6380" });
+ * if (result.ok) result.config.service; // { mode: "prefix", prefix: "redis" }
+ * ```
+ */
+export function parseConfig(env: Environment, options: LoadConfigOptions = {}): ConfigResult {
+  const readTextFile = options.readTextFile ?? ((path: string) => Deno.readTextFileSync(path));
+  const reader = new EnvReader(env);
+
+  const redis = parseRedisEnv(reader, readTextFile);
+  const consul = parseConsulEnv(reader, readTextFile);
+
+  const announceText = reader.raw("ANNOUNCE_ADDR");
+  let announce: HostPort = { host: redis.host, port: redis.port };
+  if (announceText !== undefined) {
+    try {
+      announce = parseHostPort(announceText);
+    } catch (error) {
+      reader.problem("ANNOUNCE_ADDR", `ANNOUNCE_ADDR: ${(error as Error).message}`);
+    }
+  }
+
+  const service = parseServiceNaming(reader);
+
+  const sessionTtlMinMs = reader.duration("CONSUL_SESSION_TTL_MIN", CONSUL_SESSION_TTL_MIN_MS, {
+    minMs: 1_000,
+    maxMs: CONSUL_SESSION_TTL_MAX_MS,
+    describe: "between 1s and 24h",
+  });
+  const lock: LockSettings = {
+    key: parseLockKey(reader),
+    sessionName: reader.string("CONSUL_LOCK_SESSION_NAME", "resec"),
+    ttlMs: reader.duration("CONSUL_LOCK_TTL", 15_000, {
+      minMs: sessionTtlMinMs,
+      maxMs: CONSUL_SESSION_TTL_MAX_MS,
+      describe: sessionTtlMinMs === CONSUL_SESSION_TTL_MIN_MS
+        ? "between 10s and 24h, Consul's session TTL range (set CONSUL_SESSION_TTL_MIN when your " +
+          "Consul servers run with a lower session_ttl_min)"
+        : `between ${sessionTtlMinMs / 1000}s (CONSUL_SESSION_TTL_MIN) and 24h`,
+    }),
+    delayMs: reader.duration("CONSUL_LOCK_DELAY", 1_000, {
+      maxMs: 60_000,
+      describe: "between 0s and 60s (Consul's limit)",
+    }),
+    monitorRetries: reader.integer("CONSUL_LOCK_MONITOR_RETRIES", 3, { min: 0, max: 1_000 }),
+    monitorRetryIntervalMs: reader.duration("CONSUL_LOCK_MONITOR_RETRY_INTERVAL", 1_000, {
+      minMs: 1,
+      describe: "a positive duration",
+    }),
+    nodeChecks: reader.list("CONSUL_LOCK_NODE_CHECKS"),
+  };
+
+  const healthcheckIntervalMs = reader.duration("HEALTHCHECK_INTERVAL", 5_000, {
+    minMs: 10,
+    maxMs: 3_600_000,
+    describe: "between 10ms and 1h",
+  });
+  const healthcheckTimeoutMs = reader.duration("HEALTHCHECK_TIMEOUT", 2_000, {
+    minMs: 10,
+    maxMs: 3_600_000,
+    describe: "between 10ms and 1h",
+  });
+
+  const config: Config = {
+    consul,
+    redis,
+    announce,
+    announceFromEnv: announceText !== undefined,
+    service,
+    lock,
+    deregisterServiceAfterMs: reader.duration("CONSUL_DEREGISTER_SERVICE_AFTER", 72 * 3_600_000, {
+      minMs: 60_000,
+      describe: "at least 1m (Consul's minimum)",
+    }),
+    healthcheckIntervalMs,
+    healthcheckTimeoutMs,
+    logLevel: reader.choice("LOG_LEVEL", LOG_LEVELS, "info"),
+    logFormat: reader.choice("LOG_FORMAT", LOG_FORMATS, "text"),
+  };
+  return reader.problems.length > 0
+    ? { ok: false, problems: reader.problems }
+    : { ok: true, config };
+}
+
+function parseServiceNaming(reader: EnvReader): ServiceNaming {
+  const name = reader.raw("CONSUL_SERVICE_NAME");
+  const masterTags = reader.list("MASTER_TAGS");
+  const slaveTags = reader.list("SLAVE_TAGS");
+  if (name === undefined) {
+    const prefix = reader.string("CONSUL_SERVICE_PREFIX", "redis");
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(prefix)) {
+      reader.problem(
+        "CONSUL_SERVICE_PREFIX",
+        `CONSUL_SERVICE_PREFIX "${prefix}" is not a valid service name prefix: use letters, digits, "-", "_" and "."`,
+      );
+    }
+    return { mode: "prefix", prefix };
+  }
+  if (masterTags.length === 0) {
+    reader.problem(
+      "MASTER_TAGS",
+      `MASTER_TAGS is empty: CONSUL_SERVICE_NAME "${name}" needs MASTER_TAGS, whose first tag tells clients which instance is the master`,
+    );
+  } else if (slaveTags[0] !== undefined && slaveTags[0] === masterTags[0]) {
+    reader.problem(
+      "SLAVE_TAGS",
+      `SLAVE_TAGS starts with "${
+        slaveTags[0]
+      }", the same tag as MASTER_TAGS: the first tags must differ so clients can tell master from slave`,
+    );
+  }
+  return { mode: "tags", name, masterTags, slaveTags };
+}
+
+function parseLockKey(reader: EnvReader): string {
+  const key = reader.string("CONSUL_LOCK_KEY", "resec/.lock");
+  if (key.startsWith("/") || key.endsWith("/") || key.includes("//")) {
+    reader.problem(
+      "CONSUL_LOCK_KEY",
+      `CONSUL_LOCK_KEY "${key}" is not a KV key: no leading or trailing "/" and no empty segments`,
+    );
+  }
+  return key;
+}
+
+/**
+ * The announce address as the Go resec registers it: for a loopback host, only the port is announced
+ * (Consul then uses the node's address), else host and port.
+ */
+export function announcedServiceAddress(config: Pick<Config, "announce">): string | undefined {
+  return isLoopbackHost(config.announce.host) ? undefined : config.announce.host;
+}
+
+/** The service ID: `<service name or prefix>@<announce address>`, as the Go resec builds it. */
+export function serviceId(config: Pick<Config, "announce" | "service">): string {
+  const base = config.service.mode === "tags" ? config.service.name : config.service.prefix;
+  return `${base}@${formatHostPort(config.announce)}`;
+}

@@ -1,0 +1,146 @@
+/**
+ * Service discovery through `/v1/health/service/<name>`: which instances exist, where, and how healthy.
+ * Needs `service:read` on the service and `node:read` on the nodes (the Go resec's policy lacked it).
+ */
+import type { Milliseconds } from "../duration.ts";
+import { type ConsulClient, encodePath, type ResponseMeta } from "./client.ts";
+import {
+  asArray,
+  asObject,
+  numberField,
+  optionalStringField,
+  stringField,
+  stringListField,
+} from "./decode.ts";
+import { BlockingWatch, type WatchOptions } from "./watch.ts";
+
+export type CheckStatus = "passing" | "warning" | "critical";
+
+/** One instance of a service with its health. Check output is left out: it changes too often. */
+export interface HealthEntry {
+  node: string;
+  /** Service.Address, or Node.Address when the service registered none. */
+  address: string;
+  port: number;
+  serviceId: string;
+  serviceName: string;
+  tags: string[];
+  /** The worst status of the instance's checks (node checks included). */
+  status: CheckStatus;
+  checks: { id: string; name: string; status: CheckStatus; serviceId?: string }[];
+}
+
+export interface HealthServiceOptions {
+  /** Only instances carrying this tag. */
+  tag?: string;
+  /** Only instances whose checks all pass (`?passing`). */
+  passing?: boolean;
+  index?: number;
+  waitMs?: Milliseconds;
+  signal?: AbortSignal;
+}
+
+export interface HealthServiceResult {
+  entries: HealthEntry[];
+  index: number;
+  meta: ResponseMeta;
+}
+
+const STATUS_RANK: Record<CheckStatus, number> = {
+  passing: 0,
+  warning: 1,
+  critical: 2,
+};
+
+/**
+ * Lists the instances of a service with their health.
+ *
+ * @example
+ * ```ts
+ * const { entries } = await healthService(client, "redis", { tag: "master", passing: true });
+ * ```
+ */
+export async function healthService(
+  client: ConsulClient,
+  name: string,
+  options: HealthServiceOptions = {},
+): Promise<HealthServiceResult> {
+  const response = await client.request({
+    method: "GET",
+    path: `/v1/health/service/${encodePath(name)}`,
+    endpoint: "health.service",
+    query: { tag: options.tag, passing: options.passing },
+    action: `reading the health of service "${name}"`,
+    signal: options.signal,
+    blocking: options.index !== undefined && options.index > 0
+      ? { index: options.index, waitMs: options.waitMs ?? 300_000 }
+      : undefined,
+    decode: (json) => asArray(json, "the answer").map(decodeHealthEntry),
+  });
+  return { entries: response.value ?? [], index: response.meta.index ?? 0, meta: response.meta };
+}
+
+/**
+ * Watches the instances of a service, yielding the list when it first arrives and when it changes.
+ *
+ * @example
+ * ```ts
+ * await using watch = watchHealthService(client, "redis", { tag: "master", passing: true });
+ * for await (const entries of watch) console.log(entries.map((entry) => entry.address));
+ * ```
+ */
+export function watchHealthService(
+  client: ConsulClient,
+  name: string,
+  options: { tag?: string; passing?: boolean } & Omit<WatchOptions<HealthEntry[]>, "fetch"> = {},
+): BlockingWatch<HealthEntry[]> {
+  const { tag, passing, ...watchOptions } = options;
+  return new BlockingWatch({
+    name: `health ${name}`,
+    clock: client.clock,
+    logger: client.logger,
+    ...watchOptions,
+    fetch: async ({ index, waitMs, signal }) => {
+      const result = await healthService(client, name, { tag, passing, index, waitMs, signal });
+      return { value: result.entries, index: result.index };
+    },
+  });
+}
+
+/** Decodes one element of `/v1/health/service/<name>`. */
+export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
+  const what = `entry ${position}`;
+  const object = asObject(json, what);
+  const node = asObject(object.Node, `${what}.Node`);
+  const service = asObject(object.Service, `${what}.Service`);
+  const checks = asArray(object.Checks, `${what}.Checks`).map((check, index) => {
+    const checkWhat = `${what}.Checks[${index}]`;
+    const fields = asObject(check, checkWhat);
+    const status = stringField(fields, "Status", checkWhat);
+    if (!(status in STATUS_RANK)) {
+      throw new TypeError(`expected ${checkWhat}.Status to be a check status, got "${status}"`);
+    }
+    const serviceId = optionalStringField(fields, "ServiceID", checkWhat);
+    return {
+      id: stringField(fields, "CheckID", checkWhat),
+      name: optionalStringField(fields, "Name", checkWhat) ?? "",
+      status: status as CheckStatus,
+      ...(serviceId ? { serviceId } : {}),
+    };
+  });
+  const status = checks.reduce<CheckStatus>(
+    (worst, check) => STATUS_RANK[check.status] > STATUS_RANK[worst] ? check.status : worst,
+    "passing",
+  );
+  return {
+    node: stringField(node, "Node", `${what}.Node`),
+    address: optionalStringField(service, "Address", `${what}.Service`) ??
+      stringField(node, "Address", `${what}.Node`),
+    port: numberField(service, "Port", `${what}.Service`),
+    serviceId: stringField(service, "ID", `${what}.Service`),
+    serviceName: stringField(service, "Service", `${what}.Service`),
+    tags: stringListField(service, "Tags", `${what}.Service`),
+    status,
+    checks,
+  };
+}

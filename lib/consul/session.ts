@@ -1,0 +1,299 @@
+/**
+ * Consul sessions: the lease behind a lock. Create with explicit settings, renew well inside the TTL,
+ * destroy. `SessionKeeper` owns the renew loop and knows when the last renewal was sent.
+ */
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { consulDuration, type Milliseconds, parseDuration } from "../duration.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { type ConsulClient, encodePath } from "./client.ts";
+import { asArray, asObject, numberField, optionalStringField, stringField } from "./decode.ts";
+import { ConsulError, ConsulNotFoundError, isTransientConsulError } from "./errors.ts";
+
+/** What happens to the keys a session holds when it is invalidated. */
+export type SessionBehavior = "release" | "delete";
+
+export interface CreateSessionOptions {
+  name: string;
+  /** Consul may wait up to twice this before invalidating the session. */
+  ttlMs: Milliseconds;
+  /** After an invalidation, how long the session's locks cannot be re-taken (0 to disable). */
+  lockDelayMs: Milliseconds;
+  behavior: SessionBehavior;
+  /** Node check IDs tying the session to node health; undefined keeps Consul's default (serfHealth). */
+  nodeChecks?: string[];
+  /** Service check IDs tying the session to service health. */
+  serviceChecks?: string[];
+  signal?: AbortSignal;
+}
+
+/** A session as Consul describes it. */
+export interface SessionInfo {
+  id: string;
+  name: string;
+  node: string;
+  ttlMs: Milliseconds | undefined;
+  lockDelayMs: Milliseconds;
+  behavior: SessionBehavior;
+  nodeChecks: string[];
+  serviceChecks: string[];
+  createIndex: number;
+}
+
+/** The session no longer exists: it expired, was destroyed, or its node or checks failed. */
+export class SessionGoneError extends ConsulError {
+  override name = "SessionGoneError";
+  constructor(readonly session: string, options?: ErrorOptions) {
+    super(`Consul session "${session}" is gone (expired, destroyed or invalidated)`, options);
+  }
+}
+
+/**
+ * Creates a session and returns its ID.
+ *
+ * @example
+ * ```ts
+ * const id = await createSession(client, {
+ *   name: "resec", ttlMs: 15_000, lockDelayMs: 1_000, behavior: "release", nodeChecks: [],
+ * });
+ * ```
+ */
+export async function createSession(
+  client: ConsulClient,
+  options: CreateSessionOptions,
+): Promise<string> {
+  const body: Record<string, unknown> = {
+    Name: options.name,
+    TTL: consulDuration(options.ttlMs),
+    LockDelay: consulDuration(options.lockDelayMs),
+    Behavior: options.behavior,
+  };
+  if (options.nodeChecks !== undefined) body.NodeChecks = options.nodeChecks;
+  if (options.serviceChecks !== undefined) {
+    body.ServiceChecks = options.serviceChecks.map((id) => ({ ID: id }));
+  }
+  const response = await client.request({
+    method: "PUT",
+    path: "/v1/session/create",
+    endpoint: "session.create",
+    body,
+    action: `creating session "${options.name}"`,
+    signal: options.signal,
+    decode: (json) => stringField(asObject(json, "the answer"), "ID", "the answer"),
+  });
+  return response.value!;
+}
+
+/** Renews a session; rejects with SessionGoneError when Consul no longer knows it. */
+export async function renewSession(
+  client: ConsulClient,
+  session: string,
+  options: { signal?: AbortSignal; timeoutMs?: Milliseconds } = {},
+): Promise<SessionInfo> {
+  try {
+    const response = await client.request({
+      method: "PUT",
+      path: `/v1/session/renew/${encodePath(session)}`,
+      endpoint: "session.renew",
+      action: `renewing session "${session}"`,
+      signal: options.signal,
+      timeoutMs: options.timeoutMs,
+      decode: (json) => {
+        const first = asArray(json, "the answer")[0];
+        if (first === undefined) throw new TypeError("expected the renewed session, got []");
+        return decodeSession(first);
+      },
+    });
+    return response.value!;
+  } catch (error) {
+    if (error instanceof ConsulNotFoundError) throw new SessionGoneError(session, { cause: error });
+    throw error;
+  }
+}
+
+/** Destroys a session, releasing (or deleting) its keys at once. Idempotent. */
+export async function destroySession(
+  client: ConsulClient,
+  session: string,
+  options: { signal?: AbortSignal; timeoutMs?: Milliseconds } = {},
+): Promise<void> {
+  await client.request({
+    method: "PUT",
+    path: `/v1/session/destroy/${encodePath(session)}`,
+    endpoint: "session.destroy",
+    action: `destroying session "${session}"`,
+    signal: options.signal,
+    timeoutMs: options.timeoutMs,
+  });
+}
+
+/** Reads a session; undefined when it does not exist (any more). */
+export async function sessionInfo(
+  client: ConsulClient,
+  session: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<SessionInfo | undefined> {
+  const response = await client.request({
+    method: "GET",
+    path: `/v1/session/info/${encodePath(session)}`,
+    endpoint: "session.info",
+    action: `reading session "${session}"`,
+    acceptStatus: [404],
+    signal: options.signal,
+    decode: (json) => asArray(json, "the answer").map(decodeSession),
+  });
+  return response.value?.[0];
+}
+
+/** Decodes one session of `/v1/session/info` or `/v1/session/renew`. */
+export function decodeSession(json: unknown): SessionInfo {
+  const what = "the session";
+  const object = asObject(json, what);
+  const ttl = optionalStringField(object, "TTL", what);
+  let ttlMs: Milliseconds | undefined;
+  if (ttl !== undefined) {
+    try {
+      ttlMs = parseDuration(ttl);
+    } catch {
+      throw new TypeError(`expected ${what}.TTL to be a duration, got ${JSON.stringify(ttl)}`);
+    }
+  }
+  const behavior = optionalStringField(object, "Behavior", what) ?? "release";
+  if (behavior !== "release" && behavior !== "delete") {
+    throw new TypeError(`expected ${what}.Behavior to be release or delete, got "${behavior}"`);
+  }
+  const serviceChecks = asArray(object.ServiceChecks, `${what}.ServiceChecks`).map((check) =>
+    stringField(asObject(check, `${what}.ServiceChecks[]`), "ID", `${what}.ServiceChecks[]`)
+  );
+  return {
+    id: stringField(object, "ID", what),
+    name: optionalStringField(object, "Name", what) ?? "",
+    node: optionalStringField(object, "Node", what) ?? "",
+    ttlMs,
+    // Consul encodes LockDelay as nanoseconds.
+    lockDelayMs: numberField(object, "LockDelay", what) / 1e6,
+    behavior,
+    nodeChecks: asArray(object.NodeChecks ?? object.Checks, `${what}.NodeChecks`).map(String),
+    serviceChecks,
+    createIndex: numberField(object, "CreateIndex", what),
+  };
+}
+
+export interface SessionKeeperOptions {
+  client: ConsulClient;
+  session: string;
+  ttlMs: Milliseconds;
+  /** When the request that created the session (or last renewed it) was sent. */
+  confirmedAt: number;
+  /** Time between renewals (default TTL/3, so two may fail before the TTL runs out). */
+  intervalMs?: Milliseconds;
+  /** Backoff of retries after a failed renewal (default 100 ms doubling up to TTL/6). */
+  retry?: BackoffPolicy;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/**
+ * Renews a session on a schedule until closed or until Consul says the session is gone.
+ *
+ * `lastRenewedAt()` is when the last SUCCESSFUL renewal was SENT: Consul cannot expire the session
+ * before `lastRenewedAt() + ttlMs`, which is what fencing relies on.
+ *
+ * @example
+ * ```ts
+ * await using keeper = new SessionKeeper({ client, session, ttlMs: 15_000, confirmedAt: sentAt });
+ * keeper.gone.addEventListener("abort", () => console.log(keeper.gone.reason));
+ * ```
+ */
+export class SessionKeeper {
+  readonly session: string;
+  readonly ttlMs: Milliseconds;
+  readonly intervalMs: Milliseconds;
+  readonly #client: ConsulClient;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #retry: BackoffPolicy;
+  readonly #stop = new AbortController();
+  readonly #gone = new AbortController();
+  readonly #loop: Promise<void>;
+  #lastRenewedAt: number;
+
+  constructor(options: SessionKeeperOptions) {
+    this.session = options.session;
+    this.ttlMs = options.ttlMs;
+    this.intervalMs = options.intervalMs ?? Math.max(1, Math.floor(options.ttlMs / 3));
+    this.#client = options.client;
+    this.#clock = options.clock ?? options.client.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+    this.#retry = options.retry ?? {
+      initialMs: Math.min(100, this.intervalMs),
+      maxMs: Math.max(100, Math.floor(options.ttlMs / 6)),
+    };
+    this.#lastRenewedAt = options.confirmedAt;
+    this.#loop = this.#run();
+  }
+
+  /** Aborted, with a SessionGoneError as reason, once Consul answers 404 to a renewal. */
+  get gone(): AbortSignal {
+    return this.#gone.signal;
+  }
+
+  /** When the last successful renewal (or the creation) was sent, in clock milliseconds. */
+  lastRenewedAt(): number {
+    return this.#lastRenewedAt;
+  }
+
+  /** Stops renewing (the session itself is left alone). */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #run(): Promise<void> {
+    const stop = this.#stop.signal;
+    let failures = 0;
+    let next = this.intervalMs;
+    while (!stop.aborted) {
+      try {
+        await this.#clock.sleep(next, stop);
+      } catch {
+        return; // closed
+      }
+      const sentAt = this.#clock.now();
+      try {
+        await renewSession(this.#client, this.session, {
+          signal: stop,
+          // A renewal slower than the TTL is worthless; give up on it in time to try again.
+          timeoutMs: Math.max(500, Math.min(10_000, Math.floor(this.ttlMs / 2))),
+        });
+        this.#lastRenewedAt = Math.max(this.#lastRenewedAt, sentAt);
+        if (failures > 0) {
+          this.#logger.info("session renewed again", { session: this.session, failures });
+        }
+        failures = 0;
+        next = this.intervalMs;
+      } catch (error) {
+        if (stop.aborted) return;
+        if (error instanceof SessionGoneError) {
+          this.#logger.warn("session gone", { session: this.session });
+          this.#gone.abort(error);
+          return;
+        }
+        failures++;
+        next = backoffDelay(this.#retry, failures);
+        this.#logger.warn("session renewal failed", {
+          session: this.session,
+          failures,
+          transient: isTransientConsulError(error),
+          sinceLastRenewalMs: this.#clock.now() - this.#lastRenewedAt,
+          retryInMs: next,
+          error,
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * The heart of resec: a pure function from what the agent observes to what it should do. No I/O, no
+ * clock (the time is an input), so every rule below is a table-driven unit test.
+ *
+ * The rules, in order of precedence:
+ * 1. Redis never observed yet → wait.
+ * 2. Redis down or loading → give up the lock, mark the service critical.
+ * 3. Lock held but not confirmed by Consul for longer than the fence bound → refuse writes (fence):
+ *    Consul may be about to hand the lock to someone else.
+ * 4. Lock held → be master: REPLICAOF NO ONE if needed, register as passing master, lift our fence.
+ * 5. Consul unreachable and no lock → leave Redis as it is (never flap Redis on a Consul blip).
+ * 6. Another node leads → replicate from its announced address, register as slave; a Redis that is
+ *    still master without the lock is fenced first, so it never takes writes next to the real master.
+ * 7. Nobody leads → compete for the lock; a master-role Redis without the lock stays fenced and out of
+ *    the catalog.
+ */
+import { formatHostPort, type HostPort, sameHostPort } from "./address.ts";
+import type { Milliseconds } from "./duration.ts";
+import type { CheckStatus, LeaderView, LockView, RedisView, Registration, Role } from "./model.ts";
+
+/** Timing rules the decision depends on, derived from the configuration. */
+export interface DecisionSettings {
+  /** A master fences itself when its lock was last confirmed longer ago than this. */
+  readonly fenceAfterMs: Milliseconds;
+  /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
+  readonly replicaLinkGraceMs: Milliseconds;
+}
+
+/** Everything decide() looks at. */
+export interface Observed {
+  readonly now: number;
+  readonly self: HostPort;
+  readonly redis: RedisView;
+  /** false while Consul cannot be reached; undefined before the first answer. */
+  readonly consulReachable: boolean | undefined;
+  /** The current lock holder: null when the lock is free, undefined when not known yet. */
+  readonly leader: LeaderView | null | undefined;
+  readonly lock: LockView;
+  readonly registration: Registration | undefined;
+  /** Writes on the local Redis are paused by us. */
+  readonly fenced: boolean;
+  /** Maintenance mode: nobody is promoted or demoted. */
+  readonly paused: boolean;
+  readonly settings: DecisionSettings;
+}
+
+/** What to do about the lock. */
+export type LockIntent = "compete" | "hold" | "release" | "idle";
+
+/** What to do to the local Redis. */
+export type RedisAction =
+  | { readonly kind: "none" }
+  | { readonly kind: "promote" }
+  | { readonly kind: "replicate"; readonly master: HostPort }
+  | { readonly kind: "fence" }
+  | { readonly kind: "unfence" };
+
+/** What the Consul catalog should say about this node. */
+export type ServiceIntent =
+  | { readonly kind: "unchanged" }
+  | { readonly kind: "absent" }
+  | {
+    readonly kind: "registered";
+    readonly role: Role;
+    readonly status: CheckStatus;
+    readonly output: string;
+  };
+
+/** Names of decisions, logged when they change. */
+export type DecisionName =
+  | "waiting_for_redis"
+  | "redis_unhealthy"
+  | "fencing_unconfirmed_lock"
+  | "promoting"
+  | "master"
+  | "consul_unreachable"
+  | "paused"
+  | "waiting_for_consul"
+  | "demoting"
+  | "following_leader"
+  | "replica"
+  | "stale_own_lock"
+  | "no_leader_fenced_master"
+  | "no_leader";
+
+export interface Decision {
+  readonly name: DecisionName;
+  /** One human sentence: why. */
+  readonly reason: string;
+  readonly lock: LockIntent;
+  readonly redis: RedisAction;
+  readonly service: ServiceIntent;
+  /** When to decide again even if nothing changes (a deadline such as the fence bound). */
+  readonly wakeAt?: number;
+}
+
+const NONE: RedisAction = { kind: "none" };
+const UNCHANGED: ServiceIntent = { kind: "unchanged" };
+
+/**
+ * Decides what the agent should do now.
+ *
+ * @example
+ * ```ts
+ * const decision = decide(observed);
+ * if (decision.redis.kind === "promote") await commander.promote();
+ * ```
+ */
+export function decide(observed: Observed): Decision {
+  const { redis, lock } = observed;
+  const held = lock.phase === "held";
+
+  if (redis.kind === "unknown") {
+    return {
+      name: "waiting_for_redis",
+      reason: "Redis has not answered yet",
+      lock: held ? "release" : "idle",
+      redis: NONE,
+      service: UNCHANGED,
+    };
+  }
+  if (redis.kind === "down" || redis.loading) {
+    const reason = redis.kind === "down"
+      ? `Redis is down: ${redis.reason}`
+      : "Redis is loading its dataset";
+    return {
+      name: "redis_unhealthy",
+      reason,
+      lock: lock.phase === "idle" ? "idle" : "release",
+      redis: NONE,
+      service: observed.registration
+        ? {
+          kind: "registered",
+          role: observed.registration.role,
+          status: "critical",
+          output: reason,
+        }
+        : UNCHANGED,
+    };
+  }
+
+  if (held) return decideAsLockHolder(observed, redis, lock);
+
+  if (observed.paused) {
+    return {
+      name: "paused",
+      reason: "maintenance mode: no promotion or demotion",
+      lock: "idle",
+      redis: NONE,
+      service: observed.registration
+        ? registeredAs(observed.registration.role, redis, observed, "paused")
+        : UNCHANGED,
+    };
+  }
+
+  const isMaster = redis.role === "master";
+  if (observed.consulReachable === false) {
+    return {
+      name: "consul_unreachable",
+      reason: "Consul cannot be reached; Redis is left as it is",
+      lock: "compete",
+      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      service: UNCHANGED,
+    };
+  }
+
+  const leader = observed.leader;
+  if (leader === undefined) {
+    return {
+      name: "waiting_for_consul",
+      reason: "the lock holder is not known yet",
+      lock: "idle",
+      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      service: UNCHANGED,
+    };
+  }
+
+  if (leader !== null && sameHostPort(leader.address, observed.self)) {
+    // Our own address holds the lock through a session that is not ours: a previous run of this agent.
+    // Consul frees it when that session's TTL lapses; replicating from ourselves would be absurd.
+    return {
+      name: "stale_own_lock",
+      reason: `the lock is held by an earlier session of this node (${leader.session})`,
+      lock: "compete",
+      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      service: isMaster ? { kind: "absent" } : registeredAs("slave", redis, observed),
+    };
+  }
+
+  if (leader !== null) {
+    const following = !isMaster && redis.master !== undefined &&
+      sameHostPort(redis.master, leader.address);
+    if (following) {
+      return {
+        name: "replica",
+        reason: `replicating from the leader ${formatHostPort(leader.address)}`,
+        lock: "idle",
+        redis: NONE,
+        service: registeredAs("slave", redis, observed),
+      };
+    }
+    return {
+      name: isMaster ? "demoting" : "following_leader",
+      reason: isMaster
+        ? `Redis is master but ${formatHostPort(leader.address)} holds the lock`
+        : `pointing Redis at the new leader ${formatHostPort(leader.address)}`,
+      lock: "idle",
+      redis: { kind: "replicate", master: leader.address },
+      // Not yet replicating from the leader: not a usable replica, and never a master.
+      service: {
+        kind: "registered",
+        role: "slave",
+        status: "warning",
+        output: `role=slave following=${formatHostPort(leader.address)} epoch=${leader.lockIndex}`,
+      },
+    };
+  }
+
+  // Nobody holds the lock.
+  if (isMaster) {
+    return {
+      name: "no_leader_fenced_master",
+      reason: "Redis is master but nobody holds the lock; competing with writes refused",
+      lock: "compete",
+      redis: observed.fenced ? NONE : { kind: "fence" },
+      service: { kind: "absent" },
+    };
+  }
+  return {
+    name: "no_leader",
+    reason: "nobody holds the lock; competing for it",
+    lock: "compete",
+    redis: NONE,
+    service: observed.registration ? registeredAs("slave", redis, observed) : UNCHANGED,
+  };
+}
+
+function decideAsLockHolder(
+  observed: Observed,
+  redis: Extract<RedisView, { kind: "up" }>,
+  lock: Extract<LockView, { phase: "held" }>,
+): Decision {
+  const fenceAt = lock.confirmedAt + observed.settings.fenceAfterMs;
+  if (observed.now >= fenceAt) {
+    return {
+      name: "fencing_unconfirmed_lock",
+      reason: `the lock was last confirmed ${
+        observed.now - lock.confirmedAt
+      }ms ago; refusing writes until Consul confirms it again`,
+      lock: "hold",
+      redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
+      service: UNCHANGED,
+    };
+  }
+  if (redis.role !== "master") {
+    return {
+      name: "promoting",
+      reason: `this node holds the lock (epoch ${lock.lockIndex}); promoting Redis`,
+      lock: "hold",
+      redis: { kind: "promote" },
+      service: UNCHANGED,
+      wakeAt: fenceAt,
+    };
+  }
+  return {
+    name: "master",
+    reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
+    lock: "hold",
+    redis: observed.fenced ? { kind: "unfence" } : NONE,
+    service: {
+      kind: "registered",
+      role: "master",
+      status: "passing",
+      output:
+        `role=master epoch=${lock.lockIndex} offset=${redis.offset} replicas=${redis.connectedReplicas}`,
+    },
+    wakeAt: fenceAt,
+  };
+}
+
+/** The registration of a node in `role`, with a status that follows its replication link. */
+function registeredAs(
+  role: Role,
+  redis: Extract<RedisView, { kind: "up" }>,
+  observed: Observed,
+  note?: string,
+): ServiceIntent {
+  const suffix = note ? ` ${note}` : "";
+  if (role === "master") {
+    return {
+      kind: "registered",
+      role,
+      status: "passing",
+      output: `role=master offset=${redis.offset}${suffix}`,
+    };
+  }
+  const master = redis.master ? formatHostPort(redis.master) : "none";
+  const base = `role=slave master=${master} offset=${redis.offset}`;
+  if (redis.syncInProgress) {
+    return { kind: "registered", role, status: "warning", output: `${base} link=syncing${suffix}` };
+  }
+  if (redis.linkUp) {
+    return { kind: "registered", role, status: "passing", output: `${base} link=up${suffix}` };
+  }
+  const downMs = redis.linkDownMs;
+  // A link that is down briefly is a failover in progress: keep readers on the replica meanwhile.
+  const withinGrace = typeof downMs === "number" && downMs <= observed.settings.replicaLinkGraceMs;
+  return {
+    kind: "registered",
+    role,
+    status: withinGrace ? "passing" : "warning",
+    output: `${base} link=down${downMs === "never" ? " (never up)" : ""}${suffix}`,
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * decide(): every rule of the reconciler as plain data in, plain data out.
+ */
+import assert from "node:assert/strict";
+import { decide, type Observed } from "../../lib/reconciler.ts";
+import type { RedisView } from "../../lib/model.ts";
+
+const SELF = { host: "10.0.0.1", port: 6379 };
+const OTHER = { host: "10.0.0.2", port: 6379 };
+
+const MASTER_REDIS: RedisView = {
+  kind: "up",
+  role: "master",
+  loading: false,
+  linkUp: false,
+  syncInProgress: false,
+  offset: 1000,
+  replicationId: "a".repeat(40),
+  connectedReplicas: 2,
+  datasetEmpty: false,
+  priority: 100,
+  runId: "r".repeat(40),
+};
+
+const REPLICA_OF_OTHER: RedisView = {
+  ...MASTER_REDIS,
+  role: "replica",
+  master: OTHER,
+  linkUp: true,
+  connectedReplicas: 0,
+};
+
+function observed(overrides: Partial<Observed>): Observed {
+  return {
+    now: 100_000,
+    self: SELF,
+    redis: MASTER_REDIS,
+    consulReachable: true,
+    leader: null,
+    lock: { phase: "idle" },
+    registration: undefined,
+    fenced: false,
+    paused: false,
+    settings: { fenceAfterMs: 7_500, replicaLinkGraceMs: 30_000 },
+    ...overrides,
+  };
+}
+
+const OTHER_LEADS = { address: OTHER, session: "s-other", lockIndex: 7 };
+const HELD = { phase: "held" as const, lockIndex: 3, confirmedAt: 99_000 };
+
+Deno.test("an agent whose Redis never answered waits and neither competes nor registers", () => {
+  const decision = decide(observed({ redis: { kind: "unknown" } }));
+  assert.equal(decision.name, "waiting_for_redis");
+  assert.equal(decision.lock, "idle");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.deepEqual(decision.service, { kind: "unchanged" });
+});
+
+Deno.test("a lock holder whose Redis goes down releases the lock and marks its master service critical", () => {
+  const decision = decide(observed({
+    redis: { kind: "down", reason: "connection closed" },
+    lock: HELD,
+    registration: { role: "master", status: "passing" },
+  }));
+  assert.equal(decision.name, "redis_unhealthy");
+  assert.equal(decision.lock, "release");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.equal(decision.service.kind, "registered");
+  if (decision.service.kind === "registered") {
+    assert.equal(decision.service.role, "master");
+    assert.equal(decision.service.status, "critical");
+    assert.match(decision.service.output, /connection closed/);
+  }
+});
+
+Deno.test("a Redis that is loading its dataset counts as unhealthy and stops competing", () => {
+  const decision = decide(
+    observed({ redis: { ...MASTER_REDIS, loading: true }, lock: { phase: "competing" } }),
+  );
+  assert.equal(decision.name, "redis_unhealthy");
+  assert.equal(decision.lock, "release");
+});
+
+Deno.test("the lock holder promotes a replica Redis and registers nothing until it is master", () => {
+  const decision = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD }));
+  assert.equal(decision.name, "promoting");
+  assert.deepEqual(decision.redis, { kind: "promote" });
+  assert.equal(decision.lock, "hold");
+  assert.deepEqual(decision.service, { kind: "unchanged" });
+});
+
+Deno.test("the lock holder with a master Redis registers a passing master check carrying its epoch", () => {
+  const decision = decide(observed({ lock: HELD }));
+  assert.equal(decision.name, "master");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.equal(decision.service.kind, "registered");
+  if (decision.service.kind === "registered") {
+    assert.equal(decision.service.role, "master");
+    assert.equal(decision.service.status, "passing");
+    assert.match(decision.service.output, /epoch=3/);
+    assert.ok(decision.service.output.length < 200, "check output stays short");
+  }
+  assert.equal(decision.wakeAt, 99_000 + 7_500, "wakes at the fence deadline");
+});
+
+Deno.test("the lock holder lifts its own write fence once it is master with a confirmed lock", () => {
+  const decision = decide(observed({ lock: HELD, fenced: true }));
+  assert.deepEqual(decision.redis, { kind: "unfence" });
+});
+
+Deno.test("a master whose lock was not confirmed within the fence bound refuses writes", () => {
+  const decision = decide(observed({
+    lock: HELD,
+    now: HELD.confirmedAt + 7_500,
+    consulReachable: false,
+  }));
+  assert.equal(decision.name, "fencing_unconfirmed_lock");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+  assert.equal(decision.lock, "hold", "keeps the lock in case Consul comes back in time");
+});
+
+Deno.test("a master just inside the fence bound keeps taking writes", () => {
+  const decision = decide(observed({ lock: HELD, now: HELD.confirmedAt + 7_499 }));
+  assert.equal(decision.name, "master");
+});
+
+Deno.test("with Consul unreachable a replica is left alone: no REPLICAOF flapping", () => {
+  const decision = decide(
+    observed({ redis: REPLICA_OF_OTHER, consulReachable: false, leader: OTHER_LEADS }),
+  );
+  assert.equal(decision.name, "consul_unreachable");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.deepEqual(decision.service, { kind: "unchanged" });
+});
+
+Deno.test("a replica following the leader registers as a passing slave", () => {
+  const decision = decide(observed({ redis: REPLICA_OF_OTHER, leader: OTHER_LEADS }));
+  assert.equal(decision.name, "replica");
+  assert.equal(decision.lock, "idle");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "passing");
+  assert.equal(decision.service.kind === "registered" && decision.service.role, "slave");
+});
+
+Deno.test("a replica pointed elsewhere is re-pointed at the leader's announced address", () => {
+  const decision = decide(observed({
+    redis: { ...REPLICA_OF_OTHER, master: { host: "10.0.0.9", port: 6379 } },
+    leader: OTHER_LEADS,
+  }));
+  assert.equal(decision.name, "following_leader");
+  assert.deepEqual(decision.redis, { kind: "replicate", master: OTHER });
+});
+
+Deno.test("a master-role Redis that lost the election is demoted and never registered as master", () => {
+  const decision = decide(
+    observed({ leader: OTHER_LEADS, registration: { role: "master", status: "passing" } }),
+  );
+  assert.equal(decision.name, "demoting");
+  assert.deepEqual(decision.redis, { kind: "replicate", master: OTHER });
+  assert.equal(decision.service.kind === "registered" && decision.service.role, "slave");
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "warning");
+});
+
+Deno.test("a master-role Redis with nobody holding the lock competes with its writes fenced and leaves the catalog", () => {
+  const decision = decide(observed({ registration: { role: "master", status: "passing" } }));
+  assert.equal(decision.name, "no_leader_fenced_master");
+  assert.equal(decision.lock, "compete");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+  assert.deepEqual(decision.service, { kind: "absent" });
+  const again = decide(observed({ fenced: true }));
+  assert.deepEqual(again.redis, { kind: "none" }, "an existing fence is not re-applied");
+});
+
+Deno.test("a replica competes for a free lock while keeping its slave registration", () => {
+  const decision = decide(observed({
+    redis: { ...REPLICA_OF_OTHER, linkUp: false, linkDownMs: 2_000 },
+    registration: { role: "slave", status: "passing" },
+  }));
+  assert.equal(decision.name, "no_leader");
+  assert.equal(decision.lock, "compete");
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "passing");
+});
+
+Deno.test("a replica whose link has been down longer than the grace turns its check to warning", () => {
+  const decision = decide(observed({
+    redis: { ...REPLICA_OF_OTHER, linkUp: false, linkDownMs: 31_000 },
+    leader: OTHER_LEADS,
+  }));
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "warning");
+});
+
+Deno.test("a replica whose link never came up is not a passing slave", () => {
+  const decision = decide(observed({
+    redis: { ...REPLICA_OF_OTHER, linkUp: false, linkDownMs: "never" },
+    leader: OTHER_LEADS,
+  }));
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "warning");
+});
+
+Deno.test("a replica in a full sync registers with a warning check", () => {
+  const decision = decide(
+    observed({ redis: { ...REPLICA_OF_OTHER, syncInProgress: true }, leader: OTHER_LEADS }),
+  );
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "warning");
+});
+
+Deno.test("a lock held under our own address by an earlier session is waited out, not replicated from", () => {
+  const decision = decide(observed({ leader: { address: SELF, session: "old", lockIndex: 2 } }));
+  assert.equal(decision.name, "stale_own_lock");
+  assert.notEqual(decision.redis.kind, "replicate");
+  assert.deepEqual(decision.service, { kind: "absent" });
+});
+
+Deno.test("while the leader is unknown a master-role Redis is fenced and nothing competes", () => {
+  const decision = decide(observed({ leader: undefined }));
+  assert.equal(decision.name, "waiting_for_consul");
+  assert.equal(decision.lock, "idle");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+});
+
+Deno.test("in maintenance mode a master-role Redis without the lock is neither demoted nor promoted", () => {
+  const decision = decide(
+    observed({
+      paused: true,
+      leader: OTHER_LEADS,
+      registration: { role: "slave", status: "passing" },
+    }),
+  );
+  assert.equal(decision.name, "paused");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.equal(decision.lock, "idle");
+});

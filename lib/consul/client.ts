@@ -113,7 +113,7 @@ export class ConsulClient {
   readonly #fetch: FetchLike;
   readonly #onRequest: ((event: ConsulRequestEvent) => void) | undefined;
   readonly #httpClient: Deno.HttpClient | undefined;
-  /** Where requests go: baseUrl, or https://<serverName>:port when CONSUL_TLS_SERVER_NAME is set. */
+  /** Where requests go: baseUrl without a trailing slash. */
   readonly #origin: string;
   readonly #headers: Record<string, string>;
 
@@ -145,7 +145,7 @@ export class ConsulClient {
   async request<T = unknown>(request: ConsulRequest<T>): Promise<ConsulResponse<T>> {
     const { method, path, endpoint } = request;
     const url = this.#url(request);
-    const timeoutMs = this.#deadlineFor(request);
+    const timeoutMs = this.deadlineFor(request);
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
     const started = this.clock.now();
@@ -241,7 +241,8 @@ export class ConsulClient {
     this.close();
   }
 
-  #deadlineFor(request: ConsulRequest<unknown>): Milliseconds {
+  /** The deadline a request gets: its own or the default, or for a blocking query wait + wait/16 + margin. */
+  deadlineFor(request: Pick<ConsulRequest<unknown>, "blocking" | "timeoutMs">): Milliseconds {
     if (request.blocking && request.blocking.index > 0) {
       const wait = clampWait(request.blocking.waitMs);
       return Math.ceil(wait + wait / 16) + this.blockingMarginMs;
@@ -266,9 +267,17 @@ export class ConsulClient {
     return `${this.#origin}${request.path}${parts.length > 0 ? `?${parts.join("&")}` : ""}`;
   }
 
-  /** Deno's message repeats the URL; keep only the cause, e.g. "Connection refused (os error 111)". */
+  /**
+   * Deno says "fetch failed" and puts the reason in `cause`, whose message repeats the URL: keep only
+   * the reason, e.g. "client error (Connect): tcp connect error: Connection refused (os error 111)".
+   */
   #describe(error: unknown): string {
-    const message = error instanceof Error ? error.message : String(error);
+    let message = error instanceof Error ? error.message : String(error);
+    let cause = error instanceof Error ? error.cause : undefined;
+    for (let depth = 0; cause instanceof Error && depth < 5; depth++) {
+      message = cause.message;
+      cause = cause.cause;
+    }
     return this.#redact(message.replace(/^error sending request for url \([^)]*\): /, ""));
   }
 
@@ -320,8 +329,7 @@ function encodeBase64(text: string): string {
 }
 
 /**
- * The HTTP client for TLS, mTLS, a server name that differs from the address, or a unix socket; none
- * for plain http.
+ * The HTTP client for a CA, a client certificate (mTLS) or a unix socket; none for plain http.
  */
 function buildTransport(
   connection: ConsulConnectionConfig,
@@ -350,17 +358,11 @@ function buildTransport(
     options.cert = tls.certPem;
     options.key = tls.keyPem;
   }
-  let target = origin;
   if (tls.serverName) {
-    // Deno has no SNI override: connect to the real address through a TCP "proxy" and put the server
-    // name in the URL, so TLS verifies the certificate against it.
-    const url = new URL(origin);
-    const port = url.port === "" ? 443 : Number(url.port);
-    options.proxy = { transport: "tcp", hostname: url.hostname.replace(/^\[|\]$/g, ""), port };
-    target = `https://${tls.serverName}:${port}`;
+    logger.warn(
+      "CONSUL_TLS_SERVER_NAME cannot be honoured: Deno's fetch verifies Consul's certificate " +
+        "against the host of the address",
+    );
   }
-  return {
-    httpClient: Deno.createHttpClient(options as Deno.CreateHttpClientOptions),
-    origin: target,
-  };
+  return { httpClient: Deno.createHttpClient(options as Deno.CreateHttpClientOptions), origin };
 }

@@ -13,7 +13,11 @@ export interface ConsulTlsConfig {
   certPem?: string;
   /** PEM of the client certificate's private key. */
   keyPem?: string;
-  /** The name to verify Consul's certificate against when it differs from the address' host. */
+  /**
+   * The name to verify Consul's certificate against when it differs from the address' host. Deno's
+   * fetch cannot do this: parseConsulEnv reports CONSUL_TLS_SERVER_NAME as a problem, and ConsulClient
+   * warns and verifies against the address' host.
+   */
   serverName?: string;
   /** False when CONSUL_HTTP_SSL_VERIFY=false (see ConsulClient for what Deno can honour). */
   verify: boolean;
@@ -264,7 +268,12 @@ function readTls(
   const serverName = reader.raw("CONSUL_TLS_SERVER_NAME");
   if (serverName !== undefined) {
     any = true;
-    tls.serverName = serverName;
+    // Deno's fetch has no SNI override: it always verifies against the address' host.
+    reader.problem(
+      "CONSUL_TLS_SERVER_NAME",
+      `CONSUL_TLS_SERVER_NAME "${serverName}" is not supported: put that name in ` +
+        `CONSUL_HTTP_ADDR (https://${serverName}:8501) and make it resolve to the agent`,
+    );
   }
   if (reader.raw("CONSUL_HTTP_SSL_VERIFY") !== undefined) any = true;
   return any ? tls : undefined;

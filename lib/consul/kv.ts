@@ -12,6 +12,7 @@ import {
   optionalStringField,
   stringField,
 } from "./decode.ts";
+import { BlockingWatch, type WatchOptions } from "./watch.ts";
 
 /** One key as Consul stores it. */
 export interface KvEntry {
@@ -104,6 +105,51 @@ export async function listPrefix(
     decode: (json) => asArray(json, "the key list").map(decodeEntry),
   });
   return { entries: response.value ?? [], index: response.meta.index ?? 0, meta: response.meta };
+}
+
+/**
+ * Watches one key, yielding its entry (undefined while it does not exist) first and on each change.
+ *
+ * @example
+ * ```ts
+ * await using watch = watchKey(client, "resec/.lock");
+ * for await (const entry of watch) console.log(entry?.session ?? "free");
+ * ```
+ */
+export function watchKey(
+  client: ConsulClient,
+  key: string,
+  options: { consistent?: boolean } & Omit<WatchOptions<KvEntry | undefined>, "fetch"> = {},
+): BlockingWatch<KvEntry | undefined> {
+  const { consistent, ...watchOptions } = options;
+  return new BlockingWatch({
+    name: `key ${key}`,
+    clock: client.clock,
+    logger: client.logger,
+    ...watchOptions,
+    fetch: async ({ index, waitMs, signal }) => {
+      const result = await readKey(client, key, { index, waitMs, signal, consistent });
+      return { value: result.entry, index: result.index };
+    },
+  });
+}
+
+/** Watches every key under a prefix, yielding the list first and on each change. */
+export function watchPrefix(
+  client: ConsulClient,
+  prefix: string,
+  options: Omit<WatchOptions<KvEntry[]>, "fetch"> = {},
+): BlockingWatch<KvEntry[]> {
+  return new BlockingWatch({
+    name: `prefix ${prefix}`,
+    clock: client.clock,
+    logger: client.logger,
+    ...options,
+    fetch: async ({ index, waitMs, signal }) => {
+      const result = await listPrefix(client, prefix, { index, waitMs, signal });
+      return { value: result.entries, index: result.index };
+    },
+  });
 }
 
 export interface PutKeyOptions {

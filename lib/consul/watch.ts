@@ -11,20 +11,22 @@ import { type Logger, silentLogger } from "../log.ts";
 /**
  * The index to send with the next blocking query, given the one sent and the one Consul returned.
  *
+ * - Below 1 (a Consul bug, seen in older versions): 1. A query with index 0 does not block, and
+ *   looping on it would hammer Consul; index 1 is always safe to wait on.
  * - Backwards (a restarted or restored cluster): 0, so the next read returns at once instead of
  *   blocking for the whole wait on an index that will not come back.
- * - Otherwise at least 1: a query with index 0 does not block, and looping on it would hammer Consul.
  *
  * @example
  * ```ts
  * nextBlockingIndex(120, 130); // 130
  * nextBlockingIndex(120, 7);   // 0: went backwards
- * nextBlockingIndex(0, 0);     // 1
+ * nextBlockingIndex(5, 0);     // 1
  * ```
  */
 export function nextBlockingIndex(sent: number, returned: number): number {
+  if (returned < 1) return 1;
   if (returned < sent) return 0;
-  return Math.max(1, returned);
+  return returned;
 }
 
 /** One answer of a blocking query. */
@@ -65,7 +67,12 @@ export interface WatchOptions<T> {
 }
 
 /**
- * Yields the watched value when it first arrives and each time it changes, until closed.
+ * Watches a blocking endpoint from the moment it is made, and yields the value when it first arrives
+ * and each time it changes, until closed.
+ *
+ * The query loop runs on its own, not only while a reader waits, so an outage is noticed even while
+ * the reader is busy. A slow reader sees the latest value, not every intermediate one: right for
+ * state such as "who is master".
  *
  * @example
  * ```ts
@@ -79,13 +86,20 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
   readonly #options: WatchOptions<T>;
   readonly #stop = new AbortController();
   readonly #signal: AbortSignal;
+  readonly #loop: Promise<void>;
   #iterating = false;
+  /** The latest value Consul gave, and how many distinct values it has given. */
+  #latest: { value: T } | undefined;
+  #version = 0;
+  #wake: (() => void) | undefined;
 
   constructor(options: WatchOptions<T>) {
     this.#options = options;
     this.#signal = options.signal
       ? AbortSignal.any([options.signal, this.#stop.signal])
       : this.#stop.signal;
+    this.#signal.addEventListener("abort", () => this.#notify(), { once: true });
+    this.#loop = this.#run();
   }
 
   /** True once closed (or once the given signal aborted). */
@@ -93,14 +107,20 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
     return this.#signal.aborted;
   }
 
+  /** The latest value seen, if any. */
+  get current(): T | undefined {
+    return this.#latest?.value;
+  }
+
   /** Stops the watch; a pending iteration ends without a value. */
   close(): void {
     this.#stop.abort();
   }
 
+  /** Closes the watch and waits until its query loop has ended. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
-    await Promise.resolve();
+    await this.#loop;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
@@ -110,19 +130,46 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
   }
 
   async *#values(): AsyncGenerator<T> {
+    const equals = this.#equals();
+    let seen = 0;
+    let delivered: { value: T } | undefined;
+    while (!this.#signal.aborted) {
+      if (this.#version > seen && this.#latest !== undefined) {
+        seen = this.#version;
+        const latest = this.#latest;
+        // A -> B -> A while the reader was busy is no change for it.
+        if (delivered !== undefined && equals(delivered.value, latest.value)) continue;
+        delivered = latest;
+        yield latest.value;
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #equals(): (a: T, b: T) => boolean {
+    return this.#options.equals ?? ((a: T, b: T) => JSON.stringify(a) === JSON.stringify(b));
+  }
+
+  async #run(): Promise<void> {
     const options = this.#options;
     const clock = options.clock ?? systemClock;
     const logger = options.logger ?? silentLogger;
     const waitMs = options.waitMs ?? 60_000;
     const minIntervalMs = options.minIntervalMs ?? 100;
     const backoff = options.backoff ?? { initialMs: 250, maxMs: 10_000 };
-    const equals = options.equals ?? ((a: T, b: T) => JSON.stringify(a) === JSON.stringify(b));
+    const equals = this.#equals();
     const signal = this.#signal;
     const name = options.name ?? "watch";
 
     let index = 0;
     let lastIndex: number | undefined;
-    let last: { value: T } | undefined;
     let failures = 0;
     let lastStart = -Infinity;
     while (!signal.aborted) {
@@ -141,7 +188,9 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
         failures++;
         const delay = backoffDelay(backoff, failures, options.random);
         logger.warn("consul watch failed", { watch: name, failures, retryInMs: delay, error });
-        options.onError?.(error, failures);
+        try {
+          options.onError?.(error, failures);
+        } catch { /* a faulty callback must not stop the watch */ }
         // Start over with a non-blocking read: after an outage the index may have gone backwards.
         index = 0;
         if (!(await this.#sleep(clock, delay))) return;
@@ -153,9 +202,12 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
       index = nextBlockingIndex(index, result.index);
       lastIndex = result.index;
       // A return is no proof of a change (timeouts, idempotent writes): compare the value.
-      if (last === undefined || (changedIndex && !equals(last.value, result.value))) {
-        last = { value: result.value };
-        yield result.value;
+      if (
+        this.#latest === undefined || (changedIndex && !equals(this.#latest.value, result.value))
+      ) {
+        this.#latest = { value: result.value };
+        this.#version++;
+        this.#notify();
       }
     }
   }

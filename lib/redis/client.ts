@@ -8,7 +8,7 @@ import type { Milliseconds } from "../duration.ts";
 import { ioredisOptions, redisAddress, type RedisConnectionConfig } from "./connection.ts";
 import {
   classifyRedisError,
-  RedisError,
+  type RedisError,
   RedisTimeoutError,
   RedisUnavailableError,
 } from "./errors.ts";
@@ -145,7 +145,10 @@ export class RedisClient {
   close(): void {
     this.#closing = true;
     this.#open = false;
-    this.#redis.disconnect();
+    // disconnect() only half-closes and waits up to 2 s for the peer (a timer that outlives us when the
+    // socket is already gone); a frozen or vanished server never answers, so drop the socket now.
+    if (this.#redis.status !== "end") this.#redis.disconnect();
+    this.#redis.stream?.destroy();
   }
 
   [Symbol.dispose](): void {

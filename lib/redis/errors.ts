@@ -18,8 +18,12 @@ export class RedisUnavailableError extends RedisError {
 /** The server did not answer a command (or the connection attempt) before its deadline. */
 export class RedisTimeoutError extends RedisError {
   override name = "RedisTimeoutError";
-  constructor(readonly command: string, readonly timeoutMs: number, options?: ErrorOptions) {
-    super(`Redis did not answer ${command} within ${timeoutMs} ms`, options);
+  constructor(
+    readonly command: string,
+    readonly timeoutMs: number,
+    options?: ErrorOptions & { message?: string },
+  ) {
+    super(options?.message ?? `Redis did not answer ${command} within ${timeoutMs} ms`, options);
   }
 }
 

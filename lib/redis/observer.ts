@@ -119,6 +119,9 @@ export class RedisObserver {
   #wake: AbortController | undefined;
   #loop: Promise<void> | undefined;
   #priorityWarned = false;
+  /** Connection attempts and polls started so far; refresh() waits for one started after its call. */
+  #attempts = 0;
+  #refreshes: { after: number; resolve: () => void }[] = [];
 
   constructor(options: RedisObserverOptions) {
     this.#config = options.connection;
@@ -160,6 +163,7 @@ export class RedisObserver {
     options: WaitOptions,
   ): Promise<RedisObservation> {
     if (predicate(this.#current)) return Promise.resolve(this.#current);
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     return new Promise((resolve, reject) => {
       const stop = new AbortController();
       const finish = () => {
@@ -180,9 +184,25 @@ export class RedisObserver {
       this.#clock.sleep(options.timeoutMs, stop.signal).then(() => {
         finish();
         reject(
-          new RedisTimeoutError(`an observation of ${this.address} to match`, options.timeoutMs),
+          new RedisTimeoutError("INFO", options.timeoutMs, {
+            message: `No observation of Redis at ${this.address} matched within ` +
+              `${options.timeoutMs} ms; the last was "${this.#current.kind}"`,
+          }),
         );
       }, () => {});
+    });
+  }
+
+  /**
+   * Polls now, cutting the wait to the next poll (or reconnection) short, and resolves once a poll
+   * begun after this call has been published, whatever it found. Use it after a command changed
+   * Redis. Resolves at once when the observer is not running.
+   */
+  refresh(): Promise<void> {
+    if (this.#loop === undefined || this.#stop.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#refreshes.push({ after: this.#attempts, resolve });
+      this.#wake?.abort();
     });
   }
 
@@ -201,6 +221,7 @@ export class RedisObserver {
     this.#client?.close();
     await this.#loop;
     this.#listeners.clear();
+    for (const refresh of this.#refreshes.splice(0)) refresh.resolve();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -211,48 +232,63 @@ export class RedisObserver {
     const signal = this.#stop.signal;
     let failures = 0;
     while (!signal.aborted) {
-      let client: RedisClient | undefined;
-      try {
-        client = await RedisClient.connect(this.#config, {
-          timeoutMs: this.#timeoutMs,
-          connectionName: this.#connectionName,
-          clock: this.#clock,
-          signal,
-        });
-        this.#client = client;
-        // Wake the loop the moment the server or the network drops the connection.
-        client.closed.then(() => this.#wake?.abort());
-        while (!signal.aborted) {
-          const observation = await this.#snapshot(client);
-          failures = 0;
-          this.#publish(observation);
-          await this.#pause(this.#intervalMs);
-          if (!client.isOpen && !signal.aborted) throw await client.closed;
-        }
-      } catch (caught) {
-        client?.close();
-        if (signal.aborted) break;
-        const error = caught instanceof RedisError
-          ? caught
-          : new RedisUnavailableError(`Observing Redis at ${this.address} failed: ${caught}`, {
-            cause: caught,
-          });
-        // A connection dropped while Redis was up gets one immediate reconnection before we report
-        // it down: a CLIENT KILL (ours, in replicateFrom, or an operator's) is not an outage, and a
-        // dead server refuses the new connection within milliseconds anyway.
-        if (
-          failures === 0 && error instanceof RedisUnavailableError && this.#current.kind === "up"
-        ) {
-          failures = 1;
-          continue;
-        }
-        failures = Math.max(failures, 1);
-        this.#markDown(error);
-        await this.#clock.sleep(backoffDelay(this.#backoff, failures), signal).catch(() => {});
-        failures++;
-      } finally {
-        if (this.#client === client) this.#client = undefined;
+      const { error, answered } = await this.#session();
+      if (error === undefined || signal.aborted) break;
+      if (answered) failures = 0;
+      // A connection dropped while Redis was up gets one immediate reconnection before we report it
+      // down: a CLIENT KILL (ours, in replicateFrom, or an operator's) is not an outage, and a dead
+      // server refuses the new connection within milliseconds anyway.
+      if (failures === 0 && error instanceof RedisUnavailableError && this.#current.kind === "up") {
+        failures = 1;
+        continue;
       }
+      failures = Math.max(failures, 1);
+      this.#markDown(error);
+      this.#settleRefreshes(this.#attempts);
+      await this.#pause(backoffDelay(this.#backoff, failures));
+      failures++;
+    }
+  }
+
+  /**
+   * One connection: connect, then poll every interval until a poll fails, the connection drops or
+   * the observer closes. Returns what ended it (undefined: closed) and whether any poll was answered.
+   */
+  async #session(): Promise<{ error: RedisError | undefined; answered: boolean }> {
+    const signal = this.#stop.signal;
+    let answered = false;
+    let client: RedisClient | undefined;
+    try {
+      this.#attempts++;
+      client = await RedisClient.connect(this.#config, {
+        timeoutMs: this.#timeoutMs,
+        connectionName: this.#connectionName,
+        clock: this.#clock,
+        signal,
+      });
+      this.#client = client;
+      // Wake the loop the moment the server or the network drops the connection.
+      client.closed.then(() => this.#wake?.abort());
+      while (!signal.aborted) {
+        const attempt = ++this.#attempts;
+        const observation = await this.#snapshot(client);
+        answered = true;
+        this.#publish(observation);
+        this.#settleRefreshes(attempt);
+        await this.#pause(this.#intervalMs);
+        if (!client.isOpen && !signal.aborted) return { error: await client.closed, answered };
+      }
+      return { error: undefined, answered };
+    } catch (caught) {
+      const error = caught instanceof RedisError
+        ? caught
+        : new RedisUnavailableError(`Observing Redis at ${this.address} failed: ${caught}`, {
+          cause: caught,
+        });
+      return { error, answered };
+    } finally {
+      this.#client = undefined;
+      client?.close();
     }
   }
 
@@ -303,14 +339,23 @@ export class RedisObserver {
     }
   }
 
-  /** Sleeps for `ms`, or less when the connection drops or the observer closes. */
+  /** Resolves the refresh() calls made before poll number `attempt` began. */
+  #settleRefreshes(attempt: number): void {
+    const waiting = this.#refreshes;
+    this.#refreshes = waiting.filter((refresh) => refresh.after >= attempt);
+    for (const refresh of waiting) if (refresh.after < attempt) refresh.resolve();
+  }
+
+  /**
+   * Sleeps for `ms`, or less when the connection drops, refresh() is called or the observer closes.
+   */
   async #pause(ms: Milliseconds): Promise<void> {
     const wake = new AbortController();
     this.#wake = wake;
     const onStop = () => wake.abort();
     this.#stop.signal.addEventListener("abort", onStop, { once: true });
     try {
-      if (this.#client?.isOpen === false) return;
+      if (this.#client?.isOpen === false || this.#refreshes.length > 0) return;
       await this.#clock.sleep(ms, wake.signal).catch(() => {});
     } finally {
       this.#stop.signal.removeEventListener("abort", onStop);
@@ -346,7 +391,14 @@ export class RedisObserver {
 
   #logTransition(previous: RedisObservation, next: RedisObservation): void {
     if (next.kind === "down") {
-      this.#logger.warn("redis down", { address: this.address, reason: next.reason });
+      if (previous.kind === "down") {
+        this.#logger.info("redis still down, for another reason", {
+          address: this.address,
+          reason: next.reason,
+        });
+      } else {
+        this.#logger.warn("redis down", { address: this.address, reason: next.reason });
+      }
       return;
     }
     if (next.kind !== "up") return;

@@ -13,3 +13,5 @@ export { ManagedProcess } from "./process.ts";
 export { freePort } from "./ports.ts";
 export { delay, GiveUpError, waitFor, type WaitOptions } from "./wait.ts";
 export { makeServerDir, testRunDir } from "./tmp.ts";
+export { agentCommand, AgentProcess, type AgentProcessOptions } from "./agent.ts";
+export { Cluster, type ClusterNode, type ClusterOptions, FAST_AGENT_ENV } from "./cluster.ts";

@@ -46,13 +46,15 @@ export class ManagedProcess {
     }).spawn();
     liveChildren.add(this.#child);
     const log = Deno.openSync(options.logPath, { append: true, create: true });
-    const writer = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        log.writeSync(chunk);
-      },
-    });
+    // One sink per stream: a WritableStream can be piped into by only one source at a time.
     const copy = (stream: ReadableStream<Uint8Array>) =>
-      stream.pipeTo(writer, { preventClose: true }).catch(() => {});
+      stream.pipeTo(
+        new WritableStream<Uint8Array>({
+          write: (chunk) => {
+            log.writeSync(chunk);
+          },
+        }),
+      ).catch(() => {});
     this.#copying = Promise.all([copy(this.#child.stdout), copy(this.#child.stderr)]).finally(
       () => log.close(),
     );

@@ -1,0 +1,47 @@
+/**
+ * Turns the Redis observer's observation into the reconciler's RedisView: only what decisions use.
+ */
+import type { RedisView } from "../model.ts";
+import type { RedisObservation } from "../redis/observer.ts";
+
+/**
+ * Maps one observation; a Redis whose INFO names no role we understand counts as down.
+ *
+ * @example
+ * ```ts
+ * toRedisView({ kind: "unknown" }); // { kind: "unknown" }
+ * ```
+ */
+export function toRedisView(observation: RedisObservation): RedisView {
+  if (observation.kind === "unknown") return { kind: "unknown" };
+  if (observation.kind === "down") return { kind: "down", reason: observation.reason };
+  const info = observation.info;
+  if (info.role === undefined) {
+    return { kind: "down", reason: "INFO reports no role this agent understands" };
+  }
+  const isReplica = info.role === "replica";
+  const master = isReplica && info.masterHost !== undefined && info.masterPort !== undefined
+    ? { host: info.masterHost, port: info.masterPort }
+    : undefined;
+  const downSince = info.masterLinkDownSinceSeconds;
+  const linkDownMs = !isReplica || info.masterLinkUp || downSince === undefined
+    ? undefined
+    : downSince === "never"
+    ? "never" as const
+    : downSince * 1_000;
+  return {
+    kind: "up",
+    role: info.role,
+    loading: info.loading,
+    ...(master ? { master } : {}),
+    linkUp: isReplica && info.masterLinkUp,
+    ...(linkDownMs !== undefined ? { linkDownMs } : {}),
+    syncInProgress: info.masterSyncInProgress,
+    offset: (isReplica ? info.slaveReplOffset : undefined) ?? info.masterReplOffset ?? 0,
+    replicationId: info.masterReplId ?? "",
+    connectedReplicas: info.connectedReplicas,
+    datasetEmpty: observation.datasetEmpty,
+    priority: observation.replicaPriority,
+    runId: info.runId ?? "",
+  };
+}

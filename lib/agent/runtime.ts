@@ -1,0 +1,256 @@
+/**
+ * Builds a working agent from a Config: the Consul client, the lock, the leader watch, the Redis
+ * observer and commander, and the loop that ties them together. One object owns them all and closes
+ * them in order.
+ */
+import { type Clock, systemClock } from "../clock.ts";
+import { announcedServiceAddress, type Config, serviceId } from "../config.ts";
+import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
+import { ConsulLock } from "../consul/lock.ts";
+import {
+  deregisterService,
+  isUnknownToAgent,
+  registerService,
+  updateCheck,
+} from "../consul/service.ts";
+import type { Milliseconds } from "../duration.ts";
+import { encodeLeaderAnnouncement } from "../leader.ts";
+import type { Logger } from "../log.ts";
+import type { CheckStatus, Role } from "../model.ts";
+import type { DecisionSettings } from "../reconciler.ts";
+import { RedisCommander } from "../redis/commander.ts";
+import { RedisObserver } from "../redis/observer.ts";
+import { Agent, type RedisObserverPort } from "./agent.ts";
+import { LeaderSource } from "./leader_source.ts";
+import { LockDriver } from "./lock_driver.ts";
+import { RedisActuator } from "./redis_actuator.ts";
+import { type ServiceDefinition, ServiceRegistrar } from "./registrar.ts";
+import { toRedisView } from "./redis_view.ts";
+
+/** Timings derived from the configuration; documented in the README's failure-behaviour section. */
+export interface AgentTimings extends DecisionSettings {
+  /** TTL of the service check: twice HEALTHCHECK_INTERVAL, as the seed README documents. */
+  readonly checkTtlMs: Milliseconds;
+  /** How often the loop runs without a change (the check heartbeat): a third of the check TTL. */
+  readonly tickMs: Milliseconds;
+  /** How long one write fence lasts before it must be renewed. */
+  readonly fenceMs: Milliseconds;
+  /** Longest blocking wait on the lock key. */
+  readonly leaderWaitMs: Milliseconds;
+}
+
+/**
+ * Derives the timings. The fence bound is 60 % of the session TTL: Consul cannot expire a session
+ * earlier than TTL after the last renewal it accepted, so a master that fences at 0.6 × TTL has stopped
+ * taking writes before anyone else can hold the lock (and the lock-delay adds to that margin).
+ */
+export function agentTimings(config: Config): AgentTimings {
+  const checkTtlMs = 2 * config.healthcheckIntervalMs;
+  return {
+    checkTtlMs,
+    tickMs: Math.max(10, Math.floor(checkTtlMs / 3)),
+    fenceAfterMs: Math.floor(config.lock.ttlMs * 0.6),
+    replicaLinkGraceMs: Math.max(10_000, 2 * config.lock.ttlMs + config.lock.delayMs),
+    fenceMs: Math.max(60_000, 4 * config.lock.ttlMs),
+    leaderWaitMs: Math.max(1_000, config.lock.ttlMs),
+  };
+}
+
+/** The Consul service definition for this node in a role. */
+export function serviceDefinition(
+  config: Config,
+  timings: Pick<AgentTimings, "checkTtlMs">,
+  role: Role,
+  status: CheckStatus,
+  output: string,
+): ServiceDefinition {
+  const id = serviceId(config);
+  const naming = config.service;
+  const address = announcedServiceAddress(config);
+  return {
+    id,
+    name: naming.mode === "tags" ? naming.name : `${naming.prefix}-${role}`,
+    tags: naming.mode === "tags"
+      ? [...(role === "master" ? naming.masterTags : naming.slaveTags)]
+      : [],
+    ...(address !== undefined ? { address } : {}),
+    port: config.announce.port,
+    check: {
+      id: `${id}:replication-status-check`,
+      name: `Resec: ${role} replication status`,
+      ttlMs: timings.checkTtlMs,
+      deregisterCriticalAfterMs: config.deregisterServiceAfterMs,
+      status,
+      output,
+    },
+  };
+}
+
+/** Where the master service lives in the catalog (the leader fallback reads it). */
+export function masterServiceQuery(config: Config): { name: string; tag?: string } {
+  return config.service.mode === "tags"
+    ? { name: config.service.name, tag: config.service.masterTags[0] }
+    : { name: `${config.service.prefix}-master` };
+}
+
+export interface AgentRuntimeOptions {
+  logger: Logger;
+  clock?: Clock;
+  /** Every Consul request, for metrics. */
+  onConsulRequest?: (event: ConsulRequestEvent) => void;
+}
+
+/** A running agent and everything it owns. */
+export class AgentRuntime implements AsyncDisposable {
+  readonly agent: Agent;
+  readonly timings: AgentTimings;
+  readonly consul: ConsulClient;
+  readonly observer: RedisObserver;
+  readonly #commander: RedisCommander;
+  readonly #leaderSource: LeaderSource;
+  #stopped: Promise<void> | undefined;
+
+  constructor(readonly config: Config, options: AgentRuntimeOptions) {
+    const clock = options.clock ?? systemClock;
+    const logger = options.logger;
+    const timings = agentTimings(config);
+    this.timings = timings;
+
+    this.consul = new ConsulClient({
+      connection: config.consul,
+      clock,
+      logger: logger.child("consul"),
+      onRequest: options.onConsulRequest,
+    });
+    this.observer = new RedisObserver({
+      connection: config.redis,
+      intervalMs: config.healthcheckIntervalMs,
+      timeoutMs: config.healthcheckTimeoutMs,
+      clock,
+      logger: logger.child("redis"),
+    });
+    this.#commander = new RedisCommander({
+      connection: config.redis,
+      timeoutMs: config.healthcheckTimeoutMs,
+      clock,
+      logger: logger.child("redis"),
+    });
+    this.#leaderSource = new LeaderSource({
+      client: this.consul,
+      lockKey: config.lock.key,
+      masterService: masterServiceQuery(config),
+      waitMs: timings.leaderWaitMs,
+      logger: logger.child("consul"),
+    });
+
+    const observer = this.observer;
+    const redisPort: RedisObserverPort = {
+      current: () => toRedisView(observer.current()),
+      onChange: (listener) => observer.onChange(() => listener()),
+      refresh: () => observer.refresh(),
+    };
+    const consul = this.consul;
+    const lock = new LockDriver({
+      lock: new ConsulLock({
+        client: consul,
+        key: config.lock.key,
+        sessionName: config.lock.sessionName,
+        ttlMs: config.lock.ttlMs,
+        lockDelayMs: config.lock.delayMs,
+        nodeChecks: [...config.lock.nodeChecks],
+        monitorRetries: config.lock.monitorRetries,
+        monitorRetryIntervalMs: config.lock.monitorRetryIntervalMs,
+        clock,
+        logger: logger.child("lock"),
+      }),
+      value: () => {
+        const current = observer.current();
+        return encodeLeaderAnnouncement({
+          address: config.announce,
+          agent: config.lock.sessionName,
+          runId: current.kind === "up" ? current.info.runId : undefined,
+          now: clock.now(),
+        });
+      },
+      onChange: () => this.agent.requestEvaluation(),
+      onError: (error) =>
+        logger.child("lock").warn("competing for the lock failed; trying again", { error }),
+      logger: logger.child("lock"),
+    });
+    const registrar = new ServiceRegistrar({
+      catalog: {
+        register: (definition) =>
+          registerService(consul, {
+            id: definition.id,
+            name: definition.name,
+            tags: [...definition.tags],
+            ...(definition.address !== undefined ? { address: definition.address } : {}),
+            port: definition.port,
+            check: {
+              id: definition.check.id,
+              name: definition.check.name,
+              ttlMs: definition.check.ttlMs,
+              deregisterCriticalAfterMs: definition.check.deregisterCriticalAfterMs,
+              initialStatus: definition.check.status,
+              output: definition.check.output,
+            },
+          }),
+        updateCheck: (checkId, status, output) => updateCheck(consul, checkId, status, output),
+        deregister: (id) => deregisterService(consul, id),
+        isUnknownCheck: isUnknownToAgent,
+      },
+      definitionFor: (role, status, output) =>
+        serviceDefinition(config, timings, role, status, output),
+      heartbeatMs: timings.tickMs,
+      logger: logger.child("service"),
+    });
+    this.agent = new Agent({
+      config,
+      clock,
+      logger,
+      redis: redisPort,
+      leaderSource: this.#leaderSource,
+      lock,
+      actuator: new RedisActuator({
+        commands: {
+          promote: () => this.#commander.promote(),
+          replicateFrom: async (master) => {
+            await this.#commander.replicateFrom(master);
+          },
+          pauseWrites: (ms) => this.#commander.pauseWrites(ms),
+          unpauseWrites: () => this.#commander.unpauseWrites(),
+        },
+        fenceMs: timings.fenceMs,
+        logger: logger.child("redis"),
+      }),
+      registrar,
+      settings: {
+        fenceAfterMs: timings.fenceAfterMs,
+        replicaLinkGraceMs: timings.replicaLinkGraceMs,
+      },
+      tickMs: timings.tickMs,
+    });
+  }
+
+  /** Starts observing and deciding. */
+  start(): void {
+    this.observer.start();
+    this.agent.start();
+  }
+
+  /** Stops gracefully (releases the lock, deregisters) and closes every connection. */
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      await this.agent.stop();
+      await this.#leaderSource.close();
+      await this.observer.close();
+      await this.#commander.close();
+      this.consul.close();
+    })();
+    return this.#stopped;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The `?lag=` bound of `/replica`: bytes, as a plain number or with a unit the way Patroni takes it
+ * (`16kB`, `64MB`, `1GB`; units are powers of 1024, as in PostgreSQL and Patroni).
+ */
+
+/** Thrown when a lag bound is not a size. */
+export class LagSyntaxError extends Error {
+  override name = "LagSyntaxError";
+  constructor(readonly input: string) {
+    super(
+      `Cannot parse lag ${quoteShort(input)}: expected a number of bytes such as "1048576", ` +
+        `"512kB" or "1MB"`,
+    );
+  }
+}
+
+const UNIT_BYTES: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
+};
+
+/**
+ * Parses a lag bound into bytes (rounded down). Units are case-insensitive and mean powers of 1024.
+ *
+ * @example
+ * ```ts
+ * parseLagBound("1MB"); // 1048576
+ * parseLagBound("4096"); // 4096
+ * ```
+ */
+export function parseLagBound(input: string): number {
+  // Long inputs are refused before any matching: a query string can be as long as a URL.
+  if (input.length > 32) throw new LagSyntaxError(input);
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  if (!match) throw new LagSyntaxError(input);
+  const factor = UNIT_BYTES[match[2]!.toLowerCase()];
+  if (factor === undefined) throw new LagSyntaxError(input);
+  const bytes = Math.floor(Number(match[1]) * factor);
+  if (!Number.isSafeInteger(bytes)) throw new LagSyntaxError(input);
+  return bytes;
+}
+
+/** The input quoted, cut to 40 characters so an error never echoes a huge query back. */
+export function quoteShort(input: string): string {
+  return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
+}

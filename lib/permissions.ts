@@ -1,0 +1,29 @@
+/**
+ * The Deno permissions the agent runs with: the ONE place that `scripts/compile.sh`, `deno task start`
+ * and the test harness all read, so a missing permission fails a test rather than a production failover.
+ */
+import { ENVIRONMENT_VARIABLES } from "./config.ts";
+
+/**
+ * The permission flags for `deno run` / `deno compile`.
+ *
+ * - net: Consul's HTTP API and Redis, at addresses only known at run time.
+ * - env: exactly the variables the agent reads; `--ignore-env` makes every other read `undefined`
+ *   (ioredis's `debug` dependency enumerates the environment and would otherwise fail).
+ * - read: the files the operator names (env file, token file, certificates) are only known at run
+ *   time, and a compiled binary cannot widen its permissions then.
+ */
+export function agentPermissionFlags(): string[] {
+  return [
+    "--allow-net",
+    `--allow-env=${ENVIRONMENT_VARIABLES.join(",")}`,
+    "--ignore-env",
+    "--allow-read",
+    "--no-prompt",
+  ];
+}
+
+if (import.meta.main) {
+  // `deno run lib/permissions.ts` prints the flags, one per line, for shell scripts.
+  console.log(agentPermissionFlags().join("\n"));
+}

@@ -1,0 +1,222 @@
+/**
+ * Changes the local Redis's role: promote, replicate from a master, hand over with FAILOVER, and fence
+ * writes. One connection of its own (never the observer's), reopened on demand, a deadline on every
+ * command.
+ */
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import type { Milliseconds } from "../duration.ts";
+import { type Logger, silentLogger } from "../log.ts";
+import { type RedisArgument, RedisClient } from "./client.ts";
+import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
+import { RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
+import { type FailoverState, parseInfo } from "./info.ts";
+
+export interface RedisCommanderOptions {
+  connection: RedisConnectionConfig;
+  /** Deadline of the connection and of each command (HEALTHCHECK_TIMEOUT, default 2s). */
+  timeoutMs?: Milliseconds;
+  /** How often failoverTo reads `master_failover_state` (default 50 ms). */
+  failoverPollMs?: Milliseconds;
+  /** `CLIENT SETNAME` of the commander's connection (default `resec-commander`). */
+  connectionName?: string;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** What replicateFrom did. */
+export interface ReplicateResult {
+  /** Normal clients disconnected so they look the master up again. */
+  clientsKilled: number;
+}
+
+/** How a FAILOVER ended. */
+export type FailoverResult =
+  | { outcome: "completed"; durationMs: Milliseconds }
+  | {
+    outcome: "aborted";
+    /** Why: Redis gave up on its own (target lagging or refusing), or our deadline passed. */
+    reason: string;
+    /** The last `master_failover_state` seen before giving up. */
+    lastState: FailoverState | undefined;
+    durationMs: Milliseconds;
+  };
+
+/**
+ * Issues role changes to one Redis.
+ *
+ * @example
+ * ```ts
+ * await using commander = new RedisCommander({ connection: config, timeoutMs: 2_000 });
+ * await commander.replicateFrom({ host: "10.0.0.7", port: 6379 });
+ * await commander.promote();
+ * ```
+ */
+export class RedisCommander {
+  readonly address: string;
+  readonly #config: RedisConnectionConfig;
+  readonly #timeoutMs: Milliseconds;
+  readonly #failoverPollMs: Milliseconds;
+  readonly #connectionName: string;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #client: Promise<RedisClient> | undefined;
+  #closed = false;
+
+  constructor(options: RedisCommanderOptions) {
+    this.#config = options.connection;
+    this.address = redisAddress(options.connection);
+    this.#timeoutMs = options.timeoutMs ?? 2_000;
+    this.#failoverPollMs = options.failoverPollMs ?? 50;
+    this.#connectionName = options.connectionName ?? "resec-commander";
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Makes Redis a master: `REPLICAOF NO ONE`. Keeps its data and replication ID history. */
+  async promote(): Promise<void> {
+    await this.#call("REPLICAOF", ["NO", "ONE"]);
+    this.#logger.info("redis promoted to master", { address: this.address });
+  }
+
+  /**
+   * Makes Redis replicate from `master` (`REPLICAOF host port`), then disconnects its normal clients
+   * (`CLIENT KILL TYPE normal SKIPME yes`) so they look the master up again. Replication links, in
+   * either direction, and this commander's own connection are not normal clients and survive.
+   */
+  async replicateFrom(master: HostPort): Promise<ReplicateResult> {
+    await this.#call("REPLICAOF", [master.host, master.port]);
+    const killed = await this.#call("CLIENT", ["KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    const clientsKilled = typeof killed === "number" ? killed : 0;
+    this.#logger.info("redis now replicates from master", {
+      address: this.address,
+      master: formatHostPort(master),
+      clientsKilled,
+    });
+    return { clientsKilled };
+  }
+
+  /**
+   * Hands the master role to one of this master's replicas with no write lost: `FAILOVER TO host port
+   * TIMEOUT ms` (Redis ≥ 6.2) pauses writes, waits for the target to catch up, then swaps roles. Follows
+   * `master_failover_state` until it ends; if it has not ended `timeoutMs` after it began, sends
+   * `FAILOVER ABORT` and reports it aborted. Throws a `RedisCommandError` when Redis refuses to start
+   * (not a master, target not one of its replicas, a failover already running).
+   */
+  async failoverTo(target: HostPort, timeoutMs: Milliseconds): Promise<FailoverResult> {
+    const started = this.#clock.now();
+    await this.#call("FAILOVER", ["TO", target.host, target.port, "TIMEOUT", timeoutMs]);
+    this.#logger.info("redis failover started", {
+      address: this.address,
+      target: formatHostPort(target),
+      timeoutMs,
+    });
+    // Redis enforces TIMEOUT only while waiting for the target to catch up; our deadline also covers
+    // a target that never answers the PSYNC FAILOVER handshake.
+    const deadline = started + timeoutMs + this.#timeoutMs;
+    let lastState: FailoverState | undefined;
+    while (true) {
+      const info = parseInfo(String(await this.#call("INFO", ["replication"])));
+      lastState = info.masterFailoverState;
+      const durationMs = this.#clock.now() - started;
+      if (lastState === "no-failover" || lastState === undefined) {
+        if (
+          info.role === "replica" && info.masterHost !== undefined &&
+          info.masterPort !== undefined &&
+          sameHostPort({ host: info.masterHost, port: info.masterPort }, target)
+        ) {
+          this.#logger.info("redis failover completed", {
+            address: this.address,
+            target: formatHostPort(target),
+            durationMs,
+          });
+          return { outcome: "completed", durationMs };
+        }
+        const reason = "Redis ended the failover and is still master (the target did not catch " +
+          "up in time or refused)";
+        this.#logger.warn("redis failover aborted", { address: this.address, reason });
+        return { outcome: "aborted", reason, lastState, durationMs };
+      }
+      if (this.#clock.now() >= deadline) {
+        await this.#abortFailover();
+        const reason = `The failover did not finish within ${timeoutMs} ms; sent FAILOVER ABORT`;
+        this.#logger.warn("redis failover aborted", { address: this.address, reason, lastState });
+        return { outcome: "aborted", reason, lastState, durationMs };
+      }
+      await this.#clock.sleep(this.#failoverPollMs);
+    }
+  }
+
+  /**
+   * Fences: holds every write command for `ms` (`CLIENT PAUSE ms WRITE`, Redis ≥ 6.2); reads and
+   * replication go on. Call again before it lapses to extend it.
+   */
+  async pauseWrites(ms: Milliseconds): Promise<void> {
+    await this.#call("CLIENT", ["PAUSE", Math.max(1, Math.round(ms)), "WRITE"]);
+    this.#logger.debug("redis writes paused", { address: this.address, ms });
+  }
+
+  /** Ends a pause begun by pauseWrites (`CLIENT UNPAUSE`). */
+  async unpauseWrites(): Promise<void> {
+    await this.#call("CLIENT", ["UNPAUSE"]);
+    this.#logger.debug("redis writes unpaused", { address: this.address });
+  }
+
+  /** Closes the connection. Commands after this throw. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    (await client?.catch(() => undefined))?.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #abortFailover(): Promise<void> {
+    try {
+      await this.#call("FAILOVER", ["ABORT"]);
+    } catch (error) {
+      // "No failover in progress": it ended between our last look and the abort.
+      if (!(error instanceof RedisCommandError)) throw error;
+    }
+  }
+
+  /** One command on our connection, opening (or reopening) it first when needed. */
+  async #call(command: string, args: readonly RedisArgument[]): Promise<unknown> {
+    if (this.#closed) throw new RedisError(`The commander for ${this.address} is closed`);
+    const client = await this.#connection();
+    try {
+      return await client.call(command, args);
+    } catch (error) {
+      // A connection that let a command time out may be stuck behind a frozen server or a dead peer:
+      // start afresh next time.
+      if (error instanceof RedisTimeoutError) client.close();
+      throw error;
+    }
+  }
+
+  #connection(): Promise<RedisClient> {
+    const existing = this.#client;
+    if (existing !== undefined) {
+      return existing.then((client) => client.isOpen ? client : this.#reconnect(existing));
+    }
+    return this.#reconnect(undefined);
+  }
+
+  #reconnect(stale: Promise<RedisClient> | undefined): Promise<RedisClient> {
+    // Concurrent callers share one connection attempt.
+    if (this.#client !== stale) return this.#connection();
+    const attempt = RedisClient.connect(this.#config, {
+      timeoutMs: this.#timeoutMs,
+      connectionName: this.#connectionName,
+      clock: this.#clock,
+    });
+    this.#client = attempt;
+    attempt.catch(() => {
+      if (this.#client === attempt) this.#client = undefined;
+    });
+    return attempt;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * End to end: one Consul, three Redis servers and three resec agents, all real processes. Elections,
+ * failovers, and the Consul layout operators and clients rely on.
+ */
+import assert from "node:assert/strict";
+import { Cluster, waitFor } from "../support/mod.ts";
+import { firstAcceptedWrite } from "../support/writes.ts";
+
+Deno.test("three agents elect one master, two replicas link up, and data written on the master reaches both", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const master = await cluster.waitForConvergence();
+    const masters = await cluster.passingMasters();
+    const slaves = await cluster.passingSlaves();
+    assert.equal(masters.length, 1);
+    assert.equal(slaves.length, 2);
+    assert.equal(masters[0]!.id, `redis@${master.redis.address}`);
+
+    await master.redis.cli("SET", "greeting", "hello");
+    for (const node of cluster.nodes.filter((node) => node !== master)) {
+      await waitFor(async () => (await node.redis.cli("GET", "greeting")) === "hello", {
+        message: `the key to reach ${node.redis.address}`,
+      });
+    }
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("kill -9 of the master's Redis: a replica takes over, the other follows it, and the old Redis rejoins as a replica", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    await oldMaster.redis.cli("SET", "before-failover", "kept");
+    const survivors = cluster.nodes.filter((node) => node !== oldMaster);
+    for (const node of survivors) {
+      await waitFor(async () => (await node.redis.cli("GET", "before-failover")) === "kept");
+    }
+
+    const killedAt = Date.now();
+    await oldMaster.redis.kill();
+    const { server, elapsedMs } = await firstAcceptedWrite(
+      survivors.map((node) => node.redis),
+      killedAt,
+    );
+    console.log(`failover: first accepted write on the new master ${elapsedMs} ms after kill -9`);
+    const newMaster = await cluster.waitForMaster(30_000, oldMaster);
+    console.log(`failover: one passing master in Consul ${Date.now() - killedAt} ms after kill -9`);
+    assert.equal(newMaster.redis, server, "the Redis that took the write is the one Consul names");
+    assert.equal(await newMaster.redis.cli("GET", "before-failover"), "kept");
+    const follower = survivors.find((node) => node !== newMaster)!;
+    await waitFor(async () => {
+      const info = await follower.redis.info();
+      return info.master_port === String(newMaster.redis.port) && info.master_link_status === "up";
+    }, { message: "the other replica to follow the new master" });
+
+    await oldMaster.redis.restart();
+    const converged = await cluster.waitForConvergence();
+    assert.equal(converged, newMaster, "the restarted Redis rejoins without taking over");
+    assert.equal((await oldMaster.redis.info()).role, "slave");
+    assert.equal((await cluster.passingMasters()).length, 1);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("SIGTERM to the master's agent releases the lock and a new master is elected well before the TTL", async () => {
+  await using cluster = await Cluster.start({ env: { CONSUL_LOCK_TTL: "10s" } });
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    const stoppedAt = Date.now();
+    const code = await oldMaster.agent.stop();
+    assert.equal(code, 0, "a graceful stop exits 0");
+    assert.match(oldMaster.agent.log(), /lock released/);
+    const newMaster = await cluster.waitForMaster(30_000, oldMaster);
+    const elapsed = Date.now() - stoppedAt;
+    console.log(`graceful stop: new master registered ${elapsed} ms after SIGTERM (TTL 10s)`);
+    assert.ok(elapsed < 10_000, `took ${elapsed} ms: it waited for the session TTL`);
+    assert.notEqual(newMaster, oldMaster);
+    const registered = await cluster.consul.api<Record<string, unknown>>(
+      "GET",
+      "/v1/agent/services",
+    );
+    assert.ok(
+      !(`redis@${oldMaster.redis.address}` in registered),
+      "the stopped agent deregistered",
+    );
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("SIGKILL of the master's agent: a new master after the session TTL plus the lock delay", async () => {
+  await using cluster = await Cluster.start({
+    env: { CONSUL_LOCK_TTL: "2s", CONSUL_LOCK_DELAY: "1s" },
+  });
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    const killedAt = Date.now();
+    await oldMaster.agent.kill();
+    const survivors = cluster.nodes.filter((node) => node !== oldMaster);
+    await waitFor(async () => {
+      for (const node of survivors) if ((await node.redis.info()).role === "master") return true;
+      return false;
+    }, { timeoutMs: 30_000, message: "a replica to be promoted" });
+    const elapsed = Date.now() - killedAt;
+    console.log(
+      `agent SIGKILL: a replica promoted ${elapsed} ms after the kill (TTL 2s, delay 1s)`,
+    );
+    assert.ok(elapsed >= 2_000, `promoted after ${elapsed} ms: before the session could expire`);
+    await cluster.waitForMaster(30_000, oldMaster);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});

@@ -1,0 +1,143 @@
+/**
+ * ACLs in default-deny mode: the least-privilege policy documented in docs/consul-acl.md (read from
+ * that file, so the docs cannot drift from what is proven) works end to end, and a token without the
+ * right gets a permission error that names the resource.
+ */
+import assert from "node:assert/strict";
+import { ConsulClient } from "../../lib/consul/client.ts";
+import { ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
+import { healthService, watchHealthService } from "../../lib/consul/health.ts";
+import { listPrefix, putKey, readKey } from "../../lib/consul/kv.ts";
+import { ConsulLock } from "../../lib/consul/lock.ts";
+import { deregisterService, registerService, updateCheck } from "../../lib/consul/service.ts";
+import { CapturingLogger } from "../../lib/log.ts";
+import { ConsulServer } from "../support/mod.ts";
+
+/** The HCL policy of docs/consul-acl.md: its first ```hcl block. */
+function documentedPolicy(): string {
+  const text = Deno.readTextFileSync(new URL("../../docs/consul-acl.md", import.meta.url));
+  const match = /```hcl\n([\s\S]*?)```/.exec(text);
+  if (!match) throw new Error("docs/consul-acl.md has no ```hcl block");
+  return match[1]!;
+}
+
+const SERVICE = {
+  id: "redis@127.0.0.1:6379",
+  name: "redis-master",
+  tags: ["master"],
+  address: "127.0.0.1",
+  port: 6379,
+  check: {
+    id: "redis@127.0.0.1:6379:replication",
+    name: "Resec: master replication status",
+    ttlMs: 30_000,
+    deregisterCriticalAfterMs: 3_600_000,
+    initialStatus: "warning" as const,
+  },
+};
+
+function lockFor(client: ConsulClient, logger = new CapturingLogger()): ConsulLock {
+  return new ConsulLock({
+    client,
+    key: "resec/.lock",
+    sessionName: "resec",
+    ttlMs: 2_000,
+    lockDelayMs: 1_000,
+    monitorRetries: 3,
+    monitorRetryIntervalMs: 500,
+    logger,
+  });
+}
+
+Deno.test("a token from the documented least-privilege policy runs every resec call end to end", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  const token = await consul.createToken("resec", documentedPolicy());
+  const logger = new CapturingLogger();
+  using client = new ConsulClient({ connection: { baseUrl: consul.url, token }, logger });
+
+  // Lock: session, blocking reads, acquire, value update, consistent monitor, release.
+  const hold = await lockFor(client, logger).acquire(
+    '{"address":"127.0.0.1:6379"}',
+    AbortSignal.timeout(10_000),
+  );
+  await hold.updateValue('{"address":"127.0.0.1:6380"}');
+  assert.equal((await readKey(client, "resec/.lock")).entry?.session, hold.session);
+  await putKey(client, "resec/state/node-1", "{}");
+  assert.deepEqual(
+    (await listPrefix(client, "resec/")).entries.map((entry) => entry.key),
+    ["resec/.lock", "resec/state/node-1"],
+  );
+
+  // Service: register with its TTL check, heartbeat, discover through health, deregister.
+  await registerService(client, SERVICE);
+  await using watch = watchHealthService(client, "redis-master", { passing: true });
+  const seen = watch[Symbol.asyncIterator]();
+  assert.deepEqual((await seen.next()).value, [], "warning is not passing");
+  await updateCheck(client, SERVICE.check.id, "passing", "role:master");
+  assert.deepEqual(
+    ((await seen.next()).value as { serviceId: string }[]).map((entry) => entry.serviceId),
+    [SERVICE.id],
+  );
+  const tagged = await healthService(client, "redis-master", { passing: true, tag: "master" });
+  assert.deepEqual(tagged.entries.map((entry) => entry.address), ["127.0.0.1"]);
+  await deregisterService(client, SERVICE.id);
+  assert.deepEqual((await healthService(client, "redis-master")).entries, []);
+
+  assert.equal(hold.lost.aborted, false);
+  await hold.release();
+  assert.equal((await readKey(client, "resec/.lock")).entry?.session, undefined);
+  assert.ok(!logger.text().includes(token), "the token never reaches a log line");
+});
+
+Deno.test("a token without key write gets a permission error naming the lock key", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  const readOnlyKeys = documentedPolicy().replace(
+    /key_prefix "resec\/" \{\s*policy = "write"\s*\}/,
+    'key_prefix "resec/" { policy = "read" }',
+  );
+  assert.notEqual(readOnlyKeys, documentedPolicy(), "the policy has the expected key rule");
+  const token = await consul.createToken("no-key-write", readOnlyKeys);
+  const logger = new CapturingLogger();
+  using client = new ConsulClient({ connection: { baseUrl: consul.url, token }, logger });
+
+  const error = await lockFor(client, logger).acquire("v", AbortSignal.timeout(10_000)).catch(
+    (error) => error,
+  );
+  assert.ok(error instanceof ConsulPermissionDeniedError, String(error));
+  assert.equal(error.status, 403);
+  console.log(`denied: ${error.message}`);
+  assert.match(error.message, /^Permission denied writing key "resec\/\.lock": /);
+  assert.match(error.message, /key:write/);
+  assert.ok(!error.message.includes(token));
+  assert.ok(!logger.text().includes(token));
+  // The failed attempt cleaned up the session it made.
+  assert.deepEqual(await consul.api("GET", "/v1/session/list"), []);
+});
+
+Deno.test("without node read the health endpoint shows no instance: why the policy grants it", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  const full = await consul.createToken("resec", documentedPolicy());
+  const withoutNodeRead = await consul.createToken(
+    "no-node-read",
+    documentedPolicy().replace(/node_prefix "" \{\s*policy = "read"\s*\}/, ""),
+  );
+  using client = new ConsulClient({ connection: { baseUrl: consul.url, token: full } });
+  using blind = new ConsulClient({ connection: { baseUrl: consul.url, token: withoutNodeRead } });
+  await registerService(client, {
+    ...SERVICE,
+    check: { ...SERVICE.check, initialStatus: "passing" },
+  });
+  assert.equal((await healthService(client, "redis-master")).entries.length, 1);
+  assert.deepEqual((await healthService(blind, "redis-master")).entries, []);
+});
+
+Deno.test("an anonymous request is denied with a message naming what was attempted", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  using client = new ConsulClient({ connection: { baseUrl: consul.url } });
+  const error = await registerService(client, SERVICE).catch((error) => error);
+  assert.ok(error instanceof ConsulPermissionDeniedError, String(error));
+  assert.match(
+    error.message,
+    /^Permission denied registering service "redis-master" \(ID "redis@127\.0\.0\.1:6379"\): /,
+  );
+});

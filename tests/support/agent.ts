@@ -1,0 +1,105 @@
+/**
+ * A real resec agent process for end-to-end tests, started the way operators start it: the same entry
+ * point and the same permission flags as the compiled binary (lib/permissions.ts).
+ *
+ * RESEC_UNDER_TEST chooses the artifact: unset or "source" runs main.ts with `deno run`; a path ending
+ * in ".js" runs that bundle with `deno run`; any other path is run as a compiled binary.
+ */
+import { agentPermissionFlags } from "../../lib/permissions.ts";
+import { ManagedProcess } from "./process.ts";
+import { makeServerDir } from "./tmp.ts";
+import { waitFor } from "./wait.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** The command and leading arguments that start the agent under test. */
+export function agentCommand(): { command: string; args: string[] } {
+  const underTest = Deno.env.get("RESEC_UNDER_TEST") ?? "source";
+  if (underTest === "source") {
+    return { command: Deno.execPath(), args: ["run", ...agentPermissionFlags(), `${ROOT}main.ts`] };
+  }
+  if (underTest.endsWith(".js")) {
+    return { command: Deno.execPath(), args: ["run", ...agentPermissionFlags(), underTest] };
+  }
+  return { command: underTest, args: [] };
+}
+
+export interface AgentProcessOptions {
+  /** Environment variables of the agent (REDIS_ADDR, CONSUL_HTTP_ADDR, …). */
+  env: Record<string, string>;
+  /** Extra command-line arguments. */
+  args?: string[];
+  label?: string;
+}
+
+/** A running agent; dispose it to stop it gracefully. */
+export class AgentProcess {
+  readonly dir: string;
+  readonly #process: ManagedProcess;
+
+  private constructor(readonly options: AgentProcessOptions) {
+    this.dir = makeServerDir(options.label ?? "agent");
+    const { command, args } = agentCommand();
+    this.#process = new ManagedProcess(command, {
+      args: [...args, ...(options.args ?? [])],
+      logPath: `${this.dir}/agent.log`,
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
+      clearEnv: true,
+      cwd: ROOT,
+    });
+  }
+
+  /** Starts an agent (does not wait for it to do anything). */
+  static start(options: AgentProcessOptions): AgentProcess {
+    return new AgentProcess(options);
+  }
+
+  /** Runs the agent to completion (e.g. `--check` or a refused configuration). */
+  static async run(options: AgentProcessOptions): Promise<{ code: number; output: string }> {
+    const agent = new AgentProcess(options);
+    const status = await agent.#process.status;
+    await agent.#process.stop();
+    return { code: status.code, output: agent.log() };
+  }
+
+  get process(): ManagedProcess {
+    return this.#process;
+  }
+
+  get pid(): number {
+    return this.#process.pid;
+  }
+
+  /** Everything the agent printed so far. */
+  log(): string {
+    return this.#process.readLog();
+  }
+
+  /** Waits until the agent's output matches `pattern`. */
+  async waitForLog(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+    await waitFor(() => pattern.test(this.log()), {
+      timeoutMs,
+      message: `agent log to match ${pattern}; log so far:\n${this.log().slice(-3000)}`,
+    });
+  }
+
+  /** Sends a signal (never SIGUSR1 to a `deno run` agent: it opens the inspector). */
+  signal(signal: Deno.Signal): void {
+    this.#process.signal(signal);
+  }
+
+  /** SIGKILL: the agent dies without releasing anything. */
+  async kill(): Promise<void> {
+    this.#process.signal("SIGKILL");
+    await this.#process.status;
+  }
+
+  /** SIGTERM and wait; returns the exit code. */
+  async stop(graceMs = 15_000): Promise<number> {
+    return (await this.#process.stop(graceMs)).code;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#process.stop();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * A whole resec cluster for end-to-end tests: one Consul dev agent, N redis-servers and N agents, all
+ * real processes, with short timings so elections take seconds.
+ */
+import { AgentProcess } from "./agent.ts";
+import { ConsulServer } from "./consul.ts";
+import { RedisServer } from "./redis.ts";
+import { waitFor } from "./wait.ts";
+
+/** Settings that make a test cluster fast; any can be overridden per test. */
+export const FAST_AGENT_ENV: Record<string, string> = {
+  CONSUL_SESSION_TTL_MIN: "1s",
+  CONSUL_LOCK_TTL: "2s",
+  CONSUL_LOCK_DELAY: "500ms",
+  CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "200ms",
+  HEALTHCHECK_INTERVAL: "500ms",
+  HEALTHCHECK_TIMEOUT: "500ms",
+  LOG_LEVEL: "debug",
+};
+
+export interface ClusterOptions {
+  nodes?: number;
+  /** Environment shared by every agent (on top of FAST_AGENT_ENV). */
+  env?: Record<string, string>;
+  /** Per-node environment, by index. */
+  nodeEnv?: (index: number, redis: RedisServer) => Record<string, string>;
+  consulAcl?: boolean;
+}
+
+/** One node: a Redis and the agent beside it. */
+export interface ClusterNode {
+  readonly index: number;
+  readonly redis: RedisServer;
+  agent: AgentProcess;
+  readonly env: Record<string, string>;
+}
+
+/** A health entry as the tests read it. */
+export interface ServiceInstance {
+  id: string;
+  address: string;
+  port: number;
+  tags: string[];
+}
+
+export class Cluster implements AsyncDisposable {
+  private constructor(
+    readonly consul: ConsulServer,
+    readonly nodes: ClusterNode[],
+    readonly options: ClusterOptions,
+  ) {}
+
+  static async start(options: ClusterOptions = {}): Promise<Cluster> {
+    const count = options.nodes ?? 3;
+    const consul = await ConsulServer.start({ acl: options.consulAcl });
+    const redises: RedisServer[] = [];
+    try {
+      redises.push(...await RedisServer.startMany(count));
+    } catch (error) {
+      for (const redis of redises) await redis.stop();
+      await consul.stop();
+      throw error;
+    }
+    const nodes = redises.map((redis, index) => {
+      const env = {
+        ...FAST_AGENT_ENV,
+        CONSUL_HTTP_ADDR: consul.address,
+        REDIS_ADDR: redis.address,
+        ...(consul.managementToken ? { CONSUL_HTTP_TOKEN: consul.managementToken } : {}),
+        ...options.env,
+        ...options.nodeEnv?.(index, redis),
+      };
+      return {
+        index,
+        redis,
+        env,
+        agent: AgentProcess.start({ env, label: `agent-${index}` }),
+      };
+    });
+    return new Cluster(consul, nodes, options);
+  }
+
+  /** Restarts a node's agent (after a kill or stop) with the same environment. */
+  restartAgent(node: ClusterNode): void {
+    node.agent = AgentProcess.start({ env: node.env, label: `agent-${node.index}` });
+  }
+
+  /** The master service query of the cluster's naming mode. */
+  get masterQuery(): string {
+    const env = { ...FAST_AGENT_ENV, ...this.options.env };
+    if (env.CONSUL_SERVICE_NAME) {
+      const tag = env.MASTER_TAGS!.split(",")[0]!;
+      return `/v1/health/service/${env.CONSUL_SERVICE_NAME}?passing=1&tag=${tag}`;
+    }
+    return `/v1/health/service/${env.CONSUL_SERVICE_PREFIX ?? "redis"}-master?passing=1`;
+  }
+
+  get slaveQuery(): string {
+    const env = { ...FAST_AGENT_ENV, ...this.options.env };
+    if (env.CONSUL_SERVICE_NAME) {
+      const tag = env.SLAVE_TAGS!.split(",")[0]!;
+      return `/v1/health/service/${env.CONSUL_SERVICE_NAME}?passing=1&tag=${tag}`;
+    }
+    return `/v1/health/service/${env.CONSUL_SERVICE_PREFIX ?? "redis"}-slave?passing=1`;
+  }
+
+  async passingMasters(): Promise<ServiceInstance[]> {
+    return toInstances(await this.consul.api<HealthEntry[]>("GET", this.masterQuery));
+  }
+
+  async passingSlaves(): Promise<ServiceInstance[]> {
+    return toInstances(await this.consul.api<HealthEntry[]>("GET", this.slaveQuery));
+  }
+
+  /** The node whose Redis is registered as the one passing master, once there is exactly one. */
+  async waitForMaster(timeoutMs = 30_000, exclude?: ClusterNode): Promise<ClusterNode> {
+    return await waitFor(async () => {
+      const masters = await this.passingMasters();
+      if (masters.length !== 1) return false;
+      const node = this.nodeAt(masters[0]!.port);
+      return node && node !== exclude ? node : false;
+    }, { timeoutMs, intervalMs: 50, message: "exactly one passing master in Consul" });
+  }
+
+  /**
+   * Waits until Consul shows one passing master and every other node as a passing slave whose Redis
+   * replicates from that master with its link up.
+   */
+  async waitForConvergence(timeoutMs = 40_000): Promise<ClusterNode> {
+    return await waitFor(async () => {
+      const masters = await this.passingMasters();
+      if (masters.length !== 1) return false;
+      const master = this.nodeAt(masters[0]!.port);
+      if (!master) return false;
+      const slaves = await this.passingSlaves();
+      const live = this.nodes.filter((node) => node !== master && node.redis.process);
+      if (slaves.length !== live.length) return false;
+      for (const node of live) {
+        const info = await node.redis.info();
+        if (info.role !== "slave" || info.master_port !== String(master.redis.port)) return false;
+        if (info.master_link_status !== "up") return false;
+      }
+      return master;
+    }, { timeoutMs, intervalMs: 100, message: "the cluster to converge on one master" });
+  }
+
+  nodeAt(port: number): ClusterNode | undefined {
+    return this.nodes.find((node) => node.redis.port === port);
+  }
+
+  /** Dumps every agent's log tail, for a failing test's output. */
+  logs(tail = 4000): string {
+    return this.nodes.map((node) =>
+      `--- agent ${node.index} (redis ${node.redis.port})\n${node.agent.log().slice(-tail)}`
+    ).join("\n");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.agent.stop().catch(() => {})));
+    await Promise.all(this.nodes.map((node) => node.redis.stop()));
+    await this.consul.stop();
+  }
+}
+
+interface HealthEntry {
+  Service: { ID: string; Address: string; Port: number; Tags: string[] | null };
+  Node: { Address: string };
+}
+
+function toInstances(entries: HealthEntry[]): ServiceInstance[] {
+  return entries.map((entry) => ({
+    id: entry.Service.ID,
+    address: entry.Service.Address || entry.Node.Address,
+    port: entry.Service.Port,
+    tags: entry.Service.Tags ?? [],
+  }));
+}

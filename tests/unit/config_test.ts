@@ -1,0 +1,156 @@
+/**
+ * parseConfig(): the Go resec's variables and defaults, and every refusal the agent issues before it
+ * touches Consul or Redis.
+ */
+import assert from "node:assert/strict";
+import { announcedServiceAddress, parseConfig, serviceId } from "../../lib/config.ts";
+import type { Environment } from "../../lib/env.ts";
+
+function problemsOf(env: Environment): string[] {
+  const result = parseConfig(env, { readTextFile: () => "" });
+  assert.equal(result.ok, false, "expected the configuration to be refused");
+  return result.ok ? [] : result.problems.map((problem) => problem.message);
+}
+
+function configOf(env: Environment) {
+  const result = parseConfig(env, { readTextFile: () => "" });
+  if (!result.ok) assert.fail(result.problems.map((problem) => problem.message).join("\n"));
+  return result.config;
+}
+
+Deno.test("an empty environment gives the Go resec's defaults", () => {
+  const config = configOf({});
+  assert.deepEqual(config.service, { mode: "prefix", prefix: "redis" });
+  assert.equal(config.lock.key, "resec/.lock");
+  assert.equal(config.lock.sessionName, "resec");
+  assert.equal(config.lock.ttlMs, 15_000);
+  assert.equal(config.lock.monitorRetries, 3);
+  assert.equal(config.lock.monitorRetryIntervalMs, 1_000);
+  assert.equal(config.deregisterServiceAfterMs, 72 * 3_600_000);
+  assert.equal(config.healthcheckIntervalMs, 5_000);
+  assert.equal(config.healthcheckTimeoutMs, 2_000);
+  assert.equal(config.redis.host, "127.0.0.1");
+  assert.equal(config.redis.port, 6379);
+  assert.equal(config.logLevel, "info");
+  assert.equal(config.logFormat, "text");
+  assert.equal(config.consul.baseUrl, "http://127.0.0.1:8500");
+});
+
+Deno.test("durations take Go syntax", () => {
+  const config = configOf({
+    HEALTHCHECK_INTERVAL: "1m30s",
+    HEALTHCHECK_TIMEOUT: "500ms",
+    CONSUL_LOCK_TTL: "1h",
+    CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "1.5s",
+    CONSUL_DEREGISTER_SERVICE_AFTER: "72h",
+  });
+  assert.equal(config.healthcheckIntervalMs, 90_000);
+  assert.equal(config.healthcheckTimeoutMs, 500);
+  assert.equal(config.lock.ttlMs, 3_600_000);
+  assert.equal(config.lock.monitorRetryIntervalMs, 1_500);
+  assert.equal(config.deregisterServiceAfterMs, 72 * 3_600_000);
+});
+
+Deno.test("a lock TTL over Consul's 24h ceiling is refused with the range in the message", () => {
+  const problems = problemsOf({ CONSUL_LOCK_TTL: "25h" });
+  assert.equal(problems.length, 1);
+  assert.match(problems[0]!, /CONSUL_LOCK_TTL "25h" is out of range: expected between 10s and 24h/);
+});
+
+Deno.test("a lock TTL under Consul's 10s floor is refused and the message names the way out", () => {
+  const problems = problemsOf({ CONSUL_LOCK_TTL: "2s" });
+  assert.match(problems[0]!, /CONSUL_LOCK_TTL "2s" is out of range/);
+  assert.match(problems[0]!, /CONSUL_SESSION_TTL_MIN/);
+});
+
+Deno.test("CONSUL_SESSION_TTL_MIN lets a short lock TTL through for a Consul with a lowered floor", () => {
+  const config = configOf({ CONSUL_LOCK_TTL: "2s", CONSUL_SESSION_TTL_MIN: "1s" });
+  assert.equal(config.lock.ttlMs, 2_000);
+  assert.deepEqual(
+    problemsOf({ CONSUL_LOCK_TTL: "500ms", CONSUL_SESSION_TTL_MIN: "1s" }).length,
+    1,
+  );
+});
+
+Deno.test("a negative TTL is refused", () => {
+  assert.match(
+    problemsOf({ CONSUL_LOCK_TTL: "-15s" })[0]!,
+    /CONSUL_LOCK_TTL "-15s" is out of range/,
+  );
+});
+
+Deno.test("HEALTHCHECK_INTERVAL=5x is refused naming the variable, the value and the expected form", () => {
+  assert.match(
+    problemsOf({ HEALTHCHECK_INTERVAL: "5x" })[0]!,
+    /Cannot parse HEALTHCHECK_INTERVAL "5x": expected a duration such as "5s"/,
+  );
+});
+
+Deno.test("CONSUL_SERVICE_NAME without MASTER_TAGS is refused", () => {
+  assert.match(problemsOf({ CONSUL_SERVICE_NAME: "redis" })[0]!, /MASTER_TAGS is empty/);
+});
+
+Deno.test("the first master tag equal to the first slave tag is refused", () => {
+  assert.match(
+    problemsOf({ CONSUL_SERVICE_NAME: "redis", MASTER_TAGS: "main,x", SLAVE_TAGS: "main,y" })[0]!,
+    /first tags must differ/,
+  );
+});
+
+Deno.test("REDIS_ADDR without a port is refused", () => {
+  assert.match(problemsOf({ REDIS_ADDR: "redis" }).join("\n"), /REDIS_ADDR/);
+});
+
+Deno.test("every invalid variable is reported at once", () => {
+  const problems = problemsOf({
+    HEALTHCHECK_INTERVAL: "5x",
+    CONSUL_LOCK_TTL: "-1s",
+    REDIS_ADDR: "redis",
+    LOG_LEVEL: "chatty",
+    CONSUL_LOCK_MONITOR_RETRIES: "three",
+  });
+  assert.equal(problems.length, 5, problems.join("\n"));
+});
+
+Deno.test("a secret is never echoed in a problem", () => {
+  const result = parseConfig({
+    REDIS_PASSWORD: "hunter2",
+    CONSUL_HTTP_TOKEN: "tok-secret",
+    HEALTHCHECK_TIMEOUT: "x",
+  }, {
+    readTextFile: () => "",
+  });
+  assert.equal(result.ok, false);
+  assert.doesNotMatch(JSON.stringify(result), /hunter2|tok-secret/);
+});
+
+Deno.test("tag mode names one service and keeps both tag lists", () => {
+  const config = configOf({
+    CONSUL_SERVICE_NAME: "cache",
+    MASTER_TAGS: "master,a",
+    SLAVE_TAGS: "slave",
+  });
+  assert.deepEqual(config.service, {
+    mode: "tags",
+    name: "cache",
+    masterTags: ["master", "a"],
+    slaveTags: ["slave"],
+  });
+});
+
+Deno.test("ANNOUNCE_ADDR is announced instead of REDIS_ADDR, IPv6 included", () => {
+  const config = configOf({ REDIS_ADDR: "127.0.0.1:6379", ANNOUNCE_ADDR: "[2001:db8::5]:6380" });
+  assert.deepEqual(config.announce, { host: "2001:db8::5", port: 6380 });
+  assert.equal(serviceId(config), "redis@[2001:db8::5]:6380");
+  assert.equal(announcedServiceAddress(config), "2001:db8::5");
+});
+
+Deno.test("a loopback REDIS_ADDR announces only the port, as the Go resec does", () => {
+  const config = configOf({ REDIS_ADDR: "localhost:6380" });
+  assert.equal(announcedServiceAddress(config), undefined);
+  assert.equal(serviceId(config), "redis@localhost:6380");
+});
+
+Deno.test("a malformed ANNOUNCE_ADDR is refused", () => {
+  assert.match(problemsOf({ ANNOUNCE_ADDR: "10.0.0.1" })[0]!, /ANNOUNCE_ADDR/);
+});

@@ -14,11 +14,15 @@
 #
 # The container needs /proc (every runtime mounts it): the binary reads /proc/self/exe.
 
-# Replaced by --build-context denort=DIR; empty otherwise, and compile.sh downloads denort.
-FROM scratch AS denort
+# Debian bookworm (glibc 2.36) with Node's npm, which scripts/deno.sh installs the pinned Deno from.
+ARG BUILD_IMAGE=node:22-bookworm-slim
+
+# Replaced by `--build-context denort=DIR`. By default an image without a /denort file, and compile.sh
+# downloads denort.
+FROM ${BUILD_IMAGE} AS denort
 
 # Builds on the target platform itself, so `ldd` sees the libraries of that platform.
-FROM node:22-bookworm-slim AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # Only what the program is built from: a host's node_modules/ or .tools/ must not leak in.
 COPY deno.json deno.lock main.ts ./

@@ -46,7 +46,13 @@ export async function runAgent(config: Config): Promise<number> {
   handlers.set("SIGUSR2", () => printDump("agent state", runtime.agent.snapshot()));
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
 
-  runtime.start();
+  try {
+    await runtime.start();
+  } catch (error) {
+    logger.error("cannot start", { error });
+    await runtime.stop();
+    return EXIT_FAILURE;
+  }
   const signal = await stopSignal.promise;
   logger.info("stopping", { signal });
   const hardExit = setTimeout(() => {

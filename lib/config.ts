@@ -9,6 +9,7 @@ import { type ConfigProblem, type Environment, EnvReader } from "./env.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConsulConnectionConfig, parseConsulEnv } from "./consul/connection.ts";
 import { parseRedisEnv, type RedisConnectionConfig } from "./redis/connection.ts";
+import { parseHttpAddr } from "./http/addr.ts";
 
 /** How services are named in Consul (the seeds' two modes). */
 export type ServiceNaming =
@@ -46,6 +47,14 @@ export interface Config {
   readonly healthcheckTimeoutMs: Milliseconds;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
+  /** Data-safe elections: the lag gate, the priority override and the operator's escape hatch. */
+  readonly election: {
+    readonly maxLagBytes: number;
+    readonly priorityOverride: number | undefined;
+    readonly forceFailover: boolean;
+  };
+  /** Where the health and metrics endpoints listen; off when undefined. */
+  readonly httpAddress: HostPort | undefined;
 }
 
 /** Consul refuses session TTLs outside this range unless its servers lowered `session_ttl_min`. */
@@ -72,6 +81,10 @@ export const ENVIRONMENT_VARIABLES = [
   "HEALTHCHECK_TIMEOUT",
   "LOG_LEVEL",
   "LOG_FORMAT",
+  "MAX_LAG_ON_FAILOVER",
+  "REPLICA_PRIORITY",
+  "FORCE_FAILOVER",
+  "HTTP_ADDR",
   "REDIS_ADDR",
   "REDIS_PASSWORD",
   "REDIS_USERNAME",
@@ -194,10 +207,30 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     healthcheckTimeoutMs,
     logLevel: reader.choice("LOG_LEVEL", LOG_LEVELS, "info"),
     logFormat: reader.choice("LOG_FORMAT", LOG_FORMATS, "text"),
+    election: {
+      // Patroni's maximum_lag_on_failover default: 1 MiB.
+      maxLagBytes: reader.integer("MAX_LAG_ON_FAILOVER", 1_048_576, { min: 0 }),
+      priorityOverride: reader.raw("REPLICA_PRIORITY") === undefined
+        ? undefined
+        : reader.integer("REPLICA_PRIORITY", 100, { min: 0, max: 2_147_483_647 }),
+      forceFailover: reader.boolean("FORCE_FAILOVER", false),
+    },
+    httpAddress: parseHttpAddress(reader),
   };
   return reader.problems.length > 0
     ? { ok: false, problems: reader.problems }
     : { ok: true, config };
+}
+
+function parseHttpAddress(reader: EnvReader): HostPort | undefined {
+  const text = reader.raw("HTTP_ADDR");
+  if (text === undefined) return undefined;
+  try {
+    return parseHttpAddr(text);
+  } catch (error) {
+    reader.problem("HTTP_ADDR", `HTTP_ADDR: ${(error as Error).message}`);
+    return undefined;
+  }
 }
 
 function parseServiceNaming(reader: EnvReader): ServiceNaming {

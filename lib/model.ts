@@ -27,6 +27,8 @@ export type RedisView =
     /** master_repl_offset (a master) or slave_repl_offset (a replica). */
     readonly offset: number;
     readonly replicationId: string;
+    /** The previous replication ID, kept after a promotion so offsets still compare. */
+    readonly replicationId2: string;
     readonly connectedReplicas: number;
     readonly datasetEmpty: boolean;
     /** replica-priority; 0 means never master. */
@@ -51,6 +53,8 @@ export type LockView =
     readonly lockIndex: number;
     /** When a renewal that Consul accepted was sent; the session cannot expire before this + TTL. */
     readonly confirmedAt: number;
+    /** Redis run_id when the lock was taken: another one means Redis restarted under us. */
+    readonly runId?: string;
   };
 
 /** What is registered in Consul for this node right now, as the agent last wrote it. */

@@ -1,5 +1,6 @@
 /**
- * The Deno permissions the agent runs with: the ONE place that `scripts/compile.sh`, `deno task start`
+ * The Deno permissions the agent runs with: the ONE place that `scripts/compile.sh` (baked into the
+ * binary), `scripts/bundle.sh` and `scripts/build-image.sh` (the bundle's `deno run`), `deno task start`
  * and the test harness all read, so a missing permission fails a test rather than a production failover.
  */
 import { ENVIRONMENT_VARIABLES } from "./config.ts";
@@ -12,6 +13,15 @@ import { ENVIRONMENT_VARIABLES } from "./config.ts";
  *   (ioredis's `debug` dependency enumerates the environment and would otherwise fail).
  * - read: the files the operator names (env file, token file, certificates) are only known at run
  *   time, and a compiled binary cannot widen its permissions then.
+ * - nothing else: no write, no subprocess, no FFI, no system information; `--no-prompt` turns any other
+ *   access into an error instead of a prompt a daemon cannot answer.
+ *
+ * @example
+ * ```ts
+ * const command = new Deno.Command(Deno.execPath(), {
+ *   args: ["run", ...agentPermissionFlags(), "main.ts", "--check"],
+ * });
+ * ```
  */
 export function agentPermissionFlags(): string[] {
   return [

@@ -5,16 +5,26 @@
  * The rules, in order of precedence:
  * 1. Redis never observed yet → wait.
  * 2. Redis down or loading → give up the lock, mark the service critical.
- * 3. Lock held but not confirmed by Consul for longer than the fence bound → refuse writes (fence):
+ * 3. Lock held but Redis restarted empty under it → give the lock up (the empty-restart trap).
+ * 4. Lock held but not confirmed by Consul for longer than the fence bound → refuse writes (fence):
  *    Consul may be about to hand the lock to someone else.
- * 4. Lock held → be master: REPLICAOF NO ONE if needed, register as passing master, lift our fence.
- * 5. Consul unreachable and no lock → leave Redis as it is (never flap Redis on a Consul blip).
- * 6. Another node leads → replicate from its announced address, register as slave; a Redis that is
+ * 5. Lock held → be master: REPLICAOF NO ONE if needed, register as passing master, lift our fence,
+ *    and point the previous master at us.
+ * 6. Consul unreachable and no lock → leave Redis as it is (never flap Redis on a Consul blip).
+ * 7. Another node leads → replicate from its announced address, register as slave; a Redis that is
  *    still master without the lock is fenced first, so it never takes writes next to the real master.
- * 7. Nobody leads → compete for the lock; a master-role Redis without the lock stays fenced and out of
- *    the catalog.
+ * 8. Nobody leads → a replica detaches (writes refused) so a master that comes back empty cannot
+ *    wipe it; a master-role Redis without the lock stays fenced and out of the catalog, and competes
+ *    only when the election rules (lib/candidates.ts) make it the best candidate.
  */
 import { formatHostPort, type HostPort, sameHostPort } from "./address.ts";
+import {
+  type Candidacy,
+  type ElectionSettings,
+  electionStanding,
+  type SeenCandidacy,
+  type Standing,
+} from "./candidates.ts";
 import type { Milliseconds } from "./duration.ts";
 import type { CheckStatus, LeaderView, LockView, RedisView, Registration, Role } from "./model.ts";
 
@@ -24,6 +34,15 @@ export interface DecisionSettings {
   readonly fenceAfterMs: Milliseconds;
   /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
   readonly replicaLinkGraceMs: Milliseconds;
+}
+
+/** What the agent knows about the election for a free lock. */
+export interface ElectionView {
+  readonly self: Candidacy;
+  readonly peers: readonly SeenCandidacy[];
+  /** Local time the lock was first seen free; undefined while someone holds it. */
+  readonly freeSince: number | undefined;
+  readonly settings: ElectionSettings;
 }
 
 /** Everything decide() looks at. */
@@ -41,6 +60,10 @@ export interface Observed {
   readonly fenced: boolean;
   /** Maintenance mode: nobody is promoted or demoted. */
   readonly paused: boolean;
+  /** Candidacies for a data-safe election; without it any healthy node competes (the Go rule). */
+  readonly election?: ElectionView;
+  /** The leader before the current term, while the new master has not yet fenced it. */
+  readonly previousLeader?: HostPort;
   readonly settings: DecisionSettings;
 }
 
@@ -52,6 +75,8 @@ export type RedisAction =
   | { readonly kind: "none" }
   | { readonly kind: "promote" }
   | { readonly kind: "replicate"; readonly master: HostPort }
+  /** Refuse writes, then stop replicating: keeps the data of a replica whose leader is gone. */
+  | { readonly kind: "detach" }
   | { readonly kind: "fence" }
   | { readonly kind: "unfence" };
 
@@ -80,8 +105,11 @@ export type DecisionName =
   | "following_leader"
   | "replica"
   | "stale_own_lock"
+  | "empty_restart"
+  | "detaching"
   | "no_leader_fenced_master"
-  | "no_leader";
+  | "stepping_aside"
+  | "no_eligible_candidate";
 
 export interface Decision {
   readonly name: DecisionName;
@@ -92,6 +120,8 @@ export interface Decision {
   readonly service: ServiceIntent;
   /** When to decide again even if nothing changes (a deadline such as the fence bound). */
   readonly wakeAt?: number;
+  /** A former master to point at us: it may still take writes from clients that missed the change. */
+  readonly fencePeer?: HostPort;
 }
 
 const NONE: RedisAction = { kind: "none" };
@@ -217,22 +247,50 @@ export function decide(observed: Observed): Decision {
   }
 
   // Nobody holds the lock.
-  if (isMaster) {
+  if (!isMaster) {
+    // The leader is gone: stop replicating before the old master's address can come back empty and
+    // full-sync its emptiness into us (the empty-restart trap). Writes stay refused meanwhile.
+    return {
+      name: "detaching",
+      reason: "nobody holds the lock; keeping this replica's data by detaching it, writes refused",
+      lock: "idle",
+      redis: { kind: "detach" },
+      service: { kind: "absent" },
+    };
+  }
+  const standing = standingFor(observed);
+  const fence: RedisAction = observed.fenced ? NONE : { kind: "fence" };
+  if (standing.kind === "compete") {
     return {
       name: "no_leader_fenced_master",
-      reason: "Redis is master but nobody holds the lock; competing with writes refused",
+      reason: `nobody holds the lock; competing with writes refused: ${standing.reason}`,
       lock: "compete",
-      redis: observed.fenced ? NONE : { kind: "fence" },
+      redis: fence,
       service: { kind: "absent" },
     };
   }
   return {
-    name: "no_leader",
-    reason: "nobody holds the lock; competing for it",
-    lock: "compete",
-    redis: NONE,
-    service: observed.registration ? registeredAs("slave", redis, observed) : UNCHANGED,
+    name: standing.kind === "wait" ? "stepping_aside" : "no_eligible_candidate",
+    reason: standing.kind === "wait"
+      ? standing.reason
+      : `this node may not be promoted: ${standing.reason}`,
+    lock: "idle",
+    redis: fence,
+    service: { kind: "absent" },
+    ...(standing.kind === "wait" ? { wakeAt: standing.until } : {}),
   };
+}
+
+function standingFor(observed: Observed): Standing {
+  const election = observed.election;
+  if (!election) return { kind: "compete", reason: "any healthy node may lead" };
+  return electionStanding({
+    self: election.self,
+    peers: election.peers,
+    now: observed.now,
+    freeSince: election.freeSince ?? observed.now,
+    settings: election.settings,
+  });
 }
 
 function decideAsLockHolder(
@@ -240,6 +298,20 @@ function decideAsLockHolder(
   redis: Extract<RedisView, { kind: "up" }>,
   lock: Extract<LockView, { phase: "held" }>,
 ): Decision {
+  if (
+    lock.runId && redis.runId && redis.runId !== lock.runId && redis.datasetEmpty
+  ) {
+    // Redis restarted empty under our lock: it must neither lead nor feed its emptiness to replicas.
+    return {
+      name: "empty_restart",
+      reason: `Redis restarted empty (run_id ${
+        redis.runId.slice(0, 8)
+      }) while this node led; giving up the lock`,
+      lock: "release",
+      redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
+      service: { kind: "absent" },
+    };
+  }
   const fenceAt = lock.confirmedAt + observed.settings.fenceAfterMs;
   if (observed.now >= fenceAt) {
     return {
@@ -267,6 +339,9 @@ function decideAsLockHolder(
     reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
     lock: "hold",
     redis: observed.fenced ? { kind: "unfence" } : NONE,
+    ...(observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
+      ? { fencePeer: observed.previousLeader }
+      : {}),
     service: {
       kind: "registered",
       role: "master",

@@ -172,6 +172,7 @@ umoci config --image "$image" --history.created_by "scripts/build-image.sh confi
 umoci gc --layout "$layout"
 
 # Compressed size: what a registry stores and a node pulls (layers + config of this tag's manifest).
+# shellcheck disable=SC2016 # JavaScript, not shell, in single quotes
 compressed="$("$root/scripts/deno.sh" eval --quiet '
   const [layout, tag] = Deno.args;
   const blob = (digest) => JSON.parse(Deno.readTextFileSync(`${layout}/blobs/${digest.replace(":", "/")}`));

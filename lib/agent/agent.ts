@@ -3,12 +3,20 @@
  * and applies its answer through the lock driver, the Redis actuator and the service registrar.
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import type { Candidacy, ElectionSettings, SeenCandidacy } from "../candidates.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView, RedisView } from "../model.ts";
-import { decide, type Decision, type DecisionSettings, type Observed } from "../reconciler.ts";
+import {
+  decide,
+  type Decision,
+  type DecisionSettings,
+  type ElectionView,
+  type Observed,
+} from "../reconciler.ts";
 import type { LockDriver } from "./lock_driver.ts";
 import type { RedisActuator } from "./redis_actuator.ts";
 import type { ServiceRegistrar } from "./registrar.ts";
@@ -32,6 +40,24 @@ export interface LeaderSourcePort {
   onChange(listener: () => void): () => void;
 }
 
+/** Where candidacies are published and read (Consul KV in production). */
+export interface CandidacyBoardPort {
+  peers(): SeenCandidacy[];
+  publish(candidacy: Candidacy): Promise<void>;
+}
+
+/** Data-safe elections (lib/candidates.ts); without them any healthy node competes. */
+export interface ElectionOptions {
+  board: CandidacyBoardPort;
+  settings: ElectionSettings;
+  /** REPLICA_PRIORITY: overrides Redis's replica-priority for elections. */
+  priorityOverride?: number;
+  /** FORCE_FAILOVER: may lead even when empty or lagging. */
+  forced: boolean;
+  /** Publish at least this often, so peers can tell a live agent from a gone one. */
+  heartbeatMs: Milliseconds;
+}
+
 export interface AgentOptions {
   config: Config;
   clock: Clock;
@@ -46,6 +72,11 @@ export interface AgentOptions {
   settings: DecisionSettings;
   /** Evaluate at least this often: the check heartbeat rides on it. */
   tickMs: Milliseconds;
+  election?: ElectionOptions;
+  /** Points a former master at this node (REPLICAOF us); best effort. */
+  fencePeer?: (peer: HostPort, self: HostPort) => Promise<void>;
+  /** Called after every evaluation (metrics). Must not throw. */
+  onEvaluated?: (observed: Observed, decision: Decision, previous: Decision | undefined) => void;
 }
 
 /** A snapshot of the agent for SIGUSR2 and /state. Never holds a secret. */
@@ -54,6 +85,8 @@ export interface AgentSnapshot {
   readonly observed: Omit<Observed, "settings"> | undefined;
   readonly evaluations: number;
   readonly startedAt: string;
+  /** When the loop last evaluated (ms since the epoch); a stuck loop shows here. */
+  readonly lastEvaluatedAt: number | undefined;
 }
 
 /** The control loop. Create, `start()`, and `stop()` (or dispose) to shut down gracefully. */
@@ -73,6 +106,13 @@ export class Agent implements AsyncDisposable {
   /** Last error message per step, so a failure repeating every tick is logged once. */
   readonly #failing = new Map<string, string>();
   readonly #listeners = new Set<(decision: Decision) => void>();
+  /** Redis run_ids that completed a sync (or led) while we watched: "has real data". */
+  readonly #syncedRunIds = new Set<string>();
+  #freeSince: number | undefined;
+  #lastLeader: LeaderView | undefined;
+  /** The former master to fence, and until when to keep trying. */
+  #peerToFence: { address: HostPort; until: number } | undefined;
+  #published: { key: string; at: number; freeSince: number | undefined } | undefined;
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -97,6 +137,7 @@ export class Agent implements AsyncDisposable {
       observed: observed ? withoutSettings(observed) : undefined,
       evaluations: this.#evaluations,
       startedAt: new Date(this.#startedAt).toISOString(),
+      lastEvaluatedAt: observed?.now,
     };
   }
 
@@ -157,16 +198,23 @@ export class Agent implements AsyncDisposable {
   async #evaluate(): Promise<void> {
     const { clock, lock, actuator, registrar, redis, leaderSource, config } = this.#options;
     const now = clock.now();
+    const redisView = redis.current();
+    const leader = leaderSource.leader();
+    const lockView = lock.view();
+    this.#track(redisView, leader, lockView, now);
+    const election = this.#election(redisView, lockView, now);
     const observed: Observed = {
       now,
       self: config.announce,
-      redis: redis.current(),
+      redis: redisView,
       consulReachable: leaderSource.reachable(),
-      leader: leaderSource.leader(),
-      lock: lock.view(),
+      leader,
+      lock: lockView,
       registration: registrar.registration(),
       fenced: actuator.isFenced(now),
       paused: this.#options.paused?.() ?? false,
+      ...(election ? { election } : {}),
+      ...(this.#peerToFence ? { previousLeader: this.#peerToFence.address } : {}),
       settings: this.#options.settings,
     };
     this.#logStateChanges(observed);
@@ -176,11 +224,17 @@ export class Agent implements AsyncDisposable {
     const previous = this.#decision;
     this.#decision = decision;
     if (previous?.name !== decision.name) {
-      this.#log.info(`decision changed from '${previous?.name ?? "none"}' to '${decision.name}'`, {
-        reason: decision.reason,
-      });
+      // A cluster that cannot elect anyone needs a person: say it loudly.
+      const level = decision.name === "no_eligible_candidate" ? "error" : "info";
+      this.#log[level](
+        `decision changed from '${previous?.name ?? "none"}' to '${decision.name}'`,
+        {
+          reason: decision.reason,
+        },
+      );
       for (const listener of this.#listeners) listener(decision);
     }
+    this.#options.onEvaluated?.(observed, decision, previous);
 
     // Redis first: a fence must be in force before anything else happens, and a promotion must be
     // done before we tell Consul we are master.
@@ -193,6 +247,14 @@ export class Agent implements AsyncDisposable {
     }
     await this.#attempt("lock", () => lock.apply(decision.lock));
     await this.#attempt("service", () => registrar.apply(decision.service, clock.now()));
+    if (decision.fencePeer && this.#options.fencePeer) {
+      const peer = decision.fencePeer;
+      const fenced = await this.#attempt("fence-peer", async () => {
+        await this.#options.fencePeer!(peer, config.announce);
+        this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
+      });
+      if (fenced || clock.now() > (this.#peerToFence?.until ?? 0)) this.#peerToFence = undefined;
+    }
 
     clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined && !this.#stopping) {
@@ -201,6 +263,104 @@ export class Agent implements AsyncDisposable {
         Math.max(0, decision.wakeAt - clock.now()) + 1,
       );
     }
+  }
+
+  /** Remembers what later decisions need: synced run_ids, when the lock went free, the last leader. */
+  #track(
+    redis: RedisView,
+    leader: LeaderView | null | undefined,
+    lock: ReturnType<LockDriver["view"]>,
+    now: number,
+  ): void {
+    if (
+      redis.kind === "up" && (redis.linkUp || (lock.phase === "held" && redis.role === "master"))
+    ) {
+      this.#syncedRunIds.add(redis.runId);
+    }
+    if (leader === null) {
+      this.#freeSince ??= now;
+    } else if (leader !== undefined) {
+      this.#freeSince = undefined;
+    }
+    const self = this.#options.config.announce;
+    if (leader && !sameHostPort(leader.address, self)) {
+      this.#lastLeader = leader;
+      this.#peerToFence = undefined;
+    } else if (lock.phase === "held" && this.#lastLeader) {
+      // We lead now: the former leader may still take writes from clients that missed the change.
+      this.#peerToFence = {
+        address: this.#lastLeader.address,
+        until: now + 2 * this.#options.config.lock.ttlMs,
+      };
+      this.#lastLeader = undefined;
+    }
+  }
+
+  /** This node's candidacy and the peers', published when it changed or the heartbeat is due. */
+  #election(
+    redis: RedisView,
+    lock: ReturnType<LockDriver["view"]>,
+    now: number,
+  ): ElectionView | undefined {
+    const options = this.#options.election;
+    if (!options) return undefined;
+    const self = this.#candidacy(redis, lock, options);
+    const { updatedAt: _updatedAt, ...material } = self;
+    const key = JSON.stringify(material);
+    const published = this.#published;
+    if (
+      !published || published.key !== key || published.freeSince !== this.#freeSince ||
+      now - published.at >= options.heartbeatMs
+    ) {
+      this.#published = { key, at: now, freeSince: this.#freeSince };
+      void options.board.publish(self);
+    }
+    return {
+      self,
+      peers: options.board.peers(),
+      freeSince: this.#freeSince,
+      settings: options.settings,
+    };
+  }
+
+  #candidacy(
+    redis: RedisView,
+    lock: ReturnType<LockDriver["view"]>,
+    options: ElectionOptions,
+  ): Candidacy {
+    const address = formatHostPort(this.#options.config.announce);
+    const updatedAt = new Date(this.#options.clock.now()).toISOString();
+    if (redis.kind !== "up") {
+      const last = this.#published ? JSON.parse(this.#published.key) as Partial<Candidacy> : {};
+      return {
+        address,
+        runId: last.runId ?? "",
+        replicationId: last.replicationId ?? "",
+        replicationId2: last.replicationId2 ?? "",
+        offset: last.offset ?? 0,
+        role: last.role ?? "replica",
+        healthy: false,
+        datasetEmpty: last.datasetEmpty ?? true,
+        synced: false,
+        priority: options.priorityOverride ?? last.priority ?? 100,
+        forced: options.forced,
+        updatedAt,
+      };
+    }
+    return {
+      address,
+      runId: redis.runId,
+      replicationId: redis.replicationId,
+      replicationId2: redis.replicationId2,
+      offset: redis.offset,
+      role: redis.role,
+      healthy: !redis.loading,
+      datasetEmpty: redis.datasetEmpty,
+      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held",
+      priority: options.priorityOverride ?? redis.priority,
+      forced: options.forced,
+      updatedAt,
+    };
   }
 
   /** Runs one step; logs a failure once per distinct message and a recovery once. */

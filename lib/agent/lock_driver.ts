@@ -27,6 +27,8 @@ export interface LockDriverOptions {
   lock: LockPort;
   /** The lock value to write when acquiring (who we are). */
   value: () => string;
+  /** Redis run_id when we start competing, remembered with the lock it wins. */
+  runId?: () => string | undefined;
   /** Called whenever the lock view changes. */
   onChange: () => void;
   /** Called when acquiring fails with an error (other than cancellation). */
@@ -38,6 +40,7 @@ export interface LockDriverOptions {
 export class LockDriver {
   readonly #options: LockDriverOptions;
   #held: HeldLock | undefined;
+  #heldRunId: string | undefined;
   #competing: AbortController | undefined;
   #releasing: Promise<void> | undefined;
   #closed = false;
@@ -53,6 +56,7 @@ export class LockDriver {
         phase: "held",
         lockIndex: this.#held.lockIndex,
         confirmedAt: this.#held.lastConfirmedAt(),
+        ...(this.#heldRunId ? { runId: this.#heldRunId } : {}),
       };
     }
     return this.#competing ? { phase: "competing" } : { phase: "idle" };
@@ -91,6 +95,7 @@ export class LockDriver {
     const controller = new AbortController();
     this.#competing = controller;
     this.#options.logger.info("competing for the lock");
+    const runId = this.#options.runId?.();
     this.#options.lock.acquire(this.#options.value(), controller.signal).then(
       (held) => {
         if (this.#competing !== controller) {
@@ -100,10 +105,7 @@ export class LockDriver {
         }
         this.#competing = undefined;
         this.#held = held;
-        this.#options.logger.info("lock acquired", {
-          session: held.session,
-          epoch: held.lockIndex,
-        });
+        this.#heldRunId = runId;
         held.lost.addEventListener("abort", () => {
           if (this.#held !== held) return;
           this.#held = undefined;
@@ -138,7 +140,7 @@ export class LockDriver {
     this.#held = undefined;
     this.#options.onChange();
     this.#releasing = held.release().then(
-      () => this.#options.logger.info("lock released", { session: held.session }),
+      () => {},
       (error) =>
         this.#options.logger.warn("lock release failed; Consul frees it when the session expires", {
           error,

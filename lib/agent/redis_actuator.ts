@@ -57,6 +57,15 @@ export class RedisActuator {
         if (this.#fencedUntil > 0) await this.#unfence();
         return;
       }
+      case "detach":
+        // Refuse writes first, so the moment it stops being a replica it does not take any.
+        logger.warn(
+          "the leader is gone: detaching Redis from its master to keep its data, writes refused",
+        );
+        await commands.pauseWrites(this.#options.fenceMs);
+        this.#fencedUntil = now + this.#options.fenceMs;
+        await commands.promote();
+        return;
       case "fence":
         if (!this.isFenced(now) && this.#fencedUntil <= now) {
           logger.warn(

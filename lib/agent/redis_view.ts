@@ -39,6 +39,7 @@ export function toRedisView(observation: RedisObservation): RedisView {
     syncInProgress: info.masterSyncInProgress,
     offset: (isReplica ? info.slaveReplOffset : undefined) ?? info.masterReplOffset ?? 0,
     replicationId: info.masterReplId ?? "",
+    replicationId2: info.masterReplId2 ?? "",
     connectedReplicas: info.connectedReplicas,
     datasetEmpty: observation.datasetEmpty,
     priority: observation.replicaPriority,

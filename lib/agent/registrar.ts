@@ -43,6 +43,8 @@ export interface RegistrarOptions {
   /** Refresh the check at least this often (well inside its TTL). */
   heartbeatMs: Milliseconds;
   logger: Logger;
+  /** Called after each accepted registration or check update (metrics). */
+  onCheckUpdated?: (status: CheckStatus) => void;
 }
 
 /** Owns this node's registration. */
@@ -106,6 +108,7 @@ export class ServiceRegistrar {
     }
     await this.#options.catalog.register(definition);
     this.#current = { role, status, serviceId: definition.id, checkId: definition.check.id };
+    this.#options.onCheckUpdated?.(status);
     this.#lastOutput = output;
     this.#lastBeatAt = now;
     this.#options.logger.info("service registered", {
@@ -138,6 +141,7 @@ export class ServiceRegistrar {
       });
     }
     this.#current = { ...current, status };
+    this.#options.onCheckUpdated?.(status);
     this.#lastOutput = output;
     this.#lastBeatAt = now;
   }

@@ -21,6 +21,13 @@ import type { DecisionSettings } from "../reconciler.ts";
 import { RedisCommander } from "../redis/commander.ts";
 import { RedisObserver } from "../redis/observer.ts";
 import { Agent, type RedisObserverPort } from "./agent.ts";
+import { CandidacyBoard } from "./candidacy.ts";
+import type { ElectionSettings } from "../candidates.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
+import { ResecMetrics } from "../metrics/resec.ts";
+import { type HttpServer, startHttpServer } from "../http/server.ts";
+import type { NodeStatus, StatusSource } from "../http/status.ts";
+import type { Decision, Observed } from "../reconciler.ts";
 import { LeaderSource } from "./leader_source.ts";
 import { LockDriver } from "./lock_driver.ts";
 import { RedisActuator } from "./redis_actuator.ts";
@@ -37,6 +44,7 @@ export interface AgentTimings extends DecisionSettings {
   readonly fenceMs: Milliseconds;
   /** Longest blocking wait on the lock key. */
   readonly leaderWaitMs: Milliseconds;
+  readonly election: ElectionSettings;
 }
 
 /**
@@ -46,13 +54,21 @@ export interface AgentTimings extends DecisionSettings {
  */
 export function agentTimings(config: Config): AgentTimings {
   const checkTtlMs = 2 * config.healthcheckIntervalMs;
+  const tickMs = Math.max(10, Math.floor(checkTtlMs / 3));
   return {
     checkTtlMs,
-    tickMs: Math.max(10, Math.floor(checkTtlMs / 3)),
+    tickMs,
     fenceAfterMs: Math.floor(config.lock.ttlMs * 0.6),
     replicaLinkGraceMs: Math.max(10_000, 2 * config.lock.ttlMs + config.lock.delayMs),
     fenceMs: Math.max(60_000, 4 * config.lock.ttlMs),
     leaderWaitMs: Math.max(1_000, config.lock.ttlMs),
+    election: {
+      maxLagBytes: config.election.maxLagBytes,
+      // Agents publish at least every tick: three missed publications mean the agent is gone.
+      staleAfterMs: 3 * tickMs + config.healthcheckTimeoutMs,
+      collectMs: Math.max(200, config.healthcheckTimeoutMs),
+      stepAsideMaxMs: config.lock.ttlMs,
+    },
   };
 }
 
@@ -96,7 +112,7 @@ export function masterServiceQuery(config: Config): { name: string; tag?: string
 export interface AgentRuntimeOptions {
   logger: Logger;
   clock?: Clock;
-  /** Every Consul request, for metrics. */
+  /** Every Consul request, for extra observers (the metrics count them already). */
   onConsulRequest?: (event: ConsulRequestEvent) => void;
 }
 
@@ -106,8 +122,13 @@ export class AgentRuntime implements AsyncDisposable {
   readonly timings: AgentTimings;
   readonly consul: ConsulClient;
   readonly observer: RedisObserver;
+  readonly metrics: ResecMetrics;
   readonly #commander: RedisCommander;
   readonly #leaderSource: LeaderSource;
+  readonly #board: CandidacyBoard;
+  readonly #logger: Logger;
+  #http: HttpServer | undefined;
+  #freeSinceSeen: number | undefined;
   #stopped: Promise<void> | undefined;
 
   constructor(readonly config: Config, options: AgentRuntimeOptions) {
@@ -115,12 +136,18 @@ export class AgentRuntime implements AsyncDisposable {
     const logger = options.logger;
     const timings = agentTimings(config);
     this.timings = timings;
+    this.#logger = logger;
+    const metrics = new ResecMetrics({ clock });
+    this.metrics = metrics;
 
     this.consul = new ConsulClient({
       connection: config.consul,
       clock,
       logger: logger.child("consul"),
-      onRequest: options.onConsulRequest,
+      onRequest: (event) => {
+        metrics.recordConsulRequest(event);
+        options.onConsulRequest?.(event);
+      },
     });
     this.observer = new RedisObserver({
       connection: config.redis,
@@ -141,6 +168,15 @@ export class AgentRuntime implements AsyncDisposable {
       masterService: masterServiceQuery(config),
       waitMs: timings.leaderWaitMs,
       logger: logger.child("consul"),
+    });
+
+    this.#board = new CandidacyBoard({
+      client: this.consul,
+      lockKey: config.lock.key,
+      self: formatHostPort(config.announce),
+      clock,
+      logger: logger.child("election"),
+      onChange: () => this.agent.requestEvaluation(),
     });
 
     const observer = this.observer;
@@ -171,6 +207,10 @@ export class AgentRuntime implements AsyncDisposable {
           runId: current.kind === "up" ? current.info.runId : undefined,
           now: clock.now(),
         });
+      },
+      runId: () => {
+        const current = observer.current();
+        return current.kind === "up" ? current.info.runId : undefined;
       },
       onChange: () => this.agent.requestEvaluation(),
       onError: (error) =>
@@ -203,6 +243,7 @@ export class AgentRuntime implements AsyncDisposable {
         serviceDefinition(config, timings, role, status, output),
       heartbeatMs: timings.tickMs,
       logger: logger.child("service"),
+      onCheckUpdated: (status) => metrics.checkUpdated(status),
     });
     this.agent = new Agent({
       config,
@@ -229,11 +270,71 @@ export class AgentRuntime implements AsyncDisposable {
         replicaLinkGraceMs: timings.replicaLinkGraceMs,
       },
       tickMs: timings.tickMs,
+      election: {
+        board: this.#board,
+        settings: timings.election,
+        priorityOverride: config.election.priorityOverride,
+        forced: config.election.forceFailover,
+        heartbeatMs: timings.tickMs,
+      },
+      fencePeer: (peer, self) => this.#fencePeer(peer, self),
+      onEvaluated: (observed, decision, previous) => this.#record(observed, decision, previous),
     });
   }
 
-  /** Starts observing and deciding. */
-  start(): void {
+  /** What the HTTP endpoints answer from. */
+  readonly status: StatusSource = {
+    status: () => nodeStatus(this.agent.snapshot(), this.timings.tickMs, Date.now()),
+    state: () => ({ ...this.agent.snapshot(), timings: this.timings }),
+  };
+
+  /** Points a former master at `self` through a short-lived connection of its own. */
+  async #fencePeer(peer: HostPort, self: HostPort): Promise<void> {
+    const commander = new RedisCommander({
+      connection: { ...this.config.redis, host: peer.host, port: peer.port },
+      timeoutMs: this.config.healthcheckTimeoutMs,
+      logger: this.#logger.child("redis"),
+    });
+    try {
+      await commander.replicateFrom(self);
+    } finally {
+      await commander.close();
+    }
+  }
+
+  #record(observed: Observed, decision: Decision, previous: Decision | undefined): void {
+    const metrics = this.metrics;
+    metrics.redisObserved(observed.redis);
+    metrics.setLockHeld(observed.lock.phase === "held");
+    metrics.setConsulReachable(observed.consulReachable);
+    metrics.setPaused(observed.paused);
+    metrics.decisionChanged(decision.name);
+    metrics.setReplicationLag(replicationLag(observed));
+    const freeSince = observed.election?.freeSince;
+    if (freeSince !== undefined) this.#freeSinceSeen = freeSince;
+    if (decision.name === "master" && previous?.name !== "master") {
+      metrics.electionWon();
+      if (this.#freeSinceSeen !== undefined) {
+        metrics.failoverCompleted(observed.now - this.#freeSinceSeen);
+        this.#logger.child("agent").info("this node leads now", {
+          msSinceLockFree: observed.now - this.#freeSinceSeen,
+        });
+      }
+      this.#freeSinceSeen = undefined;
+    }
+  }
+
+  /** Starts observing and deciding, and the HTTP endpoints when HTTP_ADDR is set. */
+  async start(): Promise<void> {
+    if (this.config.httpAddress) {
+      this.#http = await startHttpServer({
+        address: this.config.httpAddress,
+        status: this.status,
+        metrics: this.metrics,
+        logger: this.#logger.child("http"),
+      });
+      this.#logger.info("HTTP endpoints listening", { url: this.#http.url });
+    }
     this.observer.start();
     this.agent.start();
   }
@@ -242,6 +343,8 @@ export class AgentRuntime implements AsyncDisposable {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.agent.stop();
+      await this.#http?.close();
+      await this.#board.close();
       await this.#leaderSource.close();
       await this.observer.close();
       await this.#commander.close();
@@ -253,4 +356,41 @@ export class AgentRuntime implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** A replica's lag behind its leader, from the leader's published offset; undefined when unknown. */
+export function replicationLag(observed: Observed): number | undefined {
+  const redis = observed.redis;
+  const leader = observed.leader;
+  if (redis.kind !== "up" || redis.role !== "replica" || !leader || !observed.election) {
+    return undefined;
+  }
+  const address = formatHostPort(leader.address);
+  const published = observed.election.peers.find((peer) => peer.candidacy.address === address);
+  if (!published) return undefined;
+  return Math.max(0, published.candidacy.offset - redis.offset);
+}
+
+/** The load-balancer view of an agent snapshot. */
+export function nodeStatus(
+  snapshot: ReturnType<Agent["snapshot"]>,
+  tickMs: Milliseconds,
+  now: number,
+): NodeStatus {
+  const observed = snapshot.observed;
+  const redis = observed?.redis;
+  const up = redis?.kind === "up" ? redis : undefined;
+  const loopAlive = snapshot.lastEvaluatedAt !== undefined &&
+    now - snapshot.lastEvaluatedAt <= 3 * tickMs + 1_000;
+  return {
+    role: up ? up.role : "unknown",
+    holdsLock: observed?.lock.phase === "held",
+    redisHealthy: up !== undefined && !up.loading,
+    agentHealthy: loopAlive && observed?.consulReachable !== false,
+    linkUp: up?.role === "replica" && up.linkUp,
+    lagBytes: observed
+      ? replicationLag({ ...observed, settings: { fenceAfterMs: 0, replicaLinkGraceMs: 0 } })
+      : undefined,
+    paused: observed?.paused ?? false,
+  };
 }

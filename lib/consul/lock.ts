@@ -195,7 +195,7 @@ export class ConsulLock {
           if (!isTransientConsulError(error)) throw error;
           failures++;
           const delay = backoffDelay(this.#retry, failures);
-          this.#logger.warn("waiting for the lock failed; retrying", {
+          this.#logger[failures === 1 ? "warn" : "debug"]("waiting for the lock failed; retrying", {
             key: this.key,
             failures,
             retryInMs: delay,
@@ -242,12 +242,15 @@ export class ConsulLock {
         if (!isTransientConsulError(error)) throw error;
         failures++;
         const delay = backoffDelay(this.#retry, failures);
-        this.#logger.warn("creating the lock session failed; retrying", {
-          key: this.key,
-          failures,
-          retryInMs: delay,
-          error,
-        });
+        this.#logger[failures === 1 ? "warn" : "debug"](
+          "creating the lock session failed; retrying",
+          {
+            key: this.key,
+            failures,
+            retryInMs: delay,
+            error,
+          },
+        );
         await this.#clock.sleep(delay, signal);
       }
     }

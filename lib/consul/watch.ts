@@ -72,7 +72,7 @@ export interface WatchOptions<T> {
  *
  * The query loop runs on its own, not only while a reader waits, so an outage is noticed even while
  * the reader is busy. A slow reader sees the latest value, not every intermediate one: right for
- * state such as "who is master".
+ * state such as "who is master". Leaving a `for await` loop over the watch closes it.
  *
  * @example
  * ```ts
@@ -133,17 +133,22 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
     const equals = this.#equals();
     let seen = 0;
     let delivered: { value: T } | undefined;
-    while (!this.#signal.aborted) {
-      if (this.#version > seen && this.#latest !== undefined) {
-        seen = this.#version;
-        const latest = this.#latest;
-        // A -> B -> A while the reader was busy is no change for it.
-        if (delivered !== undefined && equals(delivered.value, latest.value)) continue;
-        delivered = latest;
-        yield latest.value;
-        continue;
+    try {
+      while (!this.#signal.aborted) {
+        if (this.#version > seen && this.#latest !== undefined) {
+          seen = this.#version;
+          const latest = this.#latest;
+          // A -> B -> A while the reader was busy is no change for it.
+          if (delivered !== undefined && equals(delivered.value, latest.value)) continue;
+          delivered = latest;
+          yield latest.value;
+          continue;
+        }
+        await new Promise<void>((resolve) => (this.#wake = resolve));
       }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+    } finally {
+      // The only reader left the loop (break, return, throw): nobody is listening any more.
+      this.close();
     }
   }
 
@@ -187,7 +192,13 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
         if (signal.aborted) return;
         failures++;
         const delay = backoffDelay(backoff, failures, options.random);
-        logger.warn("consul watch failed", { watch: name, failures, retryInMs: delay, error });
+        // One WARN per outage; the retries that follow go to DEBUG.
+        logger[failures === 1 ? "warn" : "debug"]("consul watch failed", {
+          watch: name,
+          failures,
+          retryInMs: delay,
+          error,
+        });
         try {
           options.onError?.(error, failures);
         } catch { /* a faulty callback must not stop the watch */ }

@@ -51,7 +51,10 @@ Deno.test("refused configurations exit 2 with a message naming the variable, and
     [{ CONSUL_SERVICE_NAME: "cache" }, /MASTER_TAGS is empty/],
     [{ CONSUL_SERVICE_NAME: "cache", MASTER_TAGS: "a", SLAVE_TAGS: "a" }, /first tags must differ/],
     [{ REDIS_ADDR: "redis" }, /REDIS_ADDR/],
-    [{ CONSUL_LOCK_TTL: "25h" }, /CONSUL_LOCK_TTL "25h" is out of range: expected between 1s \(CONSUL_SESSION_TTL_MIN\) and 24h/],
+    [
+      { CONSUL_LOCK_TTL: "25h" },
+      /CONSUL_LOCK_TTL "25h" is out of range: expected between 1s \(CONSUL_SESSION_TTL_MIN\) and 24h/,
+    ],
     [{ CONSUL_LOCK_TTL: "5s", CONSUL_SESSION_TTL_MIN: "" }, /between 10s and 24h/],
   ];
   for (const [env, message] of cases) {

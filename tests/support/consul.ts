@@ -16,9 +16,22 @@ export interface ConsulOptions {
   logLevel?: string;
 }
 
-/** The path of the consul binary: $CONSUL_BIN (set by scripts/test.sh) or `consul` on PATH. */
+/**
+ * The path of the consul binary: $CONSUL_BIN (set by scripts/test.sh), else the one
+ * scripts/provision-consul.sh cached, else `consul` on PATH.
+ */
 export function consulBinary(): string {
-  return Deno.env.get("CONSUL_BIN") ?? "consul";
+  const fromEnv = Deno.env.get("CONSUL_BIN");
+  if (fromEnv) return fromEnv;
+  const cache = Deno.env.get("RESEC_CACHE_DIR") ??
+    `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`}/resec`;
+  try {
+    for (const entry of Deno.readDirSync(cache)) {
+      const candidate = `${cache}/${entry.name}/consul`;
+      if (entry.name.startsWith("consul-") && Deno.statSync(candidate).isFile) return candidate;
+    }
+  } catch { /* no cache yet */ }
+  return "consul";
 }
 
 /** A running Consul dev agent. Dispose it (`await using`) to stop it. */

@@ -302,3 +302,15 @@ Deno.test("a value that changes and changes back while the reader is busy is not
   watch.close();
   assert.deepEqual(await pending, { value: undefined, done: true });
 });
+
+Deno.test("breaking out of a for-await loop over a watch closes it", async () => {
+  const clock = new ManualClock();
+  const { fetch } = scripted<string>([{ value: "a", index: 1 }]);
+  const watch = new BlockingWatch({ fetch, clock });
+  for await (const value of watch) {
+    assert.equal(value, "a");
+    break;
+  }
+  assert.equal(watch.closed, true);
+  await watch[Symbol.asyncDispose]();
+});

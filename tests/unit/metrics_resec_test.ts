@@ -21,6 +21,7 @@ function upView(overrides: Partial<Extract<RedisView, { kind: "up" }>> = {}): Re
     syncInProgress: false,
     offset: 4_096,
     replicationId: "a".repeat(40),
+    replicationId2: "",
     connectedReplicas: 0,
     datasetEmpty: false,
     priority: 100,
@@ -183,7 +184,7 @@ Deno.test("check updates are counted by status, and the last status sent is mark
 
 Deno.test("decision changes are counted by the new decision, and a repeat of the same name is not", () => {
   const metrics = new ResecMetrics();
-  metrics.decisionChanged("no_leader");
+  metrics.decisionChanged("detaching");
   metrics.decisionChanged("promoting");
   metrics.decisionChanged("promoting");
   metrics.decisionChanged("master");
@@ -192,7 +193,7 @@ Deno.test("decision changes are counted by the new decision, and a repeat of the
   assert.equal(s.get('resec_decision_changes_total{decision="master"}'), 1);
   assert.equal(s.get('resec_decision{decision="master"}'), 1);
   assert.equal(s.get('resec_decision{decision="promoting"}'), 0);
-  assert.equal(s.get('resec_decision{decision="no_leader"}'), 0);
+  assert.equal(s.get('resec_decision{decision="detaching"}'), 0);
 });
 
 Deno.test("Consul reachability and maintenance mode show as 0/1 gauges", () => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { decide, type Observed } from "../../lib/reconciler.ts";
 import type { RedisView } from "../../lib/model.ts";
+import type { Candidacy } from "../../lib/candidates.ts";
 
 const SELF = { host: "10.0.0.1", port: 6379 };
 const OTHER = { host: "10.0.0.2", port: 6379 };
@@ -16,6 +17,7 @@ const MASTER_REDIS: RedisView = {
   syncInProgress: false,
   offset: 1000,
   replicationId: "a".repeat(40),
+  replicationId2: "",
   connectedReplicas: 2,
   datasetEmpty: false,
   priority: 100,
@@ -172,14 +174,15 @@ Deno.test("a master-role Redis with nobody holding the lock competes with its wr
   assert.deepEqual(again.redis, { kind: "none" }, "an existing fence is not re-applied");
 });
 
-Deno.test("a replica competes for a free lock while keeping its slave registration", () => {
+Deno.test("a replica whose leader is gone detaches with writes refused and leaves the catalog", () => {
   const decision = decide(observed({
     redis: { ...REPLICA_OF_OTHER, linkUp: false, linkDownMs: 2_000 },
     registration: { role: "slave", status: "passing" },
   }));
-  assert.equal(decision.name, "no_leader");
-  assert.equal(decision.lock, "compete");
-  assert.equal(decision.service.kind === "registered" && decision.service.status, "passing");
+  assert.equal(decision.name, "detaching");
+  assert.deepEqual(decision.redis, { kind: "detach" });
+  assert.equal(decision.lock, "idle", "it competes only once detached and ranked");
+  assert.deepEqual(decision.service, { kind: "absent" });
 });
 
 Deno.test("a replica whose link has been down longer than the grace turns its check to warning", () => {
@@ -230,4 +233,100 @@ Deno.test("in maintenance mode a master-role Redis without the lock is neither d
   assert.equal(decision.name, "paused");
   assert.deepEqual(decision.redis, { kind: "none" });
   assert.equal(decision.lock, "idle");
+});
+
+const ELECTION_SETTINGS = {
+  maxLagBytes: 1_048_576,
+  staleAfterMs: 5_000,
+  collectMs: 500,
+  stepAsideMaxMs: 10_000,
+};
+
+function candidacy(address: string, overrides: Partial<Candidacy> = {}): Candidacy {
+  return {
+    address,
+    runId: `run-${address}`,
+    replicationId: "a".repeat(40),
+    replicationId2: "",
+    offset: 1_000,
+    role: "master",
+    healthy: true,
+    datasetEmpty: false,
+    synced: true,
+    priority: 100,
+    forced: false,
+    updatedAt: "",
+    ...overrides,
+  };
+}
+
+Deno.test("a fenced master-role Redis steps aside while a peer with a larger offset is there", () => {
+  const decision = decide(observed({
+    fenced: true,
+    election: {
+      self: candidacy("10.0.0.1:6379", { offset: 1_000 }),
+      peers: [{ candidacy: candidacy("10.0.0.3:6379", { offset: 2_000 }), seenChangedAt: 99_990 }],
+      freeSince: 99_950,
+      settings: ELECTION_SETTINGS,
+    },
+  }));
+  assert.equal(decision.name, "stepping_aside");
+  assert.equal(decision.lock, "idle");
+  assert.equal(decision.wakeAt, 99_950 + 10_000);
+  assert.deepEqual(decision.redis, { kind: "none" });
+});
+
+Deno.test("the best candidate competes for the free lock", () => {
+  const decision = decide(observed({
+    fenced: true,
+    election: {
+      self: candidacy("10.0.0.1:6379", { offset: 3_000 }),
+      peers: [{ candidacy: candidacy("10.0.0.3:6379", { offset: 2_000 }), seenChangedAt: 99_990 }],
+      freeSince: 99_950,
+      settings: ELECTION_SETTINGS,
+    },
+  }));
+  assert.equal(decision.name, "no_leader_fenced_master");
+  assert.equal(decision.lock, "compete");
+});
+
+Deno.test("a node nobody may promote says so and stays fenced", () => {
+  const decision = decide(observed({
+    election: {
+      self: candidacy("10.0.0.1:6379", { priority: 0 }),
+      peers: [],
+      freeSince: 99_000,
+      settings: ELECTION_SETTINGS,
+    },
+  }));
+  assert.equal(decision.name, "no_eligible_candidate");
+  assert.match(decision.reason, /priority 0/);
+  assert.equal(decision.lock, "idle");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+});
+
+Deno.test("a leader whose Redis restarted empty gives up the lock instead of leading with no data", () => {
+  const decision = decide(observed({
+    redis: { ...MASTER_REDIS, runId: "new-run", datasetEmpty: true, offset: 0 },
+    lock: { ...HELD, runId: "old-run" },
+  }));
+  assert.equal(decision.name, "empty_restart");
+  assert.equal(decision.lock, "release");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+  assert.deepEqual(decision.service, { kind: "absent" });
+});
+
+Deno.test("a leader whose Redis restarted with its data keeps leading", () => {
+  const decision = decide(observed({
+    redis: { ...MASTER_REDIS, runId: "new-run" },
+    lock: { ...HELD, runId: "old-run" },
+  }));
+  assert.equal(decision.name, "master");
+});
+
+Deno.test("a new master points the previous master at itself", () => {
+  const decision = decide(observed({ lock: HELD, previousLeader: OTHER }));
+  assert.deepEqual(decision.fencePeer, OTHER);
+  const self = decide(observed({ lock: HELD, previousLeader: SELF }));
+  assert.equal(self.fencePeer, undefined, "never fences itself");
 });

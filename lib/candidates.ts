@@ -1,0 +1,164 @@
+/**
+ * Data-safe elections: which node may take the lock when it is free. Pure functions over the
+ * candidacies every agent publishes in Consul KV, so each rule is a table-driven unit test.
+ *
+ * The rules, in order (Sentinel's ranking plus Patroni's lag gate and rdsync's empty-restart guard):
+ * 1. A node with priority 0 (`replica-priority 0` or REPLICA_PRIORITY=0) is never promoted.
+ * 2. An empty dataset, or a Redis that never completed a sync, is not promoted while a healthy peer
+ *    that has data and did sync is there to take over.
+ * 3. A node lagging more than MAX_LAG_ON_FAILOVER bytes behind the best offset known in its
+ *    replication history (a failed master's last published offset included) is not promoted.
+ * 4. Among the rest: larger offset (same history) first, then the better priority (lower number, as
+ *    in Redis), then the smaller address (a deterministic tie-break).
+ * FORCE_FAILOVER lifts rules 2 and 3 for its node, never rule 1.
+ */
+import type { Milliseconds } from "./duration.ts";
+
+/** What one agent publishes about its Redis. */
+export interface Candidacy {
+  /** Announce address, `host:port`: also the key under the candidates prefix. */
+  readonly address: string;
+  readonly runId: string;
+  readonly replicationId: string;
+  readonly replicationId2: string;
+  readonly offset: number;
+  readonly role: "master" | "replica";
+  readonly healthy: boolean;
+  readonly datasetEmpty: boolean;
+  /** Completed a sync (or led) with this Redis process since the agent watched it. */
+  readonly synced: boolean;
+  /** Effective priority: 0 never, lower is preferred (Redis's replica-priority semantics). */
+  readonly priority: number;
+  readonly forced: boolean;
+  /** ISO time of publication, for people reading the key. */
+  readonly updatedAt: string;
+}
+
+/** A peer's candidacy as this agent saw it. */
+export interface SeenCandidacy {
+  readonly candidacy: Candidacy;
+  /** Local time when this agent last saw the entry change (clock skew between hosts never matters). */
+  readonly seenChangedAt: number;
+}
+
+export interface ElectionSettings {
+  readonly maxLagBytes: number;
+  /** A peer whose entry has not changed for this long is ignored (its agent is gone). */
+  readonly staleAfterMs: Milliseconds;
+  /** After the lock is freed, wait this long at most for peers to publish fresh positions. */
+  readonly collectMs: Milliseconds;
+  /** A better peer that has not taken the lock after this long no longer holds us back. */
+  readonly stepAsideMaxMs: Milliseconds;
+}
+
+/** What this node should do about a free lock. */
+export type Standing =
+  | { readonly kind: "compete"; readonly reason: string }
+  | { readonly kind: "wait"; readonly reason: string; readonly until: number }
+  | { readonly kind: "ineligible"; readonly reason: string };
+
+/** True when two candidacies share replication history, so their offsets compare. */
+export function sameHistory(a: Candidacy, b: Candidacy): boolean {
+  const ids = (c: Candidacy) =>
+    [c.replicationId, c.replicationId2].filter((id) => id !== "" && !/^0+$/.test(id));
+  const theirs = new Set(ids(b));
+  return ids(a).some((id) => theirs.has(id));
+}
+
+/** Why `candidate` may not be promoted given its peers, or undefined when it may. */
+export function disqualification(
+  candidate: Candidacy,
+  peers: readonly Candidacy[],
+  settings: Pick<ElectionSettings, "maxLagBytes">,
+): string | undefined {
+  if (candidate.priority === 0) return "priority 0: never promoted";
+  if (!candidate.healthy) return "Redis is not healthy";
+  if (candidate.forced) return undefined;
+  const others = peers.filter((peer) => peer.address !== candidate.address);
+  const hasData = (c: Candidacy) => !c.datasetEmpty && c.synced;
+  if (!hasData(candidate)) {
+    // Only a peer that may lead itself (priority above 0) makes an empty candidate step aside.
+    const better = others.find((peer) => peer.healthy && peer.priority !== 0 && hasData(peer));
+    if (better) {
+      return `${
+        candidate.datasetEmpty ? "its dataset is empty" : "it never completed a sync"
+      } while ${better.address} has data`;
+    }
+  }
+  const related = [candidate, ...others].filter((peer) => sameHistory(peer, candidate));
+  const bestOffset = Math.max(...related.map((peer) => peer.offset));
+  const lag = bestOffset - candidate.offset;
+  if (lag > settings.maxLagBytes) {
+    return `it lags ${lag} bytes behind the best offset ${bestOffset} (MAX_LAG_ON_FAILOVER ${settings.maxLagBytes})`;
+  }
+  return undefined;
+}
+
+/** True when `a` should be promoted before `b` (both qualified). */
+export function ranksBefore(a: Candidacy, b: Candidacy): boolean {
+  if (sameHistory(a, b) && a.offset !== b.offset) return a.offset > b.offset;
+  if (a.priority !== b.priority) return a.priority < b.priority;
+  return a.address < b.address;
+}
+
+/**
+ * Decides whether this node competes for a free lock now, waits for a better peer, or may not lead.
+ *
+ * @param self this node's current candidacy
+ * @param peers what other agents published (stale ones are filtered here)
+ * @param freeSince local time the lock was first seen free
+ */
+export function electionStanding(options: {
+  self: Candidacy;
+  peers: readonly SeenCandidacy[];
+  now: number;
+  freeSince: number;
+  settings: ElectionSettings;
+}): Standing {
+  const { self, now, freeSince, settings } = options;
+  const fresh = options.peers
+    .filter((peer) => peer.candidacy.address !== self.address)
+    .filter((peer) => now - peer.seenChangedAt <= settings.staleAfterMs);
+  const peers = fresh.map((peer) => peer.candidacy);
+
+  const selfProblem = disqualification(self, peers, settings);
+  if (selfProblem) return { kind: "ineligible", reason: selfProblem };
+
+  // Give peers a moment to publish positions taken after the lock was freed.
+  const collectUntil = freeSince + settings.collectMs;
+  // An unhealthy peer cannot lead, so there is nothing to wait for from it.
+  const silent = fresh.filter((peer) => peer.candidacy.healthy && peer.seenChangedAt < freeSince);
+  if (silent.length > 0 && now < collectUntil) {
+    return {
+      kind: "wait",
+      reason: `waiting for ${
+        silent.map((peer) => peer.candidacy.address).join(", ")
+      } to publish their positions`,
+      until: collectUntil,
+    };
+  }
+
+  const better = peers.find((peer) =>
+    disqualification(peer, [self, ...peers], settings) === undefined && ranksBefore(peer, self)
+  );
+  if (better) {
+    const until = freeSince + settings.stepAsideMaxMs;
+    if (now < until) {
+      return {
+        kind: "wait",
+        reason:
+          `stepping aside for ${better.address} (offset ${better.offset}, priority ${better.priority})`,
+        until,
+      };
+    }
+    return {
+      kind: "compete",
+      reason:
+        `${better.address} ranks higher but has not taken the lock in ${settings.stepAsideMaxMs} ms`,
+    };
+  }
+  return {
+    kind: "compete",
+    reason: `best candidate (offset ${self.offset}, priority ${self.priority})`,
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * Election rules: who may take a free lock, who steps aside, and for how long.
+ */
+import assert from "node:assert/strict";
+import {
+  type Candidacy,
+  disqualification,
+  type ElectionSettings,
+  electionStanding,
+  ranksBefore,
+  type SeenCandidacy,
+} from "../../lib/candidates.ts";
+
+const HISTORY = "a".repeat(40);
+
+function candidate(address: string, overrides: Partial<Candidacy> = {}): Candidacy {
+  return {
+    address,
+    runId: `run-${address}`,
+    replicationId: HISTORY,
+    replicationId2: "0".repeat(40),
+    offset: 1_000_000,
+    role: "replica",
+    healthy: true,
+    datasetEmpty: false,
+    synced: true,
+    priority: 100,
+    forced: false,
+    updatedAt: "2026-11-21T00:00:00.000Z",
+    ...overrides,
+  };
+}
+
+const SETTINGS: ElectionSettings = {
+  maxLagBytes: 1_048_576,
+  staleAfterMs: 5_000,
+  collectMs: 500,
+  stepAsideMaxMs: 10_000,
+};
+
+function seen(c: Candidacy, seenChangedAt = 1_000): SeenCandidacy {
+  return { candidacy: c, seenChangedAt };
+}
+
+function standing(self: Candidacy, peers: SeenCandidacy[], now = 2_000, freeSince = 900) {
+  return electionStanding({ self, peers, now, freeSince, settings: SETTINGS });
+}
+
+Deno.test("a node with priority 0 is never promoted, even alone", () => {
+  const result = standing(candidate("a:1", { priority: 0 }), []);
+  assert.equal(result.kind, "ineligible");
+  assert.match(result.reason, /priority 0/);
+});
+
+Deno.test("FORCE_FAILOVER does not override priority 0", () => {
+  assert.match(
+    disqualification(candidate("a:1", { priority: 0, forced: true }), [], SETTINGS)!,
+    /priority 0/,
+  );
+});
+
+Deno.test("an empty Redis steps aside for a healthy peer with data", () => {
+  const empty = candidate("a:1", { datasetEmpty: true, offset: 0 });
+  const result = standing(empty, [seen(candidate("b:1"))]);
+  assert.equal(result.kind, "ineligible");
+  assert.match(result.reason, /empty.*b:1 has data/);
+});
+
+Deno.test("a Redis that never completed a sync steps aside for a synced peer", () => {
+  const fresh = candidate("a:1", { synced: false });
+  assert.match(disqualification(fresh, [candidate("b:1")], SETTINGS)!, /never completed a sync/);
+});
+
+Deno.test("when every node is empty (a new cluster) one of them may lead", () => {
+  const a = candidate("a:1", {
+    datasetEmpty: true,
+    synced: false,
+    offset: 0,
+    role: "master",
+    replicationId: "x".repeat(40),
+  });
+  const b = candidate("b:1", {
+    datasetEmpty: true,
+    synced: false,
+    offset: 0,
+    role: "master",
+    replicationId: "y".repeat(40),
+  });
+  assert.equal(standing(a, [seen(b)]).kind, "compete", "a:1 wins the tie-break");
+  assert.equal(standing(b, [seen(a)]).kind, "wait");
+});
+
+Deno.test("a replica lagging more than MAX_LAG_ON_FAILOVER behind the failed master's last offset may not lead", () => {
+  const master = candidate("m:1", { healthy: false, role: "master", offset: 5_000_000 });
+  const result = standing(candidate("a:1", { offset: 3_000_000 }), [seen(master)]);
+  assert.equal(result.kind, "ineligible");
+  assert.match(result.reason, /lags 2000000 bytes/);
+});
+
+Deno.test("FORCE_FAILOVER lets a lagging or empty node lead", () => {
+  const master = candidate("m:1", { healthy: false, role: "master", offset: 5_000_000 });
+  assert.equal(
+    standing(candidate("a:1", { offset: 3_000_000, forced: true }), [seen(master)]).kind,
+    "compete",
+  );
+});
+
+Deno.test("offsets of unrelated replication histories are not compared for lag", () => {
+  const other = candidate("b:1", { replicationId: "b".repeat(40), offset: 9_000_000 });
+  assert.equal(disqualification(candidate("a:1"), [other], SETTINGS), undefined);
+});
+
+Deno.test("a detached replica still compares with peers through its previous replication ID", () => {
+  const detached = candidate("a:1", {
+    replicationId: "n".repeat(40),
+    replicationId2: HISTORY,
+    offset: 100,
+  });
+  const ahead = candidate("b:1", { offset: 2_000_000 });
+  assert.match(disqualification(detached, [ahead], SETTINGS)!, /lags/);
+});
+
+Deno.test("the larger offset ranks first, then the lower priority number, then the smaller address", () => {
+  assert.ok(ranksBefore(candidate("z:1", { offset: 2 }), candidate("a:1", { offset: 1 })));
+  assert.ok(ranksBefore(candidate("z:1", { priority: 10 }), candidate("a:1", { priority: 100 })));
+  assert.ok(ranksBefore(candidate("a:1"), candidate("b:1")));
+  assert.ok(!ranksBefore(candidate("b:1"), candidate("a:1")));
+});
+
+Deno.test("a candidate waits for peers that have not published since the lock was freed", () => {
+  const result = standing(
+    candidate("a:1"),
+    [seen(candidate("b:1", { offset: 10 }), 800)],
+    1_000,
+    900,
+  );
+  assert.equal(result.kind, "wait");
+  assert.equal(result.kind === "wait" && result.until, 1_400);
+  assert.match(result.reason, /b:1/);
+});
+
+Deno.test("after the collection window a candidate goes ahead without the silent peer", () => {
+  const result = standing(
+    candidate("a:1"),
+    [seen(candidate("b:1", { offset: 10 }), 800)],
+    1_400,
+    900,
+  );
+  assert.equal(result.kind, "compete");
+});
+
+Deno.test("a candidate steps aside for a fresher peer, but only for a bounded time", () => {
+  const better = seen(candidate("b:1", { offset: 2_000_000 }), 1_000);
+  const waiting = standing(candidate("a:1", { offset: 1_500_000 }), [better], 2_000, 900);
+  assert.equal(waiting.kind, "wait");
+  assert.match(waiting.reason, /stepping aside for b:1/);
+  const later = standing(
+    candidate("a:1", { offset: 1_500_000 }),
+    [seen(better.candidacy, 10_000)],
+    10_900,
+    900,
+  );
+  assert.equal(
+    later.kind,
+    "compete",
+    "a better peer that never takes the lock does not block forever",
+  );
+});
+
+Deno.test("a stale peer entry (its agent is gone) holds nobody back", () => {
+  const gone = seen(candidate("b:1", { offset: 9_000_000 }), 0);
+  assert.equal(standing(candidate("a:1"), [gone], 6_000, 5_900).kind, "compete");
+});
+
+Deno.test("an unhealthy peer never ranks above a healthy candidate", () => {
+  const sick = seen(candidate("b:1", { healthy: false }));
+  assert.equal(standing(candidate("c:1"), [sick]).kind, "compete");
+});

@@ -12,7 +12,7 @@ import { versionLine } from "./version.ts";
 const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGQUIT"];
 
 /** A stop that takes longer than this ends the process anyway. */
-const HARD_EXIT_AFTER_MS = 30_000;
+export const HARD_EXIT_AFTER_MS = 30_000;
 
 /** Runs the agent until a stop signal; returns the exit code. */
 export async function runAgent(config: Config): Promise<number> {

@@ -30,6 +30,11 @@ export interface Candidacy {
   /** Effective priority: 0 never, lower is preferred (Redis's replica-priority semantics). */
   readonly priority: number;
   readonly forced: boolean;
+  /**
+   * The lock key's ModifyIndex of the vacancy this candidacy answers (0: published while the lock
+   * was held). Consul's index, not a clock, so every agent agrees on which vacancy is meant.
+   */
+  readonly vacancy: number;
   /** ISO time of publication, for people reading the key. */
   readonly updatedAt: string;
 }
@@ -106,16 +111,18 @@ export function ranksBefore(a: Candidacy, b: Candidacy): boolean {
  *
  * @param self this node's current candidacy
  * @param peers what other agents published (stale ones are filtered here)
- * @param freeSince local time the lock was first seen free
+ * `freeSince` is the local time the lock was first seen free; `vacancy` identifies that vacancy.
  */
 export function electionStanding(options: {
   self: Candidacy;
   peers: readonly SeenCandidacy[];
   now: number;
   freeSince: number;
+  /** The lock key's ModifyIndex when it was freed: which vacancy is being filled. */
+  vacancy: number;
   settings: ElectionSettings;
 }): Standing {
-  const { self, now, freeSince, settings } = options;
+  const { self, now, freeSince, vacancy, settings } = options;
   const fresh = options.peers
     .filter((peer) => peer.candidacy.address !== self.address)
     .filter((peer) => now - peer.seenChangedAt <= settings.staleAfterMs);
@@ -124,10 +131,12 @@ export function electionStanding(options: {
   const selfProblem = disqualification(self, peers, settings);
   if (selfProblem) return { kind: "ineligible", reason: selfProblem };
 
-  // Give peers a moment to publish positions taken after the lock was freed.
+  // Give peers a moment to publish positions taken after the lock was freed. An unhealthy peer
+  // cannot lead, so there is nothing to wait for from it.
   const collectUntil = freeSince + settings.collectMs;
-  // An unhealthy peer cannot lead, so there is nothing to wait for from it.
-  const silent = fresh.filter((peer) => peer.candidacy.healthy && peer.seenChangedAt < freeSince);
+  const silent = fresh.filter((peer) =>
+    peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy
+  );
   if (silent.length > 0 && now < collectUntil) {
     return {
       kind: "wait",

@@ -42,6 +42,8 @@ export interface ElectionView {
   readonly peers: readonly SeenCandidacy[];
   /** Local time the lock was first seen free; undefined while someone holds it. */
   readonly freeSince: number | undefined;
+  /** The lock key's ModifyIndex when it was freed (which vacancy is being filled). */
+  readonly vacancy: number;
   readonly settings: ElectionSettings;
 }
 
@@ -289,6 +291,7 @@ function standingFor(observed: Observed): Standing {
     peers: election.peers,
     now: observed.now,
     freeSince: election.freeSince ?? observed.now,
+    vacancy: election.vacancy,
     settings: election.settings,
   });
 }

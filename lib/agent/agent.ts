@@ -35,6 +35,8 @@ export interface RedisObserverPort {
 export interface LeaderSourcePort {
   /** null: nobody holds the lock; undefined: not known yet. */
   leader(): LeaderView | null | undefined;
+  /** The lock key's ModifyIndex while it is free (0 when the key does not exist). */
+  vacancy(): number;
   /** false while Consul cannot be reached; undefined before the first answer. */
   reachable(): boolean | undefined;
   onChange(listener: () => void): () => void;
@@ -106,6 +108,10 @@ export class Agent implements AsyncDisposable {
   /** Last error message per step, so a failure repeating every tick is logged once. */
   readonly #failing = new Map<string, string>();
   readonly #listeners = new Set<(decision: Decision) => void>();
+  readonly #inFlight = new Map<
+    string,
+    { next: (() => Promise<unknown>) | undefined; done: Promise<void> }
+  >();
   /** Redis run_ids that completed a sync (or led) while we watched: "has real data". */
   readonly #syncedRunIds = new Set<string>();
   #freeSince: number | undefined;
@@ -170,6 +176,7 @@ export class Agent implements AsyncDisposable {
     clearTimeout(this.#wakeTimer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     await this.settled();
+    await this.#backgroundSettled();
     const { lock, actuator, registrar, clock } = this.#options;
     const redis = this.#options.redis.current();
     if (lock.view().phase === "held" && redis.kind === "up" && redis.role === "master") {
@@ -245,15 +252,21 @@ export class Agent implements AsyncDisposable {
         this.#dirty = true;
       }
     }
-    await this.#attempt("lock", () => lock.apply(decision.lock));
-    await this.#attempt("service", () => registrar.apply(decision.service, clock.now()));
+    // Consul and remote peers can hang for a request timeout: they run beside the loop, so a fence
+    // or a promotion is never stuck behind them.
+    this.#background("lock", () => lock.apply(decision.lock));
+    this.#background("service", () => registrar.apply(decision.service, clock.now()));
     if (decision.fencePeer && this.#options.fencePeer) {
       const peer = decision.fencePeer;
-      const fenced = await this.#attempt("fence-peer", async () => {
-        await this.#options.fencePeer!(peer, config.announce);
-        this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
+      this.#background("fence-peer", async () => {
+        try {
+          await this.#options.fencePeer!(peer, config.announce);
+          this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
+          this.#peerToFence = undefined;
+        } finally {
+          if (clock.now() > (this.#peerToFence?.until ?? 0)) this.#peerToFence = undefined;
+        }
       });
-      if (fenced || clock.now() > (this.#peerToFence?.until ?? 0)) this.#peerToFence = undefined;
     }
 
     clearTimeout(this.#wakeTimer);
@@ -319,8 +332,14 @@ export class Agent implements AsyncDisposable {
       self,
       peers: options.board.peers(),
       freeSince: this.#freeSince,
+      vacancy: this.#options.leaderSource.vacancy(),
       settings: options.settings,
     };
+  }
+
+  /** The vacancy our candidacy answers: the free lock's index, 0 while someone holds it. */
+  #vacancy(): number {
+    return this.#freeSince === undefined ? 0 : this.#options.leaderSource.vacancy();
   }
 
   #candidacy(
@@ -344,6 +363,7 @@ export class Agent implements AsyncDisposable {
         synced: false,
         priority: options.priorityOverride ?? last.priority ?? 100,
         forced: options.forced,
+        vacancy: this.#vacancy(),
         updatedAt,
       };
     }
@@ -356,11 +376,47 @@ export class Agent implements AsyncDisposable {
       role: redis.role,
       healthy: !redis.loading,
       datasetEmpty: redis.datasetEmpty,
-      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held",
+      // A replica that never completed a sync still has offset 0 in a history of its own.
+      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held" || redis.offset > 0,
       priority: options.priorityOverride ?? redis.priority,
       forced: options.forced,
+      vacancy: this.#vacancy(),
       updatedAt,
     };
+  }
+
+  /**
+   * Runs a step beside the loop, one at a time per step: a request made while one runs replaces any
+   * earlier waiting one, so only the latest intent is applied. What a step changes reaches the loop
+   * through its own notifications (the lock driver) or the next tick, never by re-triggering it here:
+   * that would spin.
+   */
+  #background(step: string, action: () => Promise<unknown>): void {
+    const running = this.#inFlight.get(step);
+    if (running) {
+      running.next = action;
+      return;
+    }
+    const slot: { next: (() => Promise<unknown>) | undefined; done: Promise<void> } = {
+      next: action,
+      done: Promise.resolve(),
+    };
+    this.#inFlight.set(step, slot);
+    slot.done = (async () => {
+      while (slot.next) {
+        const current = slot.next;
+        slot.next = undefined;
+        await this.#attempt(step, current);
+      }
+      this.#inFlight.delete(step);
+    })();
+  }
+
+  /** Waits for every background step (shutdown). */
+  async #backgroundSettled(): Promise<void> {
+    while (this.#inFlight.size > 0) {
+      await Promise.all([...this.#inFlight.values()].map((slot) => slot.done));
+    }
   }
 
   /** Runs one step; logs a failure once per distinct message and a recovery once. */

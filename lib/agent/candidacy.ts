@@ -37,6 +37,7 @@ export function parseCandidacy(value: string): Candidacy | undefined {
       synced: parsed.synced === true,
       priority: parsed.priority,
       forced: parsed.forced === true,
+      vacancy: typeof parsed.vacancy === "number" ? parsed.vacancy : 0,
       updatedAt: String(parsed.updatedAt ?? ""),
     };
   } catch {

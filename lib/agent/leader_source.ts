@@ -27,14 +27,15 @@ export interface LeaderSourceOptions {
 export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   readonly #options: LeaderSourceOptions;
   readonly #listeners = new Set<() => void>();
-  readonly #watch: BlockingWatch<LeaderView | null>;
+  readonly #watch: BlockingWatch<{ leader: LeaderView | null; vacancy: number }>;
   readonly #done: Promise<void>;
   #leader: LeaderView | null | undefined;
+  #vacancy = 0;
   #reachable: boolean | undefined;
 
   constructor(options: LeaderSourceOptions) {
     this.#options = options;
-    this.#watch = new BlockingWatch<LeaderView | null>({
+    this.#watch = new BlockingWatch<{ leader: LeaderView | null; vacancy: number }>({
       name: `lock ${options.lockKey}`,
       clock: options.client.clock,
       logger: options.logger,
@@ -48,7 +49,10 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
           signal: query.signal,
         });
         this.#setReachable(true);
-        return { value: await this.#leaderFrom(result.entry, query.signal), index: result.index };
+        const leader = await this.#leaderFrom(result.entry, query.signal);
+        // Every agent reads the same ModifyIndex for the same vacancy: it names the election.
+        const vacancy = leader === null ? result.entry?.modifyIndex ?? 0 : 0;
+        return { value: { leader, vacancy }, index: result.index };
       },
       onError: () => this.#setReachable(false),
     });
@@ -57,6 +61,10 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
 
   leader(): LeaderView | null | undefined {
     return this.#leader;
+  }
+
+  vacancy(): number {
+    return this.#vacancy;
   }
 
   reachable(): boolean | undefined {
@@ -78,8 +86,9 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   }
 
   async #follow(): Promise<void> {
-    for await (const leader of this.#watch) {
+    for await (const { leader, vacancy } of this.#watch) {
       this.#leader = leader;
+      this.#vacancy = vacancy;
       this.#notify();
     }
   }

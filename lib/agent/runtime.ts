@@ -144,6 +144,8 @@ export class AgentRuntime implements AsyncDisposable {
       connection: config.consul,
       clock,
       logger: logger.child("consul"),
+      // A request that hangs longer than a third of the TTL would hold a renewal past its use.
+      requestTimeoutMs: Math.max(500, Math.min(10_000, Math.floor(config.lock.ttlMs / 3))),
       onRequest: (event) => {
         metrics.recordConsulRequest(event);
         options.onConsulRequest?.(event);

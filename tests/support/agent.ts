@@ -40,12 +40,20 @@ export class AgentProcess {
   private constructor(readonly options: AgentProcessOptions) {
     this.dir = makeServerDir(options.label ?? "agent");
     const { command, args } = agentCommand();
+    // A bundle runs as an operator would run it: from an empty directory with an empty Deno cache,
+    // so a dependency that is not inlined fails the test.
+    const bundle = args.some((arg) => arg.endsWith(".js"));
     this.#process = new ManagedProcess(command, {
       args: [...args, ...(options.args ?? [])],
       logPath: `${this.dir}/agent.log`,
-      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...options.env },
+      env: {
+        DENO_NO_UPDATE_CHECK: "1",
+        NO_COLOR: "1",
+        ...(bundle ? { DENO_DIR: `${this.dir}/deno-dir` } : {}),
+        ...options.env,
+      },
       clearEnv: true,
-      cwd: ROOT,
+      cwd: bundle ? this.dir : ROOT,
     });
   }
 

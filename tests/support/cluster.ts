@@ -4,7 +4,8 @@
  */
 import { AgentProcess } from "./agent.ts";
 import { ConsulServer } from "./consul.ts";
-import { RedisServer } from "./redis.ts";
+import { TcpProxy } from "./proxy.ts";
+import { RedisServer, type RedisServerOptions } from "./redis.ts";
 import { waitFor } from "./wait.ts";
 
 /** Settings that make a test cluster fast; any can be overridden per test. */
@@ -24,15 +25,41 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Per-node environment, by index. */
   nodeEnv?: (index: number, redis: RedisServer) => Record<string, string>;
+  /** Per-node redis-server options, by index. */
+  redis?: (index: number) => RedisServerOptions;
+  /** Start only these agents at first (default: all); start the others with `startAgent`. */
+  startAgents?: number[];
+  /** Give every agent its own TCP proxy to Consul, so a test can cut one off. */
+  consulThroughProxy?: boolean;
   consulAcl?: boolean;
 }
 
 /** One node: a Redis and the agent beside it. */
-export interface ClusterNode {
-  readonly index: number;
-  readonly redis: RedisServer;
-  agent: AgentProcess;
-  readonly env: Record<string, string>;
+export class ClusterNode {
+  #agent: AgentProcess | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly redis: RedisServer,
+    readonly env: Record<string, string>,
+    readonly proxy: TcpProxy | undefined,
+  ) {}
+
+  /** The node's agent; throws when it was never started. */
+  get agent(): AgentProcess {
+    if (!this.#agent) throw new Error(`The agent of node ${this.index} was not started`);
+    return this.#agent;
+  }
+
+  get started(): boolean {
+    return this.#agent !== undefined;
+  }
+
+  /** Starts (or restarts, after a kill or stop) the agent with the node's environment. */
+  startAgent(): AgentProcess {
+    this.#agent = AgentProcess.start({ env: this.env, label: `agent-${this.index}` });
+    return this.#agent;
+  }
 }
 
 /** A health entry as the tests read it. */
@@ -55,34 +82,42 @@ export class Cluster implements AsyncDisposable {
     const consul = await ConsulServer.start({ acl: options.consulAcl });
     const redises: RedisServer[] = [];
     try {
-      redises.push(...await RedisServer.startMany(count));
+      redises.push(
+        ...await Promise.all(
+          Array.from(
+            { length: count },
+            (_, index) => RedisServer.start(options.redis?.(index) ?? {}),
+          ),
+        ),
+      );
     } catch (error) {
       for (const redis of redises) await redis.stop();
       await consul.stop();
       throw error;
     }
     const nodes = redises.map((redis, index) => {
+      const proxy = options.consulThroughProxy
+        ? TcpProxy.start({ hostname: "127.0.0.1", port: consul.httpPort })
+        : undefined;
       const env = {
         ...FAST_AGENT_ENV,
-        CONSUL_HTTP_ADDR: consul.address,
+        CONSUL_HTTP_ADDR: proxy ? proxy.address : consul.address,
         REDIS_ADDR: redis.address,
         ...(consul.managementToken ? { CONSUL_HTTP_TOKEN: consul.managementToken } : {}),
         ...options.env,
         ...options.nodeEnv?.(index, redis),
       };
-      return {
-        index,
-        redis,
-        env,
-        agent: AgentProcess.start({ env, label: `agent-${index}` }),
-      };
+      return new ClusterNode(index, redis, env, proxy);
     });
+    for (const node of nodes) {
+      if (!options.startAgents || options.startAgents.includes(node.index)) node.startAgent();
+    }
     return new Cluster(consul, nodes, options);
   }
 
-  /** Restarts a node's agent (after a kill or stop) with the same environment. */
-  restartAgent(node: ClusterNode): void {
-    node.agent = AgentProcess.start({ env: node.env, label: `agent-${node.index}` });
+  /** Starts (or restarts) a node's agent with its environment. */
+  startAgent(node: ClusterNode): void {
+    node.startAgent();
   }
 
   /** The master service query of the cluster's naming mode. */
@@ -133,7 +168,9 @@ export class Cluster implements AsyncDisposable {
       const master = this.nodeAt(masters[0]!.port);
       if (!master) return false;
       const slaves = await this.passingSlaves();
-      const live = this.nodes.filter((node) => node !== master && node.redis.process);
+      const live = this.nodes.filter((node) =>
+        node !== master && node.redis.process && node.started
+      );
       if (slaves.length !== live.length) return false;
       for (const node of live) {
         const info = await node.redis.info();
@@ -150,13 +187,16 @@ export class Cluster implements AsyncDisposable {
 
   /** Dumps every agent's log tail, for a failing test's output. */
   logs(tail = 4000): string {
-    return this.nodes.map((node) =>
+    return this.nodes.filter((node) => node.started).map((node) =>
       `--- agent ${node.index} (redis ${node.redis.port})\n${node.agent.log().slice(-tail)}`
     ).join("\n");
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    await Promise.all(this.nodes.map((node) => node.agent.stop().catch(() => {})));
+    await Promise.all(
+      this.nodes.filter((node) => node.started).map((node) => node.agent.stop().catch(() => {})),
+    );
+    await Promise.all(this.nodes.map((node) => node.proxy?.close()));
     await Promise.all(this.nodes.map((node) => node.redis.stop()));
     await this.consul.stop();
   }

@@ -26,6 +26,7 @@ function candidate(address: string, overrides: Partial<Candidacy> = {}): Candida
     synced: true,
     priority: 100,
     forced: false,
+    vacancy: 42,
     updatedAt: "2026-11-21T00:00:00.000Z",
     ...overrides,
   };
@@ -43,7 +44,7 @@ function seen(c: Candidacy, seenChangedAt = 1_000): SeenCandidacy {
 }
 
 function standing(self: Candidacy, peers: SeenCandidacy[], now = 2_000, freeSince = 900) {
-  return electionStanding({ self, peers, now, freeSince, settings: SETTINGS });
+  return electionStanding({ self, peers, now, freeSince, vacancy: 42, settings: SETTINGS });
 }
 
 Deno.test("a node with priority 0 is never promoted, even alone", () => {
@@ -127,22 +128,24 @@ Deno.test("the larger offset ranks first, then the lower priority number, then t
   assert.ok(!ranksBefore(candidate("b:1"), candidate("a:1")));
 });
 
-Deno.test("a candidate waits for peers that have not published since the lock was freed", () => {
-  const result = standing(
-    candidate("a:1"),
-    [seen(candidate("b:1", { offset: 10 }), 800)],
-    1_000,
-    900,
-  );
+Deno.test("a candidate waits for peers that have not answered this vacancy yet", () => {
+  const earlier = candidate("b:1", { offset: 10, vacancy: 7 });
+  const result = standing(candidate("a:1"), [seen(earlier, 950)], 1_000, 900);
   assert.equal(result.kind, "wait");
   assert.equal(result.kind === "wait" && result.until, 1_400);
   assert.match(result.reason, /b:1/);
 });
 
+Deno.test("a publication that crossed the vacancy in flight still counts as silent", () => {
+  // Seen after the lock went free by our clock, but written before its agent saw the vacancy.
+  const inFlight = candidate("b:1", { offset: 10, vacancy: 0 });
+  assert.equal(standing(candidate("a:1"), [seen(inFlight, 905)], 910, 900).kind, "wait");
+});
+
 Deno.test("after the collection window a candidate goes ahead without the silent peer", () => {
   const result = standing(
     candidate("a:1"),
-    [seen(candidate("b:1", { offset: 10 }), 800)],
+    [seen(candidate("b:1", { offset: 10, vacancy: 7 }), 800)],
     1_400,
     900,
   );

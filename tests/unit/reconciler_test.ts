@@ -255,6 +255,7 @@ function candidacy(address: string, overrides: Partial<Candidacy> = {}): Candida
     synced: true,
     priority: 100,
     forced: false,
+    vacancy: 5,
     updatedAt: "",
     ...overrides,
   };
@@ -267,6 +268,7 @@ Deno.test("a fenced master-role Redis steps aside while a peer with a larger off
       self: candidacy("10.0.0.1:6379", { offset: 1_000 }),
       peers: [{ candidacy: candidacy("10.0.0.3:6379", { offset: 2_000 }), seenChangedAt: 99_990 }],
       freeSince: 99_950,
+      vacancy: 5,
       settings: ELECTION_SETTINGS,
     },
   }));
@@ -283,6 +285,7 @@ Deno.test("the best candidate competes for the free lock", () => {
       self: candidacy("10.0.0.1:6379", { offset: 3_000 }),
       peers: [{ candidacy: candidacy("10.0.0.3:6379", { offset: 2_000 }), seenChangedAt: 99_990 }],
       freeSince: 99_950,
+      vacancy: 5,
       settings: ELECTION_SETTINGS,
     },
   }));
@@ -296,6 +299,7 @@ Deno.test("a node nobody may promote says so and stays fenced", () => {
       self: candidacy("10.0.0.1:6379", { priority: 0 }),
       peers: [],
       freeSince: 99_000,
+      vacancy: 5,
       settings: ELECTION_SETTINGS,
     },
   }));

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Makes sure redis-server, redis-cli (and redis-sentinel, a benchmark peer) come from Debian's packages.
+# Installs the Debian packages the tests use when they are missing: redis-server and redis-cli (the
+# servers under test), redis-sentinel (a benchmark peer), systemd (systemd-analyze verifies our units),
+# umoci (builds the scratch image without a Docker engine) and util-linux (unshare/mount for its test).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "provision-redis: installing ${missing[*]} from Debian's packages" >&2
+  echo "provision-debian: installing ${missing[*]} from Debian's packages" >&2
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,179 @@
+/**
+ * End to end, the promises the Go resec never made: never promote an empty or never-synced Redis,
+ * never let a restarted-empty master wipe the replicas, never promote `replica-priority 0`, fence a
+ * master cut off from Consul, and bring a frozen master back as a replica.
+ */
+import assert from "node:assert/strict";
+import { Cluster, type ClusterNode, delay, TcpProxy, waitFor } from "../support/mod.ts";
+import { ContinuousWriter } from "../support/writer.ts";
+
+const PASSWORD = "e2e-secret";
+
+async function writeKeys(node: ClusterNode, prefix: string, count: number): Promise<void> {
+  const client = node.redis.client();
+  try {
+    const pipeline = client.pipeline();
+    for (let i = 0; i < count; i++) pipeline.set(`${prefix}:${i}`, String(i));
+    await pipeline.exec();
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function keyCount(node: ClusterNode): Promise<number> {
+  return Number(await node.redis.cli("DBSIZE"));
+}
+
+Deno.test("a synced replica always wins over one that never synced, and no node loses data (3 rounds)", async () => {
+  // Node 2 gets the wrong masterauth: its replication link can never come up, so it stays empty.
+  await using cluster = await Cluster.start({
+    redis: (index) => ({
+      password: PASSWORD,
+      ...(index === 2 ? { args: ["--masterauth", "wrong-password"] } : {}),
+    }),
+    env: { REDIS_PASSWORD: PASSWORD },
+    startAgents: [0, 1],
+  });
+  try {
+    const [first, second, neverSynced] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    let master = await cluster.waitForMaster();
+    await writeKeys(master, "data", 500);
+    const synced = master === first ? second : first;
+    await waitFor(async () => (await keyCount(synced)) >= 500, { message: "the replica to sync" });
+    cluster.startAgent(neverSynced);
+    await waitFor(
+      async () => (await neverSynced.redis.info()).master_port === String(master.redis.port),
+      {
+        message: "the never-synced node to point at the master",
+      },
+    );
+    assert.equal((await neverSynced.redis.info()).master_link_status, "down");
+
+    for (let round = 1; round <= 3; round++) {
+      const old = master;
+      const expected = old === first ? second : first;
+      await old.redis.kill();
+      master = await cluster.waitForMaster(30_000, old);
+      assert.equal(master, expected, `round ${round}: the synced replica must win`);
+      assert.ok((await keyCount(master)) >= 500, `round ${round}: the new master kept the data`);
+      assert.equal(await keyCount(neverSynced), 0, "the never-synced node stayed empty");
+      await old.redis.restart();
+      await waitFor(async () => (await keyCount(old)) >= 500, {
+        timeoutMs: 30_000,
+        message: `round ${round}: the old master to rejoin and resync`,
+      });
+    }
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("a master whose Redis restarts empty at once does not wipe the replicas", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const master = await cluster.waitForConvergence();
+    await writeKeys(master, "keep", 1000);
+    const replicas = cluster.nodes.filter((node) => node !== master);
+    for (const replica of replicas) {
+      await waitFor(async () => (await keyCount(replica)) === 1000, { message: "replication" });
+    }
+    // Kill and restart straight away, as a supervisor would: faster than any poll interval.
+    await master.redis.kill();
+    await master.redis.restart();
+    const newMaster = await cluster.waitForMaster(30_000, master);
+    assert.notEqual(newMaster, master, "the empty node did not keep or retake the lead");
+    await cluster.waitForConvergence();
+    for (const node of cluster.nodes) {
+      assert.equal(await keyCount(node), 1000, `${node.redis.address} has every key`);
+    }
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("a replica with replica-priority 0 is never promoted, even as the only healthy node", async () => {
+  await using cluster = await Cluster.start({
+    nodes: 2,
+    redis: (index) => (index === 1 ? { args: ["--replica-priority", "0"] } : {}),
+    startAgents: [0],
+  });
+  try {
+    const [leader, neverMaster] = cluster.nodes as [ClusterNode, ClusterNode];
+    await cluster.waitForMaster();
+    cluster.startAgent(neverMaster);
+    await cluster.waitForConvergence();
+    await leader.redis.kill();
+    await neverMaster.agent.waitForLog(/no_eligible_candidate/);
+    assert.match(neverMaster.agent.log(), /may not be promoted: priority 0/);
+    await delay(2_000);
+    assert.equal((await cluster.passingMasters()).length, 0, "no master was registered");
+    assert.doesNotMatch(neverMaster.agent.log(), /lock acquired/);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("a master cut off from Consul stops taking writes before another is elected", async () => {
+  // Every agent reaches Consul through its own proxy, so the test can partition any one of them.
+  await using cluster = await Cluster.start({ consulThroughProxy: true });
+  try {
+    const master = await cluster.waitForConvergence();
+    const writer = new ContinuousWriter(cluster);
+    writer.start();
+    await delay(500);
+    const cutAt = Date.now();
+    master.proxy!.cut();
+    await master.agent.waitForLog(/fencing_unconfirmed_lock/, 20_000);
+    const fencedAfter = Date.now() - cutAt;
+    const newMaster = await cluster.waitForMaster(30_000, master);
+    const electedAfter = Date.now() - cutAt;
+    await delay(1_000);
+    master.proxy!.heal();
+    await cluster.waitForConvergence();
+    await delay(500);
+    const report = await writer.stop();
+    const lost = await ContinuousWriter.lostOn(newMaster.redis, report);
+    console.log(
+      `partition: fenced after ${fencedAfter} ms, new master after ${electedAfter} ms (TTL 2s); ` +
+        `${report.acknowledged.length} writes acknowledged, ${lost.length} lost; ` +
+        `${report.splitBrainRounds} of ${report.probeRounds} probe rounds saw two writable masters`,
+    );
+    assert.ok(
+      fencedAfter < electedAfter,
+      "the old master was fenced before the new one was elected",
+    );
+    assert.equal(report.splitBrainRounds, 0, "never two writable masters");
+    assert.equal(lost.length, 0, `acknowledged writes lost: ${lost.slice(0, 10).join(",")}`);
+    assert.equal(
+      (await master.redis.info()).role,
+      "slave",
+      "the cut-off master rejoined as a replica",
+    );
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("a master frozen for longer than the TTL comes back as a replica, not a second master", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const master = await cluster.waitForConvergence();
+    master.redis.pause();
+    const newMaster = await cluster.waitForMaster(30_000, master);
+    await delay(2_500);
+    master.redis.resume();
+    await waitFor(async () => {
+      const info = await master.redis.info();
+      return info.role === "slave" && info.master_port === String(newMaster.redis.port) &&
+        info.master_link_status === "up";
+    }, { timeoutMs: 30_000, message: "the thawed master to replicate from the new one" });
+    assert.equal((await cluster.passingMasters()).length, 1);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});

@@ -3,6 +3,7 @@
  */
 import { runCli } from "./lib/cli.ts";
 import { runAgent } from "./lib/agent.ts";
+import { pauseCluster, requestSwitchover, resumeCluster } from "./lib/commands.ts";
 
 if (import.meta.main) {
   const code = await runCli(Deno.args, {
@@ -11,6 +12,20 @@ if (import.meta.main) {
     stdout: (line) => console.log(line),
     stderr: (line) => console.error(line),
     runAgent,
+    runCommand: (invocation, config, io) => {
+      switch (invocation.command) {
+        case "pause":
+          return pauseCluster(config, invocation.reason, io);
+        case "resume":
+          return resumeCluster(config, io);
+        case "switchover":
+          return requestSwitchover(
+            config,
+            { to: invocation.to, timeoutMs: invocation.timeoutMs },
+            io,
+          );
+      }
+    },
   });
   Deno.exit(code);
 }

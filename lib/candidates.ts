@@ -171,3 +171,55 @@ export function electionStanding(options: {
     reason: `best candidate (offset ${self.offset}, priority ${self.priority})`,
   };
 }
+
+/** The outcome of picking a switchover target. */
+export type SwitchoverChoice =
+  | { readonly ok: true; readonly target: string }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Picks the replica a planned switchover hands the master role to: the requested one if it qualifies,
+ * else the best qualified replica. A target qualifies when its agent is alive, its Redis is a healthy
+ * replica in our replication history with priority above 0, and it lags at most `maxLagBytes`.
+ */
+export function chooseSwitchoverTarget(options: {
+  self: Candidacy;
+  peers: readonly SeenCandidacy[];
+  now: number;
+  settings: Pick<ElectionSettings, "maxLagBytes" | "staleAfterMs">;
+  requested?: string;
+}): SwitchoverChoice {
+  const { self, now, settings } = options;
+  const fresh = options.peers
+    .filter((peer) => now - peer.seenChangedAt <= settings.staleAfterMs)
+    .map((peer) => peer.candidacy)
+    .filter((peer) => peer.address !== self.address);
+  const problem = (peer: Candidacy): string | undefined => {
+    if (!peer.healthy) return "its Redis is not healthy";
+    if (peer.role !== "replica") return "it is not a replica";
+    if (peer.priority === 0) return "its priority is 0 (never master)";
+    if (!sameHistory(peer, self)) return "it does not replicate this master's history";
+    const lag = self.offset - peer.offset;
+    if (lag > settings.maxLagBytes) {
+      return `it lags ${lag} bytes (MAX_LAG_ON_FAILOVER ${settings.maxLagBytes})`;
+    }
+    return undefined;
+  };
+  if (options.requested !== undefined) {
+    if (options.requested === self.address) {
+      return { ok: false, reason: `${options.requested} is already the master` };
+    }
+    const peer = fresh.find((candidate) => candidate.address === options.requested);
+    if (!peer) {
+      return { ok: false, reason: `${options.requested} is unknown: no live agent announces it` };
+    }
+    const why = problem(peer);
+    return why
+      ? { ok: false, reason: `${peer.address} is not eligible: ${why}` }
+      : { ok: true, target: peer.address };
+  }
+  const eligible = fresh.filter((peer) => problem(peer) === undefined);
+  if (eligible.length === 0) return { ok: false, reason: "no replica is eligible to take over" };
+  const best = eligible.reduce((a, b) => (ranksBefore(b, a) ? b : a));
+  return { ok: true, target: best.address };
+}

@@ -7,6 +7,9 @@ import { parse as parseDotenv } from "dotenv";
 import { type Config, ENVIRONMENT_VARIABLES, parseConfig, SECRET_VARIABLES } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
+import { parseDuration } from "./duration.ts";
+import { parseHostPort } from "./address.ts";
+import type { CommandIo } from "./commands.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration (nothing was touched). */
 export const EXIT_OK = 0;
@@ -14,9 +17,17 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 export const USAGE = `Usage: resec [options]
+       resec switchover [--to host:port] [--timeout 30s]
+       resec pause [--reason text]
+       resec resume
 
 Runs the resec agent beside one Redis server: elects one master through a Consul lock, points every
 other Redis at it, and registers each Redis in Consul under its role.
+
+Commands (they use the same environment as the agent to reach Consul):
+  switchover        hand the master role to the best replica (or --to one) with no write lost
+  pause             maintenance mode: no agent promotes or demotes anything until resume
+  resume            end maintenance mode
 
 Options:
   --env-file PATH   read variables from a .env file (the real environment wins)
@@ -31,7 +42,15 @@ Exit codes: 0 stopped cleanly, 1 failed, 2 invalid usage or configuration.`;
 export type Invocation =
   | { readonly command: "help" }
   | { readonly command: "version" }
-  | { readonly command: "run"; readonly envFile?: string; readonly checkOnly: boolean };
+  | { readonly command: "run"; readonly envFile?: string; readonly checkOnly: boolean }
+  | {
+    readonly command: "switchover";
+    readonly envFile?: string;
+    readonly to?: string;
+    readonly timeoutMs: number;
+  }
+  | { readonly command: "pause"; readonly envFile?: string; readonly reason: string }
+  | { readonly command: "resume"; readonly envFile?: string };
 
 /** Thrown for a command line we cannot understand. */
 export class UsageError extends Error {
@@ -49,6 +68,9 @@ export function parseInvocation(args: readonly string[]): Invocation {
         version: { type: "boolean" },
         check: { type: "boolean" },
         "env-file": { type: "string" },
+        to: { type: "string" },
+        timeout: { type: "string" },
+        reason: { type: "string" },
       },
       allowPositionals: true,
       strict: true,
@@ -59,12 +81,53 @@ export function parseInvocation(args: readonly string[]): Invocation {
   const { values, positionals } = parsed;
   if (values.help) return { command: "help" };
   if (values.version) return { command: "version" };
-  const [command, ...rest] = positionals;
-  if (command !== undefined && command !== "run") {
-    throw new UsageError(`Unknown command "${command}": expected no command or "run"`);
-  }
+  const [command = "run", ...rest] = positionals;
   if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
-  return { command: "run", envFile: values["env-file"], checkOnly: values.check ?? false };
+  const envFile = values["env-file"];
+  const only = (allowed: string[]) => {
+    for (const option of ["to", "timeout", "reason", "check"] as const) {
+      if (values[option] !== undefined && !allowed.includes(option)) {
+        throw new UsageError(`--${option} does not go with "${command}"`);
+      }
+    }
+  };
+  switch (command) {
+    case "run":
+      only(["check"]);
+      return { command: "run", envFile, checkOnly: values.check ?? false };
+    case "switchover": {
+      only(["to", "timeout"]);
+      let timeoutMs = 30_000;
+      if (values.timeout !== undefined) {
+        try {
+          timeoutMs = parseDuration(values.timeout);
+        } catch {
+          throw new UsageError(
+            `Cannot parse --timeout "${values.timeout}": expected a duration such as "30s"`,
+          );
+        }
+        if (timeoutMs <= 0) throw new UsageError(`--timeout "${values.timeout}" must be positive`);
+      }
+      if (values.to !== undefined) {
+        try {
+          parseHostPort(values.to);
+        } catch (error) {
+          throw new UsageError(`--to: ${(error as Error).message}`);
+        }
+      }
+      return { command: "switchover", envFile, to: values.to, timeoutMs };
+    }
+    case "pause":
+      only(["reason"]);
+      return { command: "pause", envFile, reason: values.reason ?? "paused by an operator" };
+    case "resume":
+      only([]);
+      return { command: "resume", envFile };
+    default:
+      throw new UsageError(
+        `Unknown command "${command}": expected run, switchover, pause or resume`,
+      );
+  }
 }
 
 /**
@@ -118,6 +181,12 @@ export interface CliIo {
   stderr: (line: string) => void;
   /** Runs the agent until it stops; returns the exit code. */
   runAgent: (config: Config) => Promise<number>;
+  /** Runs an operator command against Consul; returns the exit code. */
+  runCommand?: (
+    invocation: Exclude<Invocation, { command: "help" | "version" | "run" }>,
+    config: Config,
+    io: CommandIo,
+  ) => Promise<number>;
 }
 
 /** Runs the command line and returns the exit code. */
@@ -156,6 +225,15 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       }):\n${result.problems.map((problem) => `  - ${problem.message}`).join("\n")}`,
     );
     return EXIT_USAGE;
+  }
+  if (invocation.command !== "run") {
+    if (!io.runCommand) throw new Error(`No runner for "${invocation.command}"`);
+    try {
+      return await io.runCommand(invocation, result.config, io);
+    } catch (error) {
+      io.stderr(`resec ${invocation.command}: ${(error as Error).message}`);
+      return EXIT_FAILURE;
+    }
   }
   if (invocation.checkOnly) {
     io.stdout(

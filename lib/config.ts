@@ -55,6 +55,10 @@ export interface Config {
   };
   /** Where the health and metrics endpoints listen; off when undefined. */
   readonly httpAddress: HostPort | undefined;
+  /** ON_ROLE_CHANGE: a command run after every role change. */
+  readonly roleChangeHook:
+    | { readonly command: string; readonly timeoutMs: Milliseconds }
+    | undefined;
 }
 
 /** Consul refuses session TTLs outside this range unless its servers lowered `session_ttl_min`. */
@@ -85,6 +89,8 @@ export const ENVIRONMENT_VARIABLES = [
   "REPLICA_PRIORITY",
   "FORCE_FAILOVER",
   "HTTP_ADDR",
+  "ON_ROLE_CHANGE",
+  "ON_ROLE_CHANGE_TIMEOUT",
   "REDIS_ADDR",
   "REDIS_PASSWORD",
   "REDIS_USERNAME",
@@ -217,10 +223,23 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
       forceFailover: reader.boolean("FORCE_FAILOVER", false),
     },
     httpAddress: parseHttpAddress(reader),
+    roleChangeHook: parseRoleChangeHook(reader),
   };
   return reader.problems.length > 0
     ? { ok: false, problems: reader.problems }
     : { ok: true, config };
+}
+
+function parseRoleChangeHook(
+  reader: EnvReader,
+): { command: string; timeoutMs: Milliseconds } | undefined {
+  const timeoutMs = reader.duration("ON_ROLE_CHANGE_TIMEOUT", 30_000, {
+    minMs: 1,
+    maxMs: 3_600_000,
+    describe: "between 1ms and 1h",
+  });
+  const command = reader.raw("ON_ROLE_CHANGE");
+  return command === undefined ? undefined : { command, timeoutMs };
 }
 
 function parseHttpAddress(reader: EnvReader): HostPort | undefined {

@@ -16,6 +16,8 @@
  * 8. Nobody leads → a replica detaches (writes refused) so a master that comes back empty cannot
  *    wipe it; a master-role Redis without the lock stays fenced and out of the catalog, and competes
  *    only when the election rules (lib/candidates.ts) make it the best candidate.
+ * A planned switchover bends rules 5–8: the master runs Redis FAILOVER TO the target, then releases
+ * the lock; only the target competes for it, and nobody else detaches or fences meanwhile.
  */
 import { formatHostPort, type HostPort, sameHostPort } from "./address.ts";
 import {
@@ -66,6 +68,11 @@ export interface Observed {
   readonly election?: ElectionView;
   /** The leader before the current term, while the new master has not yet fenced it. */
   readonly previousLeader?: HostPort;
+  /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
+  readonly handover?: {
+    readonly target: HostPort;
+    readonly failover: "pending" | "running" | "completed" | "failed";
+  };
   readonly settings: DecisionSettings;
 }
 
@@ -79,6 +86,8 @@ export type RedisAction =
   | { readonly kind: "replicate"; readonly master: HostPort }
   /** Refuse writes, then stop replicating: keeps the data of a replica whose leader is gone. */
   | { readonly kind: "detach" }
+  /** Planned switchover: Redis FAILOVER TO the target (writes pause until it caught up). */
+  | { readonly kind: "failover"; readonly target: HostPort }
   | { readonly kind: "fence" }
   | { readonly kind: "unfence" };
 
@@ -108,6 +117,10 @@ export type DecisionName =
   | "replica"
   | "stale_own_lock"
   | "empty_restart"
+  | "switching_over"
+  | "handing_over"
+  | "taking_over"
+  | "switchover_in_progress"
   | "detaching"
   | "no_leader_fenced_master"
   | "stepping_aside"
@@ -186,6 +199,20 @@ export function decide(observed: Observed): Decision {
   }
 
   const isMaster = redis.role === "master";
+  const handover = observed.handover;
+  if (handover && observed.consulReachable !== false) {
+    // A planned switchover: only its target competes, and nobody detaches or fences meanwhile.
+    const isTarget = sameHostPort(handover.target, observed.self);
+    return {
+      name: isTarget ? "taking_over" : "switchover_in_progress",
+      reason: isTarget
+        ? "planned switchover to this node: taking the lock"
+        : `planned switchover to ${formatHostPort(handover.target)} in progress`,
+      lock: isTarget ? "compete" : "idle",
+      redis: NONE,
+      service: UNCHANGED,
+    };
+  }
   if (observed.consulReachable === false) {
     return {
       name: "consul_unreachable",
@@ -326,6 +353,36 @@ function decideAsLockHolder(
       redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
       service: UNCHANGED,
     };
+  }
+  const handover = observed.handover;
+  if (handover && !sameHostPort(handover.target, observed.self) && handover.failover !== "failed") {
+    const target = formatHostPort(handover.target);
+    if (redis.role === "master" && handover.failover !== "completed") {
+      return {
+        name: "switching_over",
+        reason: `planned switchover: handing the master role to ${target} with Redis FAILOVER`,
+        lock: "hold",
+        redis: handover.failover === "pending"
+          ? { kind: "failover", target: handover.target }
+          : NONE,
+        service: UNCHANGED,
+        wakeAt: fenceAt,
+      };
+    }
+    if (redis.role === "replica") {
+      return {
+        name: "handing_over",
+        reason: `Redis now replicates from ${target}; giving the lock to it`,
+        lock: "release",
+        redis: NONE,
+        service: {
+          kind: "registered",
+          role: "slave",
+          status: "warning",
+          output: `role=slave following=${target} handing over`,
+        },
+      };
+    }
   }
   if (redis.role !== "master") {
     return {

@@ -3,8 +3,14 @@
  * and applies its answer through the lock driver, the Redis actuator and the service registrar.
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
-import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "../candidates.ts";
+import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../address.ts";
+import {
+  type Candidacy,
+  chooseSwitchoverTarget,
+  type ElectionSettings,
+  type SeenCandidacy,
+} from "../candidates.ts";
+import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../control.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -60,6 +66,16 @@ export interface ElectionOptions {
   heartbeatMs: Milliseconds;
 }
 
+/** Operator controls from Consul KV (lib/agent/control_source.ts). */
+export interface ControlPort {
+  paused(): boolean;
+  switchover(): { record: SwitchoverRecord; modifyIndex: number } | undefined;
+  updateSwitchover(record: SwitchoverRecord, modifyIndex: number): Promise<boolean>;
+}
+
+/** How a Redis FAILOVER ended. */
+export type FailoverOutcome = { ok: true; durationMs: number } | { ok: false; reason: string };
+
 export interface AgentOptions {
   config: Config;
   clock: Clock;
@@ -77,6 +93,9 @@ export interface AgentOptions {
   election?: ElectionOptions;
   /** Points a former master at this node (REPLICAOF us); best effort. */
   fencePeer?: (peer: HostPort, self: HostPort) => Promise<void>;
+  control?: ControlPort;
+  /** Runs Redis FAILOVER TO `target` on the local Redis and disconnects its clients afterwards. */
+  failover?: (target: HostPort, timeoutMs: Milliseconds) => Promise<FailoverOutcome>;
   /** Called after every evaluation (metrics). Must not throw. */
   onEvaluated?: (observed: Observed, decision: Decision, previous: Decision | undefined) => void;
 }
@@ -114,11 +133,26 @@ export class Agent implements AsyncDisposable {
   >();
   /** Redis run_ids that completed a sync (or led) while we watched: "has real data". */
   readonly #syncedRunIds = new Set<string>();
+  /** Redis run_ids seen as replicas whose link never came up. */
+  readonly #neverSyncedRunIds = new Set<string>();
   #freeSince: number | undefined;
   #lastLeader: LeaderView | undefined;
   /** The former master to fence, and until when to keep trying. */
   #peerToFence: { address: HostPort; until: number } | undefined;
   #published: { key: string; at: number; freeSince: number | undefined } | undefined;
+  /** The switchover this agent takes part in, and how far its FAILOVER got. */
+  #handover:
+    | {
+      id: string;
+      target: HostPort;
+      from: HostPort;
+      failover: "pending" | "running" | "completed" | "failed";
+      until: number;
+      startedAt: number;
+      detail?: string;
+    }
+    | undefined;
+  readonly #answeredRequests = new Set<string>();
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -210,6 +244,8 @@ export class Agent implements AsyncDisposable {
     const lockView = lock.view();
     this.#track(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
+    this.#followSwitchover(election, lockView, leader, now);
+    const handover = this.#handover;
     const observed: Observed = {
       now,
       self: config.announce,
@@ -219,9 +255,10 @@ export class Agent implements AsyncDisposable {
       lock: lockView,
       registration: registrar.registration(),
       fenced: actuator.isFenced(now),
-      paused: this.#options.paused?.() ?? false,
+      paused: this.#options.paused?.() ?? this.#options.control?.paused() ?? false,
       ...(election ? { election } : {}),
       ...(this.#peerToFence ? { previousLeader: this.#peerToFence.address } : {}),
+      ...(handover ? { handover: { target: handover.target, failover: handover.failover } } : {}),
       settings: this.#options.settings,
     };
     this.#logStateChanges(observed);
@@ -245,7 +282,9 @@ export class Agent implements AsyncDisposable {
 
     // Redis first: a fence must be in force before anything else happens, and a promotion must be
     // done before we tell Consul we are master.
-    if (decision.redis.kind !== "none") {
+    if (decision.redis.kind === "failover") {
+      this.#startFailover(decision.redis.target);
+    } else if (decision.redis.kind !== "none") {
       const applied = await this.#attempt("redis", () => actuator.apply(decision.redis, now));
       if (applied) {
         await this.#attempt("observe", () => redis.refresh());
@@ -278,6 +317,123 @@ export class Agent implements AsyncDisposable {
     }
   }
 
+  /**
+   * Planned switchover bookkeeping: the master answers a new request (target chosen, or refused),
+   * every agent follows an in-progress one until it ends or times out, and the old master reports
+   * the outcome.
+   */
+  #followSwitchover(
+    election: ElectionView | undefined,
+    lock: ReturnType<LockDriver["view"]>,
+    leader: LeaderView | null | undefined,
+    now: number,
+  ): void {
+    const control = this.#options.control;
+    if (!control) return;
+    const entry = control.switchover();
+    const self = this.#options.config.announce;
+    const record = entry?.record;
+
+    if (
+      entry && record?.state === "requested" && lock.phase === "held" && election &&
+      !this.#answeredRequests.has(record.id)
+    ) {
+      this.#answeredRequests.add(record.id);
+      const choice = chooseSwitchoverTarget({
+        self: election.self,
+        peers: election.peers,
+        now,
+        settings: election.settings,
+        ...(record.to !== undefined ? { requested: record.to } : {}),
+      });
+      const next = choice.ok
+        ? advance(record, "in-progress", { to: parseHostPort(choice.target), from: self })
+        : advance(record, "refused", { detail: choice.reason });
+      this.#log[choice.ok ? "info" : "warn"](
+        choice.ok ? "switchover requested: handing over" : "switchover refused",
+        choice.ok ? { to: choice.target } : { reason: choice.reason },
+      );
+      this.#background(
+        "switchover-record",
+        () => control.updateSwitchover(next, entry.modifyIndex),
+      );
+      return;
+    }
+
+    const handover = handoverOf(record);
+    if (!handover || !entry) {
+      this.#handover = undefined;
+      return;
+    }
+    if (this.#handover?.id !== handover.id) {
+      this.#handover = {
+        ...handover,
+        failover: "pending",
+        startedAt: now,
+        until: now + record!.timeoutMs + 2 * this.#options.config.lock.ttlMs,
+      };
+    }
+    const mine = this.#handover!;
+    const isFrom = sameHostPort(mine.from, self);
+    if (now > mine.until) {
+      this.#handover = undefined;
+      if (isFrom && !isFinished(record!)) {
+        this.#background("switchover-record", () =>
+          control.updateSwitchover(
+            advance(record!, "failed", { detail: "the handover did not finish in time" }),
+            entry.modifyIndex,
+          ));
+      }
+      return;
+    }
+    if (!isFrom) return;
+    if (mine.failover === "failed") {
+      this.#handover = undefined;
+      this.#background("switchover-record", () =>
+        control.updateSwitchover(
+          advance(record!, "failed", { detail: mine.detail ?? "Redis FAILOVER did not complete" }),
+          entry.modifyIndex,
+        ));
+      return;
+    }
+    if (leader && sameHostPort(leader.address, mine.target)) {
+      const detail = `${formatHostPort(mine.target)} leads after ${now - mine.startedAt} ms`;
+      this.#log.info("switchover done", {
+        to: formatHostPort(mine.target),
+        ms: now - mine.startedAt,
+      });
+      this.#handover = undefined;
+      this.#background(
+        "switchover-record",
+        () => control.updateSwitchover(advance(record!, "done", { detail }), entry.modifyIndex),
+      );
+    }
+  }
+
+  /** Runs the planned switchover's Redis FAILOVER beside the loop, once per request. */
+  #startFailover(target: HostPort): void {
+    const handover = this.#handover;
+    const failover = this.#options.failover;
+    if (!handover || handover.failover !== "pending" || !failover) return;
+    handover.failover = "running";
+    const timeoutMs = Math.max(
+      1_000,
+      handover.until - this.#options.clock.now() - 2 * this.#options.config.lock.ttlMs,
+    );
+    this.#background("failover", async () => {
+      let outcome: FailoverOutcome;
+      try {
+        outcome = await failover(target, timeoutMs);
+      } catch (error) {
+        outcome = { ok: false, reason: error instanceof Error ? error.message : String(error) };
+      }
+      if (this.#handover !== handover) return;
+      handover.failover = outcome.ok ? "completed" : "failed";
+      if (!outcome.ok) handover.detail = outcome.reason;
+      this.requestEvaluation();
+    });
+  }
+
   /** Remembers what later decisions need: synced run_ids, when the lock went free, the last leader. */
   #track(
     redis: RedisView,
@@ -289,6 +445,10 @@ export class Agent implements AsyncDisposable {
       redis.kind === "up" && (redis.linkUp || (lock.phase === "held" && redis.role === "master"))
     ) {
       this.#syncedRunIds.add(redis.runId);
+      this.#neverSyncedRunIds.delete(redis.runId);
+    } else if (redis.kind === "up" && redis.role === "replica" && redis.linkDownMs === "never") {
+      // Redis 7 reports offset 1 for such a replica, so the offset alone cannot tell.
+      this.#neverSyncedRunIds.add(redis.runId);
     }
     if (leader === null) {
       this.#freeSince ??= now;
@@ -377,7 +537,8 @@ export class Agent implements AsyncDisposable {
       healthy: !redis.loading,
       datasetEmpty: redis.datasetEmpty,
       // A replica that never completed a sync still has offset 0 in a history of its own.
-      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held" || redis.offset > 0,
+      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held" ||
+        (redis.offset > 0 && !this.#neverSyncedRunIds.has(redis.runId)),
       priority: options.priorityOverride ?? redis.priority,
       forced: options.forced,
       vacancy: this.#vacancy(),

@@ -22,6 +22,8 @@ import { RedisCommander } from "../redis/commander.ts";
 import { RedisObserver } from "../redis/observer.ts";
 import { Agent, type RedisObserverPort } from "./agent.ts";
 import { CandidacyBoard } from "./candidacy.ts";
+import { ControlSource } from "./control_source.ts";
+import { type HookRole, RoleChangeHook } from "../hooks.ts";
 import type { ElectionSettings } from "../candidates.ts";
 import { formatHostPort, type HostPort } from "../address.ts";
 import { ResecMetrics } from "../metrics/resec.ts";
@@ -126,9 +128,12 @@ export class AgentRuntime implements AsyncDisposable {
   readonly #commander: RedisCommander;
   readonly #leaderSource: LeaderSource;
   readonly #board: CandidacyBoard;
+  readonly #control: ControlSource;
   readonly #logger: Logger;
   #http: HttpServer | undefined;
   #freeSinceSeen: number | undefined;
+  readonly #hook: RoleChangeHook | undefined;
+  #hookRole: HookRole = "none";
   #stopped: Promise<void> | undefined;
 
   constructor(readonly config: Config, options: AgentRuntimeOptions) {
@@ -139,6 +144,9 @@ export class AgentRuntime implements AsyncDisposable {
     this.#logger = logger;
     const metrics = new ResecMetrics({ clock });
     this.metrics = metrics;
+    this.#hook = config.roleChangeHook
+      ? new RoleChangeHook({ ...config.roleChangeHook, logger: logger.child("hook") })
+      : undefined;
 
     this.consul = new ConsulClient({
       connection: config.consul,
@@ -178,6 +186,13 @@ export class AgentRuntime implements AsyncDisposable {
       self: formatHostPort(config.announce),
       clock,
       logger: logger.child("election"),
+      onChange: () => this.agent.requestEvaluation(),
+    });
+
+    this.#control = new ControlSource({
+      client: this.consul,
+      lockKey: config.lock.key,
+      logger: logger.child("control"),
       onChange: () => this.agent.requestEvaluation(),
     });
 
@@ -280,6 +295,14 @@ export class AgentRuntime implements AsyncDisposable {
         heartbeatMs: timings.tickMs,
       },
       fencePeer: (peer, self) => this.#fencePeer(peer, self),
+      control: this.#control,
+      failover: async (target, timeoutMs) => {
+        const result = await this.#commander.failoverTo(target, timeoutMs);
+        if (result.outcome !== "completed") return { ok: false, reason: result.reason };
+        // Already a replica of the target: this only disconnects clients so they look it up again.
+        await this.#commander.replicateFrom(target);
+        return { ok: true, durationMs: result.durationMs };
+      },
       onEvaluated: (observed, decision, previous) => this.#record(observed, decision, previous),
     });
   }
@@ -312,6 +335,7 @@ export class AgentRuntime implements AsyncDisposable {
     metrics.setPaused(observed.paused);
     metrics.decisionChanged(decision.name);
     metrics.setReplicationLag(replicationLag(observed));
+    this.#runHook(observed, decision);
     const freeSince = observed.election?.freeSince;
     if (freeSince !== undefined) this.#freeSinceSeen = freeSince;
     if (decision.name === "master" && previous?.name !== "master") {
@@ -324,6 +348,20 @@ export class AgentRuntime implements AsyncDisposable {
       }
       this.#freeSinceSeen = undefined;
     }
+  }
+
+  /** Calls ON_ROLE_CHANGE when this node becomes master, or a replica following a leader. */
+  #runHook(observed: Observed, decision: Decision): void {
+    const role: HookRole | undefined = decision.name === "master"
+      ? "master"
+      : decision.name === "replica"
+      ? "slave"
+      : undefined;
+    if (!role || role === this.#hookRole) return;
+    const master = role === "master" ? observed.self : observed.leader?.address;
+    const previous = this.#hookRole;
+    this.#hookRole = role;
+    void this.#hook?.run({ role, previous, master: master ? formatHostPort(master) : "" });
   }
 
   /** Starts observing and deciding, and the HTTP endpoints when HTTP_ADDR is set. */
@@ -345,8 +383,10 @@ export class AgentRuntime implements AsyncDisposable {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.agent.stop();
+      await this.#hook?.settled();
       await this.#http?.close();
       await this.#board.close();
+      await this.#control.close();
       await this.#leaderSource.close();
       await this.observer.close();
       await this.#commander.close();

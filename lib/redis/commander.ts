@@ -212,6 +212,13 @@ export class RedisCommander {
       timeoutMs: this.#timeoutMs,
       connectionName: this.#connectionName,
       clock: this.#clock,
+    }).then((client) => {
+      // close() ran while we were connecting: do not leave this connection behind.
+      if (this.#closed) {
+        client.close();
+        throw new RedisError(`The commander for ${this.address} is closed`);
+      }
+      return client;
     });
     this.#client = attempt;
     attempt.catch(() => {

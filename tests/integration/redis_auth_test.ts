@@ -29,7 +29,7 @@ function config(server: RedisServer, auth: Partial<RedisConnectionConfig>): Redi
 async function connectError(connection: RedisConnectionConfig): Promise<RedisAuthError> {
   try {
     const client = await RedisClient.connect(connection, {
-      timeoutMs: 1_000,
+      timeoutMs: 2_000,
       connectionName: "resec-test",
     });
     client.close();
@@ -75,7 +75,7 @@ Deno.test("an ACL user with a wrong password, or one that does not exist, is nam
   assert.match(missing.message, /ACL user "nobody", or the user does not exist/);
 
   const client = await RedisClient.connect(config(redis, { username: "resec", password: RIGHT }), {
-    timeoutMs: 1_000,
+    timeoutMs: 2_000,
     connectionName: "resec-test",
   });
   try {
@@ -92,7 +92,7 @@ Deno.test("an ACL user that may not run INFO makes the observer report down with
   await using observer = new RedisObserver({
     connection: config(redis, { username: "limited", password: RIGHT }),
     intervalMs: 200,
-    timeoutMs: 300,
+    timeoutMs: 2_000,
     logger,
   });
   observer.start();
@@ -118,7 +118,7 @@ Deno.test("an ACL user without CONFIG still observes, falling back to the defaul
   await using observer = new RedisObserver({
     connection: config(redis, { username: "observer", password: RIGHT }),
     intervalMs: 200,
-    timeoutMs: 300,
+    timeoutMs: 2_000,
     logger,
   });
   observer.start();
@@ -134,7 +134,7 @@ Deno.test("an observer with a wrong password reports down once, retries without 
   await using observer = new RedisObserver({
     connection: config(redis, { password: WRONG }),
     intervalMs: 200,
-    timeoutMs: 300,
+    timeoutMs: 2_000,
     logger,
   });
   observer.onChange((o) => seen.push(o));
@@ -166,7 +166,7 @@ Deno.test("a commander with a wrong password throws RedisAuthError for each comm
   const logger = new CapturingLogger();
   await using commander = new RedisCommander({
     connection: config(redis, { password: WRONG }),
-    timeoutMs: 500,
+    timeoutMs: 2_000,
     logger,
   });
   await assert.rejects(() => commander.promote(), RedisAuthError);

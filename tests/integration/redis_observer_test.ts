@@ -17,7 +17,10 @@ import {
 import { RedisServer, waitFor } from "../support/mod.ts";
 
 const INTERVAL_MS = 200;
+/** The deadline of the SIGSTOP test, which measures it. */
 const TIMEOUT_MS = 300;
+/** Elsewhere a roomy deadline, so a loaded test machine does not look like a frozen Redis. */
+const ROOMY_TIMEOUT_MS = 2_000;
 
 function connectionTo(server: RedisServer): RedisConnectionConfig {
   return { host: server.host, port: server.port };
@@ -29,7 +32,7 @@ function observe(server: RedisServer, options: Partial<RedisObserverOptions> = {
   const observer = new RedisObserver({
     connection: connectionTo(server),
     intervalMs: INTERVAL_MS,
-    timeoutMs: TIMEOUT_MS,
+    timeoutMs: ROOMY_TIMEOUT_MS,
     backoff: { initialMs: 20, maxMs: INTERVAL_MS },
     ...options,
   });
@@ -84,7 +87,7 @@ Deno.test({
     const down = seen.find((entry) => isDown(entry.observation))!;
     const detectionMs = down.at - killedAt;
     console.log(`kill -9 detected in ${detectionMs.toFixed(1)} ms (interval 5000 ms)`);
-    assert.ok(detectionMs < 250, `detected after ${detectionMs} ms`);
+    assert.ok(detectionMs < 500, `detected after ${detectionMs} ms`);
     const observation = down.observation as DownObservation;
     // Refused, or reset when the reconnection raced the dying process.
     assert.match(observation.reason, /refused|reset|closed/);
@@ -117,7 +120,7 @@ Deno.test({
   ...sanitized,
   fn: async () => {
     await using redis = await RedisServer.start();
-    const { observer, seen } = observe(redis);
+    const { observer, seen } = observe(redis, { timeoutMs: TIMEOUT_MS });
     await using _ = observer;
     const before = await observer.waitFor(isUp, { timeoutMs: 5_000 });
 
@@ -136,8 +139,8 @@ Deno.test({
           `${sincePollMs.toFixed(0)} ms after the first unanswered poll began ` +
           `(interval ${INTERVAL_MS} ms, timeout ${TIMEOUT_MS} ms)`,
       );
-      assert.ok(sinceFreezeMs <= INTERVAL_MS + TIMEOUT_MS + 150, `${sinceFreezeMs} ms`);
-      assert.ok(sincePollMs <= TIMEOUT_MS + 100, `${sincePollMs} ms`);
+      assert.ok(sinceFreezeMs <= INTERVAL_MS + TIMEOUT_MS + 300, `${sinceFreezeMs} ms`);
+      assert.ok(sincePollMs <= TIMEOUT_MS + 250, `${sincePollMs} ms`);
       assert.match((downEntry.observation as DownObservation).reason, /did not answer/);
     } finally {
       redis.resume();
@@ -260,7 +263,7 @@ Deno.test({
       const started = performance.now();
       await observer.close();
       const closeMs = performance.now() - started;
-      assert.ok(closeMs < 200, `close took ${closeMs} ms`);
+      assert.ok(closeMs < 500, `close took ${closeMs} ms`);
     } finally {
       redis.resume();
     }
@@ -297,7 +300,7 @@ Deno.test({
     await redis.cli("SET", "k", "v");
     let started = performance.now();
     await observer.refresh();
-    assert.ok(performance.now() - started < 200);
+    assert.ok(performance.now() - started < 1_000, "far sooner than the 5 s interval");
     const current = observer.current();
     assert.ok(isUp(current) && !current.datasetEmpty, "the key written before refresh() is seen");
 
@@ -306,7 +309,7 @@ Deno.test({
     await redis.restart();
     started = performance.now();
     await observer.refresh();
-    assert.ok(performance.now() - started < 200, "the reconnection backoff was cut short");
+    assert.ok(performance.now() - started < 1_000, "the 5 s reconnection backoff was cut short");
     assert.equal(observer.current().kind, "up");
   },
 });

@@ -114,7 +114,7 @@ async function observeOnce(connection: RedisConnectionConfig): Promise<RedisObse
   await using observer = new RedisObserver({
     connection,
     intervalMs: 200,
-    timeoutMs: 1_000,
+    timeoutMs: 3_000,
     logger: new CapturingLogger(),
   });
   observer.start();

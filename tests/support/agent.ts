@@ -49,6 +49,8 @@ export class AgentProcess {
       env: {
         DENO_NO_UPDATE_CHECK: "1",
         NO_COLOR: "1",
+        // A service manager passes a PATH; the role-change hook relies on it.
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
         ...(bundle ? { DENO_DIR: `${this.dir}/deno-dir` } : {}),
         ...options.env,
       },

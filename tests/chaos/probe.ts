@@ -1,0 +1,88 @@
+/**
+ * A second writability probe beside ContinuousWriter's: it counts the same thing (rounds in which more
+ * than one Redis acknowledged a write) but also remembers when and which ones, so a split brain comes
+ * with the evidence needed to explain it.
+ */
+import type { Redis } from "ioredis";
+import type { Cluster } from "../support/cluster.ts";
+import type { RedisServer } from "../support/redis.ts";
+import { delay } from "../support/wait.ts";
+
+/** A probe round in which several Redis took a write. */
+export interface SplitBrainSighting {
+  /** When the round started, ms since the epoch. */
+  readonly at: number;
+  /** Ports of the Redis servers that acknowledged the probe write. */
+  readonly writable: readonly number[];
+}
+
+/** Probes every running Redis with a SET every `intervalMs`; dispose it to stop. */
+export class WritabilityProbe implements AsyncDisposable {
+  readonly #cluster: Cluster;
+  readonly #intervalMs: number;
+  readonly #clients = new Map<RedisServer, Redis>();
+  readonly #sightings: SplitBrainSighting[] = [];
+  #rounds = 0;
+  #running = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(cluster: Cluster, options: { intervalMs?: number } = {}) {
+    this.#cluster = cluster;
+    this.#intervalMs = options.intervalMs ?? 25;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#probe();
+  }
+
+  /** Stops and returns the rounds probed and the split-brain sightings. */
+  async stop(): Promise<{ rounds: number; sightings: SplitBrainSighting[] }> {
+    this.#running = false;
+    await this.#loop;
+    for (const client of this.#clients.values()) client.disconnect();
+    this.#clients.clear();
+    return { rounds: this.#rounds, sightings: [...this.#sightings] };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #client(server: RedisServer): Redis {
+    let client = this.#clients.get(server);
+    if (!client) {
+      client = server.client({
+        commandTimeout: 250,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => 50,
+      });
+      client.on("error", () => {});
+      this.#clients.set(server, client);
+    }
+    return client;
+  }
+
+  async #probe(): Promise<void> {
+    while (this.#running) {
+      const at = Date.now();
+      const servers = this.#cluster.nodes.map((node) => node.redis).filter((redis) =>
+        redis.process
+      );
+      const accepted = await Promise.all(servers.map(async (server) => {
+        try {
+          const reply = await this.#client(server).set("resec:chaos:probe", String(at));
+          return reply === "OK" ? server.port : undefined;
+        } catch {
+          return undefined;
+        }
+      }));
+      const writable = accepted.filter((port): port is number => port !== undefined);
+      this.#rounds++;
+      if (writable.length > 1) this.#sightings.push({ at, writable });
+      await delay(this.#intervalMs);
+    }
+  }
+}

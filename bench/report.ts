@@ -68,7 +68,12 @@ function failoverTable(results: BenchResults, fault: Fault, systems: SystemName[
     "× ours",
     "kill → discovery shows the new master",
     "× ours",
-    ...(showTwoWritable ? ["old master still took writes for"] : []),
+    ...(showTwoWritable
+      ? [
+        "old master's last acknowledged write (from the kill)",
+        "old master still took writes after the new one did",
+      ]
+      : []),
   ];
   const lines = [
     `| ${header.join(" | ")} |`,
@@ -84,7 +89,9 @@ function failoverTable(results: BenchResults, fault: Fault, systems: SystemName[
         cell(discovery)
       } | ${ratioCell(oursDiscovery, discovery, self)} |${
         showTwoWritable
-          ? ` ${cell(summarize(samples!.map((sample) => sample.twoWritableMs)))} |`
+          ? ` ${cell(summarize(samples!.map((sample) => sample.oldMasterLastAckMs)))} | ${
+            cell(summarize(samples!.map((sample) => sample.twoWritableMs)))
+          } |`
           : ""
       }`,
     );

@@ -21,6 +21,8 @@ export interface FailoverSample {
    * new master took its first one. 0 when it stopped before; `undefined` when not applicable.
    */
   twoWritableMs?: number | undefined;
+  /** Agent death only: the last write the old master acknowledged, in ms from the fault. */
+  oldMasterLastAckMs?: number | undefined;
   /** Startup figures of the deployment this round started, for the startup table. */
   startup?: StartupSample;
   note?: string;
@@ -115,6 +117,7 @@ export async function consulFailover(
       // Watch the old master a little longer: does it stop taking writes once replaced?
       await sleep(3_000);
       const lastOld = prober.lastAckMs(master.redis.port);
+      sample.oldMasterLastAckMs = lastOld;
       sample.twoWritableMs = lastOld === undefined ? 0 : Math.max(0, lastOld - write.ms);
     }
     if (!write || discoveryMs === undefined) {

@@ -4,7 +4,7 @@
  * master cut off from Consul, and bring a frozen master back as a replica.
  */
 import assert from "node:assert/strict";
-import { Cluster, type ClusterNode, delay, TcpProxy, waitFor } from "../support/mod.ts";
+import { Cluster, type ClusterNode, delay, waitFor } from "../support/mod.ts";
 import { ContinuousWriter } from "../support/writer.ts";
 
 const PASSWORD = "e2e-secret";

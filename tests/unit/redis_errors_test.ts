@@ -9,7 +9,7 @@ import {
   classifyRedisError,
   RedisAuthError,
   RedisCommandError,
-  RedisError,
+  type RedisError,
   RedisTimeoutError,
   RedisTlsError,
   RedisUnavailableError,

@@ -62,10 +62,12 @@ async function main(): Promise<void> {
     'press "k" + Enter to kill -9 the master\'s Redis, "r" + Enter to restart dead ones, Ctrl-C to quit\n',
   );
 
-  void readCommands(nodes, consul, stop.signal);
+  // Redis servers killed from the sandbox and not restarted yet.
+  const downPorts = new Set<number>();
+  void readCommands(nodes, consul, downPorts, stop.signal);
   let last = "";
   while (!stop.signal.aborted) {
-    const line = await rolesLine(nodes, consul);
+    const line = await rolesLine(nodes, consul, downPorts);
     if (line !== last) {
       console.log(`${new Date().toISOString().slice(11, 23)}  ${line}`);
       last = line;
@@ -75,10 +77,11 @@ async function main(): Promise<void> {
 }
 
 /** `node 0: master  node 1: slave  node 2: slave (down)` from what Consul says. */
-/** Redis servers killed from the sandbox and not restarted yet. */
-const downPorts = new Set<number>();
-
-async function rolesLine(nodes: Node[], consul: ConsulServer): Promise<string> {
+async function rolesLine(
+  nodes: Node[],
+  consul: ConsulServer,
+  downPorts: ReadonlySet<number>,
+): Promise<string> {
   const passing = async (service: string) => {
     try {
       const entries = await consul.api<{ Service: { Port: number } }[]>(

@@ -1,15 +1,15 @@
 /**
- * A second writability probe beside ContinuousWriter's: it counts the same thing (rounds in which more
- * than one Redis acknowledged a write) but also remembers when and which ones, so a split brain comes
- * with the evidence needed to explain it.
+ * A second writability probe beside ContinuousWriter's: it asks the same question (which Redis
+ * acknowledges a write right now?) but remembers when and which, so a split brain comes with the
+ * evidence needed to explain it.
  */
 import type { Redis } from "ioredis";
 import type { Cluster } from "../support/cluster.ts";
 import type { RedisServer } from "../support/redis.ts";
 import { delay } from "../support/wait.ts";
 
-/** A probe round in which several Redis took a write. */
-export interface SplitBrainSighting {
+/** One probe round: which Redis servers acknowledged a write. */
+export interface ProbeRound {
   /** When the round started, ms since the epoch. */
   readonly at: number;
   /** Ports of the Redis servers that acknowledged the probe write. */
@@ -21,8 +21,7 @@ export class WritabilityProbe implements AsyncDisposable {
   readonly #cluster: Cluster;
   readonly #intervalMs: number;
   readonly #clients = new Map<RedisServer, Redis>();
-  readonly #sightings: SplitBrainSighting[] = [];
-  #rounds = 0;
+  readonly #rounds: ProbeRound[] = [];
   #running = false;
   #loop: Promise<void> | undefined;
 
@@ -37,13 +36,13 @@ export class WritabilityProbe implements AsyncDisposable {
     this.#loop = this.#probe();
   }
 
-  /** Stops and returns the rounds probed and the split-brain sightings. */
-  async stop(): Promise<{ rounds: number; sightings: SplitBrainSighting[] }> {
+  /** Stops and returns every round probed. */
+  async stop(): Promise<ProbeRound[]> {
     this.#running = false;
     await this.#loop;
     for (const client of this.#clients.values()) client.disconnect();
     this.#clients.clear();
-    return { rounds: this.#rounds, sightings: [...this.#sightings] };
+    return [...this.#rounds];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -80,8 +79,7 @@ export class WritabilityProbe implements AsyncDisposable {
         }
       }));
       const writable = accepted.filter((port): port is number => port !== undefined);
-      this.#rounds++;
-      if (writable.length > 1) this.#sightings.push({ at, writable });
+      this.#rounds.push({ at, writable });
       await delay(this.#intervalMs);
     }
   }

@@ -109,6 +109,7 @@ async function rolesLine(
 async function readCommands(
   nodes: Node[],
   consul: ConsulServer,
+  downPorts: Set<number>,
   signal: AbortSignal,
 ): Promise<void> {
   const decoder = new TextDecoder();

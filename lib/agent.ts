@@ -39,11 +39,8 @@ export async function runAgent(config: Config): Promise<number> {
   const stopSignal = Promise.withResolvers<Deno.Signal>();
   const handlers = new Map<Deno.Signal, () => void>();
   for (const signal of STOP_SIGNALS) handlers.set(signal, () => stopSignal.resolve(signal));
-  handlers.set(
-    "SIGUSR1",
-    () => printDump("consul and redis state", runtime.agent.snapshot().observed),
-  );
-  handlers.set("SIGUSR2", () => printDump("agent state", runtime.agent.snapshot()));
+  handlers.set("SIGUSR1", () => console.log(formatDump("SIGUSR1", runtime.status.state())));
+  handlers.set("SIGUSR2", () => console.log(formatDump("SIGUSR2", runtime.status.state())));
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
 
   try {
@@ -68,9 +65,24 @@ export async function runAgent(config: Config): Promise<number> {
   return EXIT_OK;
 }
 
-/** Dumps state to stdout whatever the log level, as the Go resec does on USR1/USR2. */
-function printDump(title: string, state: unknown): void {
-  console.log(JSON.stringify({ dump: title, at: new Date().toISOString(), state }));
+/**
+ * The state dump printed on USR1 (Consul and Redis state) or USR2 (the whole agent), whatever the log
+ * level, as the Go resec does. One JSON line; the state holds no secret.
+ */
+export function formatDump(
+  signal: "SIGUSR1" | "SIGUSR2",
+  state: unknown,
+  now = Date.now(),
+): string {
+  const at = new Date(now).toISOString();
+  if (signal === "SIGUSR2") return JSON.stringify({ dump: "agent state", at, state });
+  const observed = (state as { observed?: Record<string, unknown> }).observed ?? {};
+  const { redis, consulReachable, leader, lock, registration } = observed;
+  return JSON.stringify({
+    dump: "consul and redis state",
+    at,
+    state: { consul: { reachable: consulReachable, leader, lock, registration }, redis },
+  });
 }
 
 /**

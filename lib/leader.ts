@@ -15,17 +15,20 @@ export interface LeaderAnnouncement {
   readonly runId?: string;
   /** When the leader took the lock (ISO 8601), for people. */
   readonly since: string;
+  /** The lock's LockIndex for this term (the fencing epoch), once known. */
+  readonly epoch?: number;
 }
 
 /** Encodes the lock value for `address`. */
 export function encodeLeaderAnnouncement(
-  options: { address: HostPort; agent: string; runId?: string; now: number },
+  options: { address: HostPort; agent: string; runId?: string; now: number; epoch?: number },
 ): string {
   const announcement: LeaderAnnouncement = {
     address: formatHostPort(options.address),
     agent: options.agent,
     runId: options.runId,
     since: new Date(options.now).toISOString(),
+    ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
   };
   return JSON.stringify(announcement);
 }

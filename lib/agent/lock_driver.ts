@@ -14,6 +14,8 @@ export interface HeldLock {
   readonly lost: AbortSignal;
   /** When a renewal that Consul accepted was sent. */
   lastConfirmedAt(): number;
+  /** Replaces the lock's value while we hold it. */
+  updateValue(value: string): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -25,8 +27,8 @@ export interface LockPort {
 
 export interface LockDriverOptions {
   lock: LockPort;
-  /** The lock value to write when acquiring (who we are). */
-  value: () => string;
+  /** The lock value: who we are, and our epoch once we hold the lock. */
+  value: (epoch?: number) => string;
   /** Redis run_id when we start competing, remembered with the lock it wins. */
   runId?: () => string | undefined;
   /** Called whenever the lock view changes. */
@@ -106,6 +108,10 @@ export class LockDriver {
         this.#competing = undefined;
         this.#held = held;
         this.#heldRunId = runId;
+        // The epoch (LockIndex) is known only now: publish it so people can see which term leads.
+        held.updateValue(this.#options.value(held.lockIndex)).catch((error) =>
+          this.#options.logger.warn("cannot write the epoch into the lock value", { error })
+        );
         held.lost.addEventListener("abort", () => {
           if (this.#held !== held) return;
           this.#held = undefined;

@@ -216,13 +216,14 @@ export class AgentRuntime implements AsyncDisposable {
         clock,
         logger: logger.child("lock"),
       }),
-      value: () => {
+      value: (epoch) => {
         const current = observer.current();
         return encodeLeaderAnnouncement({
           address: config.announce,
           agent: config.lock.sessionName,
           runId: current.kind === "up" ? current.info.runId : undefined,
           now: clock.now(),
+          epoch,
         });
       },
       runId: () => {

@@ -75,6 +75,80 @@ export function summarizeTimeline(samples: readonly MasterSample[]): TimelineSum
   };
 }
 
+/** One probe round: which Redis servers acknowledged a write. */
+export interface ProbeRound {
+  /** When the round started, ms since the epoch. */
+  readonly at: number;
+  /** Ports of the Redis servers that acknowledged the probe write. */
+  readonly writable: readonly number[];
+}
+
+/** A Redis server that came back from a fault (thawed, or restarted) at `at`. */
+export interface Comeback {
+  readonly port: number;
+  readonly at: number;
+}
+
+/** What the writability probe saw. */
+export interface ProbeSummary {
+  readonly rounds: number;
+  /** Rounds in which two or more Redis took a write that no comeback explains: split brain. */
+  readonly splitBrain: readonly ProbeRound[];
+  /** Rounds in which a Redis that had just come back took a write beside the master. */
+  readonly comebackRounds: readonly ProbeRound[];
+  /** Longest time from a comeback to the last write that Redis took (undefined: it took none). */
+  readonly comebackWritableMs: number | undefined;
+}
+
+/**
+ * Sorts the probe rounds with several writable Redis into split brain and comebacks. A Redis that
+ * resumes from SIGSTOP runs the commands already waiting in its sockets before anyone can reach it,
+ * and a Redis that starts is a master until its agent sees it: until then it is not under any agent's
+ * control, so its writes are measured as a comeback window (which the agent must keep short) instead
+ * of split brain. `inFlightMs` reaches back to probe writes sent just before the comeback.
+ */
+export function summarizeProbes(
+  rounds: readonly ProbeRound[],
+  comebacks: readonly Comeback[],
+  options: { inFlightMs: number },
+): ProbeSummary {
+  const windows = comebacks.map((comeback) => {
+    const from = comeback.at - options.inFlightMs;
+    const writes = rounds.filter((round) =>
+      round.at >= from && round.writable.includes(comeback.port)
+    );
+    const last = writes.at(-1)?.at;
+    return {
+      port: comeback.port,
+      from,
+      until: last,
+      writableMs: last === undefined ? undefined : Math.max(0, last - comeback.at),
+    };
+  });
+  const splitBrain: ProbeRound[] = [];
+  const comebackRounds: ProbeRound[] = [];
+  for (const round of rounds) {
+    if (round.writable.length < 2) continue;
+    const managed = round.writable.filter((port) =>
+      !windows.some((window) =>
+        window.port === port && window.until !== undefined && round.at >= window.from &&
+        round.at <= window.until
+      )
+    );
+    if (managed.length > 1) splitBrain.push(round);
+    else comebackRounds.push(round);
+  }
+  const spans = windows.map((window) => window.writableMs).filter((ms): ms is number =>
+    ms !== undefined
+  );
+  return {
+    rounds: rounds.length,
+    splitBrain,
+    comebackRounds,
+    comebackWritableMs: spans.length > 0 ? Math.max(...spans) : undefined,
+  };
+}
+
 /** What the final read-back says about acknowledged writes. */
 export interface LossSummary {
   /** Acknowledged values missing from the final master, in acknowledgement order. */
@@ -171,11 +245,24 @@ export interface RoundResult {
   readonly lostByNode: Readonly<Record<string, number>>;
   /** Nodes whose list did not match the master's after the writer stopped. */
   readonly divergentNodes: readonly string[];
+  /** ContinuousWriter's probe: rounds, and rounds in which two or more Redis took a write. */
+  readonly writerProbeRounds: number;
+  readonly writerSplitBrainRounds: number;
+  /** The suite's own probe rounds. */
   readonly probeRounds: number;
-  /** ContinuousWriter's probe rounds in which two or more Redis took a write. */
-  readonly splitBrainProbeRounds: number;
-  /** The suite's own probe: when (ms after the fault) and which ports took a write together. */
-  readonly splitBrainSightings: readonly { readonly afterMs: number; readonly writable: readonly number[] }[];
+  /** Split-brain rounds of the suite's probe: when (ms after the fault) and which ports. */
+  readonly splitBrain: readonly {
+    readonly afterMs: number;
+    readonly writable: readonly number[];
+  }[];
+  /** Redis servers that came back (thawed or restarted) during the round, by port. */
+  readonly comebacks: readonly number[];
+  /** Rounds in which a comeback Redis took a write beside the master, before its agent acted. */
+  readonly comebackRounds: number;
+  /** Longest time a comeback Redis kept taking writes. */
+  readonly comebackWritableMs: number | undefined;
+  /** The longest the agents may take to demote a comeback Redis. */
+  readonly comebackGraceMs: number;
   readonly multiMasterSamples: number;
   readonly maxNoMasterMs: number;
   readonly unansweredMs: number;
@@ -199,14 +286,28 @@ export interface RoundResult {
 export function violations(result: RoundResult, expectation: Expectation): string[] {
   if (result.error) return [`the round did not complete: ${result.error}`];
   const found: string[] = [];
-  if (result.splitBrainProbeRounds > 0 || result.splitBrainSightings.length > 0) {
-    const seen = result.splitBrainSightings.slice(0, 5).map((sighting) =>
-      `${sighting.writable.join("+")} at +${sighting.afterMs} ms`
+  if (result.splitBrain.length > 0) {
+    const seen = result.splitBrain.slice(0, 5).map((round) =>
+      `${round.writable.join("+")} at +${round.afterMs} ms`
     );
     found.push(
-      `${result.splitBrainProbeRounds} of ${result.probeRounds} writer probe rounds found two ` +
-        `writable Redis; the suite's probe saw ${result.splitBrainSightings.length}` +
-        (seen.length > 0 ? ` (${seen.join(", ")})` : ""),
+      `split brain: ${result.splitBrain.length} of ${result.probeRounds} probe rounds found ` +
+        `several writable Redis (${seen.join(", ")})`,
+    );
+  }
+  // The writer's probe cannot say which Redis took a write: trust it only without comebacks.
+  if (result.comebacks.length === 0 && result.writerSplitBrainRounds > 0) {
+    found.push(
+      `split brain: ${result.writerSplitBrainRounds} of ${result.writerProbeRounds} writer probe ` +
+        "rounds found several writable Redis",
+    );
+  }
+  if (
+    result.comebackWritableMs !== undefined && result.comebackWritableMs > result.comebackGraceMs
+  ) {
+    found.push(
+      `a Redis that came back took writes for ${result.comebackWritableMs} ms (its agent must ` +
+        `demote it within ${result.comebackGraceMs} ms)`,
     );
   }
   if (result.multiMasterSamples > 0) {

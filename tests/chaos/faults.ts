@@ -21,6 +21,11 @@ export interface FaultContext {
   readonly monitor: MasterMonitor;
   /** The agents' session TTL. */
   readonly lockTtlMs: number;
+  /**
+   * Records that the node's Redis came back (thawed or restarted) and is not under its agent's
+   * control until the agent sees it.
+   */
+  cameBack(node: ClusterNode): void;
   /** Keeps a log that would otherwise be lost (an agent about to be replaced). */
   keepLog(label: string, text: string): void;
   /** A progress line for the person running the suite. */
@@ -38,12 +43,26 @@ export interface Fault {
   inject(context: FaultContext): Promise<void>;
 }
 
+/** A duration setting of the cluster's agents (FAST_AGENT_ENV unless `env` overrides it), in ms. */
+export function agentDurationMs(name: string, env: Record<string, string> = {}): number {
+  const text = env[name] ?? FAST_AGENT_ENV[name];
+  const match = text === undefined ? null : /^(\d+)(ms|s)$/.exec(text);
+  if (!match) throw new Error(`Cannot read ${name} "${text}": expected a duration such as "2s"`);
+  return Number(match[1]) * (match[2] === "s" ? 1_000 : 1);
+}
+
 /** The session TTL the cluster's agents run with, in ms. */
 export function lockTtlMs(env: Record<string, string> = {}): number {
-  const text = env.CONSUL_LOCK_TTL ?? FAST_AGENT_ENV.CONSUL_LOCK_TTL ?? "2s";
-  const match = /^(\d+)(ms|s)$/.exec(text);
-  if (!match) throw new Error(`Cannot read CONSUL_LOCK_TTL "${text}": expected e.g. "2s"`);
-  return Number(match[1]) * (match[2] === "s" ? 1_000 : 1);
+  return agentDurationMs("CONSUL_LOCK_TTL", env);
+}
+
+/**
+ * How long an agent may take to demote a Redis that came back as a master: one failed poll and one
+ * reconnection (each at most HEALTHCHECK_INTERVAL + HEALTHCHECK_TIMEOUT), twice over for a busy host.
+ */
+export function comebackGraceMs(env: Record<string, string> = {}): number {
+  return 2 *
+    (agentDurationMs("HEALTHCHECK_INTERVAL", env) + agentDurationMs("HEALTHCHECK_TIMEOUT", env));
 }
 
 const ONE_FAILOVER = { min: 1, max: 1 };
@@ -53,11 +72,12 @@ export const redisKill: Fault = {
   name: "redis-kill",
   title: "kill -9 of the master's Redis",
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "tail" } },
-  async inject({ master, monitor, note }) {
+  async inject({ master, monitor, cameBack, note }) {
     await master.redis.kill();
     const next = await monitor.waitForMasterOtherThan(master);
     note(`new master ${next.redis.address}; restarting the killed Redis (empty)`);
     await master.redis.restart();
+    cameBack(master);
   },
 };
 
@@ -82,7 +102,7 @@ export const redisFreeze: Fault = {
   // Replies and the replication stream leave in the same event-loop pass, and a stopped process
   // keeps its sockets: at most the one write in flight can miss the replicas.
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "tail", max: 1 } },
-  async inject({ master, monitor, lockTtlMs, note }) {
+  async inject({ master, monitor, lockTtlMs, cameBack, note }) {
     const frozenAt = Date.now();
     master.redis.pause();
     try {
@@ -91,6 +111,7 @@ export const redisFreeze: Fault = {
       note(`new master ${next.redis.address}; thawing after ${Date.now() - frozenAt} ms`);
     } finally {
       master.redis.resume();
+      cameBack(master);
     }
   },
 };
@@ -147,9 +168,10 @@ export const emptyRestart: Fault = {
   title: "the master's Redis restarted empty at once",
   // The empty node must not keep the lead, and must not wipe the replicas: one failover.
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "tail" } },
-  async inject({ master }) {
+  async inject({ master, cameBack }) {
     await master.redis.kill();
     await master.redis.restart();
+    cameBack(master);
   },
 };
 

@@ -7,14 +7,7 @@ import type { Redis } from "ioredis";
 import type { Cluster } from "../support/cluster.ts";
 import type { RedisServer } from "../support/redis.ts";
 import { delay } from "../support/wait.ts";
-
-/** One probe round: which Redis servers acknowledged a write. */
-export interface ProbeRound {
-  /** When the round started, ms since the epoch. */
-  readonly at: number;
-  /** Ports of the Redis servers that acknowledged the probe write. */
-  readonly writable: readonly number[];
-}
+import type { ProbeRound } from "./analysis.ts";
 
 /** Probes every running Redis with a SET every `intervalMs`; dispose it to stop. */
 export class WritabilityProbe implements AsyncDisposable {

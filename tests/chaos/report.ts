@@ -12,7 +12,13 @@ export function formatRound(result: RoundResult): string {
     `${result.fault} #${result.round}:`,
     `${result.acknowledged} acked, ${result.lost} lost`,
     `(${result.lostRuns} runs, ${result.lostAfterReplication} replicated before the fault);`,
-    `split brain in ${result.splitBrainProbeRounds}/${result.probeRounds} probe rounds,`,
+    `split brain in ${result.splitBrain.length}/${result.probeRounds} probe rounds`,
+    `(writer's probe ${result.writerSplitBrainRounds}/${result.writerProbeRounds}),`,
+    result.comebacks.length > 0
+      ? `comeback writable ${
+        ms(result.comebackWritableMs)
+      } (${result.comebackRounds} rounds beside the master),`
+      : "",
     `${result.multiMasterSamples} polls with two passing masters;`,
     `masters ${result.masterSequence.join(" → ") || "none"} (${result.roleChanges} changes);`,
     `new master after ${
@@ -22,5 +28,5 @@ export function formatRound(result: RoundResult): string {
     `${result.wrongPromotions} wrong promotions of ${result.promotions.length} checked`,
     `(checkpoint ${result.checkpoint} writes);`,
     result.converged ? `converged after ${ms(result.convergedAfterMs)}` : "DID NOT CONVERGE",
-  ].join(" ");
+  ].filter((part) => part !== "").join(" ");
 }

@@ -8,15 +8,17 @@ import { delay, waitFor } from "../support/wait.ts";
 import { ContinuousWriter, type WriterReport } from "../support/writer.ts";
 import {
   checkpointPrefixKept,
+  type Comeback,
   isWrongPromotion,
   type MasterSample,
   type PromotionCheck,
   type RoundResult,
   summarizeLoss,
+  summarizeProbes,
   summarizeTimeline,
   violations,
 } from "./analysis.ts";
-import { type Fault, lockTtlMs } from "./faults.ts";
+import { comebackGraceMs, type Fault, lockTtlMs } from "./faults.ts";
 import { MasterMonitor } from "./monitor.ts";
 import { WritabilityProbe } from "./probe.ts";
 
@@ -112,6 +114,7 @@ async function measure(
       const node = cluster.nodeAt(port);
       if (node) checks.push(checkPromotion(node, at, checkpoint));
     });
+    const comebacks: Comeback[] = [];
     const faultAt = Date.now();
     let converged: ClusterNode | undefined;
     let convergedAt: number | undefined;
@@ -121,6 +124,7 @@ async function measure(
         master: before,
         monitor,
         lockTtlMs: lockTtlMs(fault.cluster?.env),
+        cameBack: (node) => comebacks.push({ port: node.redis.port, at: Date.now() }),
         keepLog: options.keepLog,
         note,
       });
@@ -138,7 +142,8 @@ async function measure(
       unsubscribe();
     }
     const samples = await monitor.stop();
-    const probed = await probe.stop();
+    // Probe writes time out after 250 ms: one sent just before a comeback may be answered after it.
+    const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 300 });
     const promotions = (await Promise.all(checks)).filter((check) => check.at >= faultAt);
     const readBack = await readBackEveryNode(cluster, converged, report);
     // From the last poll before the fault: the old master opens the sequence.
@@ -162,12 +167,17 @@ async function measure(
       lostAfterReplication: loss.lostAfterReplication.length,
       lostByNode: readBack.lostByNode,
       divergentNodes: readBack.divergent,
-      probeRounds: report.probeRounds,
-      splitBrainProbeRounds: report.splitBrainRounds,
-      splitBrainSightings: probed.sightings.map((sighting) => ({
-        afterMs: sighting.at - faultAt,
-        writable: sighting.writable,
+      writerProbeRounds: report.probeRounds,
+      writerSplitBrainRounds: report.splitBrainRounds,
+      probeRounds: probes.rounds,
+      splitBrain: probes.splitBrain.map((round) => ({
+        afterMs: round.at - faultAt,
+        writable: round.writable,
       })),
+      comebacks: comebacks.map((comeback) => comeback.port),
+      comebackRounds: probes.comebackRounds.length,
+      comebackWritableMs: probes.comebackWritableMs,
+      comebackGraceMs: comebackGraceMs(fault.cluster?.env),
       multiMasterSamples: timeline.multiMasterSamples,
       maxNoMasterMs: timeline.maxNoMasterMs,
       unansweredMs: timeline.unansweredMs,
@@ -305,9 +315,14 @@ function emptyResult(fault: string, round: number, startedAt: string, error: str
     lostAfterReplication: 0,
     lostByNode: {},
     divergentNodes: [],
+    writerProbeRounds: 0,
+    writerSplitBrainRounds: 0,
     probeRounds: 0,
-    splitBrainProbeRounds: 0,
-    splitBrainSightings: [],
+    splitBrain: [],
+    comebacks: [],
+    comebackRounds: 0,
+    comebackWritableMs: undefined,
+    comebackGraceMs: 0,
     multiMasterSamples: 0,
     maxNoMasterMs: 0,
     unansweredMs: 0,

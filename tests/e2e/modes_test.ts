@@ -74,3 +74,27 @@ Deno.test("refused configurations exit 2 with a message naming the variable, and
   const sessions = await consul.api<unknown[]>("GET", "/v1/session/list");
   assert.deepEqual(sessions, []);
 });
+
+Deno.test("SIGUSR2 dumps the whole agent state as one JSON line without secrets", async () => {
+  // SIGUSR2 is safe under `deno run`; SIGUSR1 would open Deno's inspector there (see formatDump's test).
+  await using cluster = await Cluster.start({
+    nodes: 1,
+    env: { REDIS_PASSWORD: "", CONSUL_HTTP_TOKEN: "token-that-must-not-leak" },
+  });
+  try {
+    await cluster.waitForMaster();
+    const [node] = cluster.nodes;
+    node!.agent.signal("SIGUSR2");
+    await node!.agent.waitForLog(/"dump":"agent state"/);
+    const line = node!.agent.log().split("\n").find((text) =>
+      text.includes('"dump":"agent state"')
+    )!;
+    const dump = JSON.parse(line);
+    assert.equal(dump.state.decision.name, "master");
+    assert.equal(dump.state.observed.lock.phase, "held");
+    assert.doesNotMatch(line, /token-that-must-not-leak/);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});

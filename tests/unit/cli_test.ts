@@ -86,3 +86,23 @@ Deno.test("a missing env file exits 2 naming the file", async () => {
   assert.equal(await runCli(["--env-file", "/nope/.env"], h.io), EXIT_USAGE);
   assert.match(h.err.join(), /Cannot read env file "\/nope\/\.env"/);
 });
+
+Deno.test("the USR1 dump keeps the Consul and Redis state, the USR2 dump everything", async () => {
+  const { formatDump } = await import("../../lib/agent.ts");
+  const state = {
+    decision: { name: "master" },
+    observed: {
+      redis: { kind: "up", role: "master" },
+      consulReachable: true,
+      leader: null,
+      lock: { phase: "held" },
+    },
+  };
+  const usr1 = JSON.parse(formatDump("SIGUSR1", state, 0));
+  assert.equal(usr1.dump, "consul and redis state");
+  assert.deepEqual(usr1.state.redis, { kind: "up", role: "master" });
+  assert.equal(usr1.state.consul.reachable, true);
+  assert.equal(usr1.state.decision, undefined);
+  const usr2 = JSON.parse(formatDump("SIGUSR2", state, 0));
+  assert.equal(usr2.state.decision.name, "master");
+});

@@ -67,6 +67,12 @@ export type ConsulFault = "redis-crash" | "agent-kill" | "host-death";
 const DEATH_TIMEOUT_MS = 100_000;
 const CRASH_TIMEOUT_MS = 60_000;
 const SETTLE_MS = 3_000;
+/**
+ * Before a planned switchover, wait past one default HEALTHCHECK_INTERVAL (5 s) and a candidacy
+ * publication, so every agent has observed its Redis since the replicas attached (Redis gives the
+ * master a new replication ID when its first replica attaches).
+ */
+const SWITCHOVER_SETTLE_MS = 8_000;
 const ROOT = new URL("../", import.meta.url).pathname;
 
 /** Starts a Consul-based cluster and measures its startup; the caller owns (and closes) it. */
@@ -188,7 +194,7 @@ export async function sentinelCrash(settings: SentinelSettings): Promise<Failove
 export async function sentinelSwitchover(settings: SentinelSettings): Promise<SwitchoverSample> {
   await using cluster = await SentinelCluster.start(settings);
   await cluster.waitReady(30_000);
-  await sleep(SETTLE_MS);
+  await sleep(SWITCHOVER_SETTLE_MS);
   const resolver = cluster.sentinels[0]!;
   return await measureSwitchover({
     oldPort: cluster.redis[0]!.port,
@@ -207,7 +213,7 @@ export async function resecSwitchover(): Promise<SwitchoverSample> {
   const { cluster } = await startConsulCluster("resec", undefined);
   try {
     const master = await cluster.waitSteady(90_000);
-    await sleep(SETTLE_MS);
+    await sleep(SWITCHOVER_SETTLE_MS);
     return await measureSwitchover({
       oldPort: master.redis.port,
       resolve: async () => {

@@ -147,6 +147,22 @@ export function electionStanding(options: {
     };
   }
 
+  // An empty or never-synced node waits, for a bounded time, while a live agent's Redis that has data
+  // is down: a reconnecting peer must not hand the cluster to a node with nothing in it.
+  if (!self.forced && (self.datasetEmpty || !self.synced)) {
+    const recovering = peers.find((peer) =>
+      !peer.healthy && peer.priority !== 0 && !peer.datasetEmpty && peer.synced
+    );
+    const until = freeSince + settings.stepAsideMaxMs;
+    if (recovering && now < until) {
+      return {
+        kind: "wait",
+        reason: `waiting for ${recovering.address}, which has data, to recover`,
+        until,
+      };
+    }
+  }
+
   const better = peers.find((peer) =>
     disqualification(peer, [self, ...peers], settings) === undefined && ranksBefore(peer, self)
   );

@@ -86,14 +86,34 @@ export class RedisCommander {
    */
   async replicateFrom(master: HostPort): Promise<ReplicateResult> {
     await this.#call("REPLICAOF", [master.host, master.port]);
-    const killed = await this.#call("CLIENT", ["KILL", "TYPE", "normal", "SKIPME", "yes"]);
-    const clientsKilled = typeof killed === "number" ? killed : 0;
+    const clientsKilled = await this.#killApplicationClients();
     this.#logger.info("redis now replicates from master", {
       address: this.address,
       master: formatHostPort(master),
       clientsKilled,
     });
     return { clientsKilled };
+  }
+
+  /**
+   * Disconnects the applications' connections so they look the master up again. resec's own
+   * connections (named `resec-…`) are spared: killing the observer's would read as an outage and
+   * make this node look unhealthy in the middle of an election.
+   */
+  async #killApplicationClients(): Promise<number> {
+    const list = String(await this.#call("CLIENT", ["LIST", "TYPE", "normal"]));
+    const ids = list.split("\n").flatMap((line) => {
+      const id = /(?:^|\s)id=(\d+)/.exec(line)?.[1];
+      const name = /(?:^|\s)name=(\S*)/.exec(line)?.[1] ?? "";
+      return id !== undefined && !name.startsWith("resec-") ? [id] : [];
+    });
+    let killed = 0;
+    for (const id of ids) {
+      const reply = await this.#call("CLIENT", ["KILL", "ID", id]).catch(() => 0);
+      if (typeof reply === "number") killed += reply;
+      else if (reply === "OK") killed++;
+    }
+    return killed;
   }
 
   /**

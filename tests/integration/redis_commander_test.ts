@@ -93,7 +93,7 @@ Deno.test("a replica pointed at a new master resyncs its data and is observed wi
   assert.equal(await replica.cli("GET", "only-on-old"), "", "a full resync replaced the old data");
 });
 
-Deno.test("replicateFrom disconnects normal clients but not the commander, the observer, nor any replication link", async () => {
+Deno.test("replicateFrom disconnects the applications but not the commander, the observer, nor any replication link", async () => {
   await using newMaster = await RedisServer.start();
   await using target = await RedisServer.start();
   await using chained = await RedisServer.start({ replicaOf: target });
@@ -133,8 +133,9 @@ Deno.test("replicateFrom disconnects normal clients but not the commander, the o
     const before = await replication();
 
     // Second call, same master: Redis keeps every link, so only CLIENT KILL can cut anything.
+    const observerId = await clientIdOf(target, "resec-observer");
     const { clientsKilled } = await commander.replicateFrom(newMaster);
-    assert.ok(clientsKilled >= 2, `killed ${clientsKilled}: the app and the observer`);
+    assert.equal(clientsKilled, 1, `killed ${clientsKilled}: only the application`);
     await waitFor(() => appClosed, { message: "the application's connection to be closed" });
     await delay(300);
 
@@ -152,7 +153,8 @@ Deno.test("replicateFrom disconnects normal clients but not the commander, the o
     await linkUp(target, newMaster);
     await linkUp(chained, target);
     assert.equal((await target.info()).connected_slaves, "1");
-    // The observer reconnected at once and never reported Redis down.
+    // The observer kept its connection (resec's own are spared) and never reported Redis down.
+    assert.equal(await clientIdOf(target, "resec-observer"), observerId);
     await observer.waitFor((o) => isUp(o) && o.observedAt > Date.now() - 50, {
       timeoutMs: 5_000,
     });
@@ -240,6 +242,10 @@ Deno.test("FAILOVER to a frozen replica is aborted, and the master stays master 
   await using a = await RedisServer.start();
   await using b = await RedisServer.start({ replicaOf: a });
   await linkUp(b, a);
+  // FAILOVER TO needs the master to list the target as an online replica, not just the link up.
+  await waitFor(async () => /state=online/.test((await a.info()).slave0 ?? ""), {
+    message: "the master to list its replica online",
+  });
   await using commander = commanderFor(a);
   await a.cli("SET", "k", "1");
   b.pause();

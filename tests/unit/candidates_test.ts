@@ -179,3 +179,13 @@ Deno.test("an unhealthy peer never ranks above a healthy candidate", () => {
   const sick = seen(candidate("b:1", { healthy: false }));
   assert.equal(standing(candidate("c:1"), [sick]).kind, "compete");
 });
+
+Deno.test("an empty node waits, for a bounded time, while a peer with data is briefly down", () => {
+  const empty = candidate("a:1", { datasetEmpty: true, synced: false, offset: 0 });
+  const blip = seen(candidate("b:1", { healthy: false }), 1_000);
+  const early = standing(empty, [blip], 2_000, 900);
+  assert.equal(early.kind, "wait");
+  assert.match(early.reason, /b:1, which has data, to recover/);
+  const late = standing(empty, [seen(blip.candidacy, 10_950)], 10_950, 900);
+  assert.equal(late.kind, "compete", "a peer that stays down does not block forever");
+});

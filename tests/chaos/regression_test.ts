@@ -1,0 +1,91 @@
+/**
+ * Minimal reproductions of agent bugs the chaos suite found. Each test states the promise the agent
+ * must keep; docs/chaos.md ("Findings") has the evidence and the analysis.
+ */
+import assert from "node:assert/strict";
+import type { Redis } from "ioredis";
+import { Cluster, type ClusterNode } from "../support/cluster.ts";
+import { delay, waitFor } from "../support/wait.ts";
+
+/** Sets a key on every Redis as fast as they answer; returns the rounds where two or more took it. */
+async function probeWritable(
+  nodes: readonly ClusterNode[],
+  durationMs: number,
+): Promise<{ rounds: number; doubles: { afterMs: number; ports: number[] }[] }> {
+  const clients = new Map<ClusterNode, Redis>();
+  for (const node of nodes) {
+    const client = node.redis.client({
+      commandTimeout: 100,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => 10,
+    });
+    client.on("error", () => {});
+    clients.set(node, client);
+  }
+  const started = Date.now();
+  const doubles: { afterMs: number; ports: number[] }[] = [];
+  let rounds = 0;
+  try {
+    while (Date.now() - started < durationMs) {
+      const at = Date.now();
+      const took = await Promise.all(nodes.map(async (node) => {
+        try {
+          return (await clients.get(node)!.set("resec:regression:probe", String(at))) === "OK";
+        } catch {
+          return false;
+        }
+      }));
+      rounds++;
+      const ports = nodes.filter((_, index) => took[index]).map((node) => node.redis.port);
+      if (ports.length > 1) doubles.push({ afterMs: at - started, ports });
+      await delay(1);
+    }
+  } finally {
+    for (const client of clients.values()) client.disconnect();
+  }
+  return { rounds, doubles };
+}
+
+Deno.test("a master cut off from Consul rejoins after the heal as a replica that applies the new master's writes", async () => {
+  await using cluster = await Cluster.start({ consulThroughProxy: true });
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    oldMaster.proxy!.cut();
+    // The old master fences itself (CLIENT PAUSE WRITE); the new master points it at itself.
+    const newMaster = await cluster.waitForMaster(30_000, oldMaster);
+    oldMaster.proxy!.heal();
+    await cluster.waitForConvergence();
+    await newMaster.redis.cli("SET", "after-heal", "applied");
+    // Redis 7 holds a replica's replication stream while CLIENT PAUSE WRITE is in force, with the
+    // link still "up": a fence left in place makes a healthy-looking replica that applies nothing.
+    await waitFor(async () => (await oldMaster.redis.cli("GET", "after-heal")) === "applied", {
+      timeoutMs: 10_000,
+      message: "the former master to apply a write made on the new master after the heal",
+    });
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("when Consul restarts empty, the old master never takes writes beside a newly elected one", async () => {
+  // The default lock-monitor retry interval (1 s): the old master learns of the lost lock late.
+  await using cluster = await Cluster.start({ env: { CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "1s" } });
+  try {
+    await cluster.waitForConvergence();
+    const probing = probeWritable(cluster.nodes, 5_000);
+    await delay(200);
+    await cluster.consul.restart();
+    const { rounds, doubles } = await probing;
+    await cluster.waitForConvergence();
+    assert.deepEqual(
+      doubles.slice(0, 5),
+      [],
+      `${doubles.length} of ${rounds} probe rounds found two writable Redis after the restart`,
+    );
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});

@@ -14,7 +14,7 @@ const HOP_HEADERS = [
   "upgrade",
 ];
 
-/** Request counts by `METHOD /path` (query string left out). */
+/** Request counts by `METHOD /endpoint` (query string left out, IDs folded). */
 export type RequestCounts = Map<string, number>;
 
 export class CountingProxy implements AsyncDisposable {
@@ -62,7 +62,7 @@ export class CountingProxy implements AsyncDisposable {
 
   async #forward(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const key = `${request.method} ${url.pathname}`;
+    const key = `${request.method} ${endpointOf(url.pathname)}`;
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     const headers = new Headers(request.headers);
     for (const name of HOP_HEADERS) headers.delete(name);
@@ -89,4 +89,26 @@ export class CountingProxy implements AsyncDisposable {
       this.#pending.delete(controller);
     }
   }
+}
+
+/** Endpoints whose last path segment is an ID (session, check, service): folded to ":id". */
+const ID_ENDPOINTS = [
+  "/v1/session/renew/",
+  "/v1/session/destroy/",
+  "/v1/session/info/",
+  "/v1/agent/check/update/",
+  "/v1/agent/check/pass/",
+  "/v1/agent/check/warn/",
+  "/v1/agent/check/fail/",
+  "/v1/agent/service/deregister/",
+];
+
+/**
+ * The path with per-node parts folded, so counts of several agents line up:
+ * `/v1/session/renew/<uuid>` → `/v1/session/renew/:id`, `/v1/kv/x/127.0.0.1%3A6379` → `/v1/kv/x/:node`.
+ */
+export function endpointOf(path: string): string {
+  const prefix = ID_ENDPOINTS.find((candidate) => path.startsWith(candidate));
+  if (prefix) return `${prefix}:id`;
+  return path.split("/").map((segment) => /%3A\d+$/i.test(segment) ? ":node" : segment).join("/");
 }

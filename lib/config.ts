@@ -8,7 +8,11 @@ import type { Milliseconds } from "./duration.ts";
 import { type ConfigProblem, type Environment, EnvReader } from "./env.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
 import { type ConsulConnectionConfig, parseConsulEnv } from "./consul/connection.ts";
-import { parseRedisEnv, type RedisConnectionConfig } from "./redis/connection.ts";
+import {
+  parseRedisEnv,
+  REDIS_ENV_VARIABLES,
+  type RedisConnectionConfig,
+} from "./redis/connection.ts";
 import { parseHttpAddr } from "./http/addr.ts";
 
 /** How services are named in Consul (the seeds' two modes). */
@@ -91,15 +95,7 @@ export const ENVIRONMENT_VARIABLES = [
   "HTTP_ADDR",
   "ON_ROLE_CHANGE",
   "ON_ROLE_CHANGE_TIMEOUT",
-  "REDIS_ADDR",
-  "REDIS_PASSWORD",
-  "REDIS_USERNAME",
-  "REDIS_TLS",
-  "REDIS_TLS_CA_CERT",
-  "REDIS_TLS_CERT",
-  "REDIS_TLS_KEY",
-  "REDIS_TLS_SERVER_NAME",
-  "REDIS_TLS_SKIP_VERIFY",
+  ...REDIS_ENV_VARIABLES,
   "CONSUL_HTTP_ADDR",
   "CONSUL_HTTP_TOKEN",
   "CONSUL_HTTP_TOKEN_FILE",

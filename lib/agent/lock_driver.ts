@@ -2,22 +2,16 @@
  * Drives the Consul lock towards the reconciler's intent: start competing, keep holding, or let go.
  * Acquiring is a long wait, so it runs in the background and reports through `onChange`.
  */
+import type { LockHold } from "../consul/lock.ts";
 import type { Logger } from "../log.ts";
 import type { LockIntent } from "../reconciler.ts";
 import type { LockView } from "../model.ts";
 
-/** A held lock, as the Consul layer hands it out. */
-export interface HeldLock {
-  readonly session: string;
-  readonly lockIndex: number;
-  /** Aborted when the lock is lost (key gone, taken, or session invalidated). */
-  readonly lost: AbortSignal;
-  /** When a renewal that Consul accepted was sent. */
-  lastConfirmedAt(): number;
-  /** Replaces the lock's value while we hold it. */
-  updateValue(value: string): Promise<void>;
-  release(): Promise<void>;
-}
+/** A held lock, as the Consul layer hands it out (the parts the driver uses). */
+export type HeldLock = Pick<
+  LockHold,
+  "session" | "lockIndex" | "lost" | "lastConfirmedAt" | "updateValue" | "release"
+>;
 
 /** The Consul lock, as the driver needs it. */
 export interface LockPort {

@@ -52,8 +52,13 @@ Deno.test("a master cut off from Consul rejoins after the heal as a replica that
   try {
     const oldMaster = await cluster.waitForConvergence();
     oldMaster.proxy!.cut();
-    // The old master fences itself (CLIENT PAUSE WRITE); the new master points it at itself.
+    // The old master fences itself (CLIENT PAUSE WRITE); the new master points it at itself, and
+    // the old agent sees its Redis as a replica before it hears from Consul again.
     const newMaster = await cluster.waitForMaster(30_000, oldMaster);
+    await waitFor(async () => (await oldMaster.redis.info()).role === "slave", {
+      message: "the new master to point the old one at itself",
+    });
+    await delay(1_500);
     oldMaster.proxy!.heal();
     await cluster.waitForConvergence();
     await newMaster.redis.cli("SET", "after-heal", "applied");

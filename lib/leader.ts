@@ -9,7 +9,7 @@ import type { LeaderView } from "./model.ts";
 export interface LeaderAnnouncement {
   /** Where replicas reach the leader's Redis (`host:port`). */
   readonly address: string;
-  /** The Consul node name or host of the agent, for people reading the key. */
+  /** The agent's session name (CONSUL_LOCK_SESSION_NAME), for people reading the key. */
   readonly agent: string;
   /** Redis run_id of the leader when it took the lock. */
   readonly runId?: string;

@@ -192,7 +192,15 @@ export function decide(observed: Observed): Decision {
       reason: "maintenance mode: no promotion or demotion",
       lock: "idle",
       redis: NONE,
-      service: observed.registration
+      // A master-role registration without the lock must not stay a passing master, pause or not.
+      service: observed.registration?.role === "master"
+        ? {
+          kind: "registered",
+          role: "master",
+          status: "critical",
+          output: "paused: not the lock holder",
+        }
+        : observed.registration
         ? registeredAs(observed.registration.role, redis, observed, "paused")
         : UNCHANGED,
     };

@@ -36,6 +36,9 @@ import { RedisActuator } from "./redis_actuator.ts";
 import { type ServiceDefinition, ServiceRegistrar } from "./registrar.ts";
 import { toRedisView } from "./redis_view.ts";
 
+/** The flags the Go resec (hashicorp/consul api's Lock) puts on its lock key. */
+export const GO_RESEC_LOCK_FLAGS = 3304740253564472344n;
+
 /** Timings derived from the configuration; documented in the README's failure-behaviour section. */
 export interface AgentTimings extends DecisionSettings {
   /** TTL of the service check: twice HEALTHCHECK_INTERVAL, as the seed README documents. */
@@ -213,6 +216,9 @@ export class AgentRuntime implements AsyncDisposable {
         nodeChecks: [...config.lock.nodeChecks],
         monitorRetries: config.lock.monitorRetries,
         monitorRetryIntervalMs: config.lock.monitorRetryIntervalMs,
+        // The Go resec's lock helper refuses a key carrying other flags: writing its value keeps a
+        // mixed cluster (mid-migration) contending on one lock.
+        flags: GO_RESEC_LOCK_FLAGS,
         clock,
         logger: logger.child("lock"),
       }),

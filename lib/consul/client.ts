@@ -42,7 +42,7 @@ export interface ResponseMeta {
 }
 
 /** A query-string value; `true` adds a bare flag (`?consistent`), `false`/`undefined` nothing. */
-export type QueryValue = string | number | boolean | undefined;
+export type QueryValue = string | number | bigint | boolean | undefined;
 
 export interface ConsulRequest<T> {
   method: "GET" | "PUT" | "POST" | "DELETE";

@@ -155,7 +155,8 @@ export function watchPrefix(
 export interface PutKeyOptions {
   /** Write only if the key's ModifyIndex is this one (0: only if the key does not exist). */
   cas?: number;
-  flags?: number;
+  /** A bigint keeps values above 2^53 exact (the Go lock helper's flag is one). */
+  flags?: number | bigint;
   signal?: AbortSignal;
 }
 
@@ -178,7 +179,7 @@ export async function acquireKey(
   key: string,
   session: string,
   value: string | Uint8Array,
-  options: { flags?: number; signal?: AbortSignal } = {},
+  options: { flags?: number | bigint; signal?: AbortSignal } = {},
 ): Promise<boolean> {
   return await writeKey(client, key, value, { acquire: session, flags: options.flags }, options);
 }
@@ -219,7 +220,7 @@ async function writeKey(
   client: ConsulClient,
   key: string,
   value: string | Uint8Array,
-  query: Record<string, string | number | undefined>,
+  query: Record<string, string | number | bigint | undefined>,
   options: { signal?: AbortSignal },
 ): Promise<boolean> {
   const response = await client.request({

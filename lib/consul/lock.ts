@@ -58,8 +58,8 @@ export interface ConsulLockOptions {
   monitorRetryIntervalMs: Milliseconds;
   /** Longest wait of one blocking read (default 30 s). */
   waitMs?: Milliseconds;
-  /** Flags stored on the key. */
-  flags?: number;
+  /** Flags stored on the key (a bigint keeps values above 2^53 exact). */
+  flags?: number | bigint;
   /** Backoff while Consul is unreachable during acquire (default 250 ms doubling to 5 s). */
   retry?: BackoffPolicy;
   clock?: Clock;

@@ -105,15 +105,16 @@ export interface ProbeSummary {
  * resumes from SIGSTOP runs the commands already waiting in its sockets before anyone can reach it,
  * and a Redis that starts is a master until its agent sees it: until then it is not under any agent's
  * control, so its writes are measured as a comeback window (which the agent must keep short) instead
- * of split brain. `inFlightMs` reaches back to probe writes sent just before the comeback.
+ * of split brain. `inFlightMs` reaches back to probe writes sent just before the comeback (but not
+ * before the fault, when that Redis was still the legitimate master).
  */
 export function summarizeProbes(
   rounds: readonly ProbeRound[],
   comebacks: readonly Comeback[],
-  options: { inFlightMs: number },
+  options: { inFlightMs: number; faultAt: number },
 ): ProbeSummary {
   const windows = comebacks.map((comeback) => {
-    const from = comeback.at - options.inFlightMs;
+    const from = Math.max(options.faultAt, comeback.at - options.inFlightMs);
     const writes = rounds.filter((round) =>
       round.at >= from && round.writable.includes(comeback.port)
     );

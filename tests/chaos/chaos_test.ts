@@ -16,6 +16,7 @@ import {
   type Fault,
   redisFreeze,
   redisKill,
+  switchover,
 } from "./faults.ts";
 import { runRound } from "./round.ts";
 
@@ -54,4 +55,8 @@ Deno.test("the master cut off from Consul: it fences before a new master is elec
 
 Deno.test("the master's Redis restarted empty at once: it never leads empty, the replicas keep their data", async () => {
   await provesPromises(emptyRestart);
+});
+
+Deno.test("a planned switchover under load: exactly one role change, no acknowledged write lost, never two writable masters", async () => {
+  await provesPromises(switchover);
 });

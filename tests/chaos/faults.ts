@@ -11,6 +11,7 @@ import {
   type ClusterOptions,
   FAST_AGENT_ENV,
 } from "../support/cluster.ts";
+import { AgentProcess } from "../support/agent.ts";
 import { delay } from "../support/wait.ts";
 
 /** What a fault works on. */
@@ -175,10 +176,24 @@ export const emptyRestart: Fault = {
   },
 };
 
-/**
- * Every fault, in the order the suite runs them. There is no switchover fault: the agent has no
- * `resec switchover` command yet (`main.ts --help`).
- */
+/** A planned `resec switchover` to the best replica, under the writer. */
+export const switchover: Fault = {
+  name: "switchover",
+  title: "planned switchover (`resec switchover`)",
+  // Redis FAILOVER pauses writes until the target caught up, then swaps roles: nothing is lost.
+  expect: { roleChanges: ONE_FAILOVER, loss: { kind: "none" } },
+  async inject({ master, monitor, note }) {
+    const { code, output } = await AgentProcess.run({
+      env: master.env,
+      args: ["switchover", "--timeout", "10s"],
+    });
+    if (code !== 0) throw new Error(`resec switchover exited ${code}: ${output.trim()}`);
+    const next = await monitor.waitForMasterOtherThan(master);
+    note(`switched over to ${next.redis.address}`);
+  },
+};
+
+/** Every fault, in the order the suite runs them. */
 export const FAULTS: readonly Fault[] = [
   redisKill,
   agentKill,
@@ -187,6 +202,7 @@ export const FAULTS: readonly Fault[] = [
   consulPause,
   consulPartition,
   emptyRestart,
+  switchover,
 ];
 
 /** The faults named in a comma-separated list; throws on an unknown name. */

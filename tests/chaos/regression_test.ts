@@ -65,9 +65,61 @@ Deno.test("a master cut off from Consul rejoins after the heal as a replica that
     // Redis 7 holds a replica's replication stream while CLIENT PAUSE WRITE is in force, with the
     // link still "up": a fence left in place makes a healthy-looking replica that applies nothing.
     await waitFor(async () => (await oldMaster.redis.cli("GET", "after-heal")) === "applied", {
-      timeoutMs: 10_000,
+      timeoutMs: 5_000,
       message: "the former master to apply a write made on the new master after the heal",
     });
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("a master cut off from Consul is never named a passing master again once the partition heals", async () => {
+  await using cluster = await Cluster.start({ consulThroughProxy: true });
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    oldMaster.proxy!.cut();
+    await cluster.waitForMaster(30_000, oldMaster);
+    await waitFor(async () => (await oldMaster.redis.info()).role === "slave", {
+      message: "the new master to point the old one at itself",
+    });
+    await delay(1_500);
+    // While its lock is unconfirmed the old master keeps heartbeating its master check as passing;
+    // the first heartbeat that gets through must not put it back in the catalog beside the new one.
+    oldMaster.proxy!.heal();
+    const healedAt = Date.now();
+    const doubles: number[] = [];
+    let polls = 0;
+    while (Date.now() - healedAt < 3_000) {
+      if ((await cluster.passingMasters()).length > 1) doubles.push(Date.now() - healedAt);
+      polls++;
+      await delay(2);
+    }
+    assert.deepEqual(
+      doubles.slice(0, 5),
+      [],
+      `${doubles.length} of ${polls} polls named two passing masters (ms after the heal)`,
+    );
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+Deno.test("after the master's agent dies, the new master takes no write while the orphaned old master still does", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    // Nobody fences a Redis whose agent is gone: the new master must point it away (REPLICAOF)
+    // before it lifts its own fence, or both take writes for a moment.
+    await oldMaster.agent.kill();
+    const { rounds, doubles } = await probeWritable(cluster.nodes, 7_000);
+    await cluster.waitForMaster(30_000, oldMaster);
+    assert.deepEqual(
+      doubles.slice(0, 5),
+      [],
+      `${doubles.length} of ${rounds} probe rounds found two writable Redis after the agent died`,
+    );
   } catch (error) {
     console.error(cluster.logs());
     throw error;

@@ -143,7 +143,10 @@ async function measure(
     }
     const samples = await monitor.stop();
     // Probe writes time out after 250 ms: one sent just before a comeback may be answered after it.
-    const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 300 });
+    const probes = summarizeProbes(await probe.stop(), comebacks, {
+      inFlightMs: 300,
+      faultAt,
+    });
     const promotions = (await Promise.all(checks)).filter((check) => check.at >= faultAt);
     const readBack = await readBackEveryNode(cluster, converged, report);
     // From the last poll before the fault: the old master opens the sequence.

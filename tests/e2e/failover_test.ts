@@ -16,6 +16,15 @@ Deno.test("three agents elect one master, two replicas link up, and data written
     assert.equal(slaves.length, 2);
     assert.equal(masters[0]!.id, `redis@${master.redis.address}`);
 
+    // The lock key: the leader's announcement (with its epoch) and the Go resec's lock flags, so a
+    // Go resec agent still in the cluster during a migration contends on the same lock.
+    const raw = await (await fetch(`${cluster.consul.url}/v1/kv/resec/.lock`)).text();
+    assert.match(raw, /"Flags":\s*3304740253564472344\b/);
+    const [entry] = JSON.parse(raw);
+    const announcement = JSON.parse(atob(entry.Value));
+    assert.equal(announcement.address, master.redis.address);
+    assert.equal(announcement.epoch, entry.LockIndex);
+
     await master.redis.cli("SET", "greeting", "hello");
     for (const node of cluster.nodes.filter((node) => node !== master)) {
       await waitFor(async () => (await node.redis.cli("GET", "greeting")) === "hello", {

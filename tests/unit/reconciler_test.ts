@@ -334,3 +334,11 @@ Deno.test("a new master points the previous master at itself", () => {
   const self = decide(observed({ lock: HELD, previousLeader: SELF }));
   assert.equal(self.fencePeer, undefined, "never fences itself");
 });
+
+Deno.test("in maintenance mode a node registered as master without the lock turns critical", () => {
+  const decision = decide(
+    observed({ paused: true, leader: null, registration: { role: "master", status: "passing" } }),
+  );
+  assert.equal(decision.name, "paused");
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
+});

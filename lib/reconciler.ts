@@ -192,16 +192,17 @@ export function decide(observed: Observed): Decision {
       reason: "maintenance mode: no promotion or demotion",
       lock: "idle",
       redis: NONE,
-      // A master-role registration without the lock must not stay a passing master, pause or not.
-      service: observed.registration?.role === "master"
+      // Replicas keep a live slave check; a master-role Redis without the lock must not stay a
+      // passing master, pause or not.
+      service: redis.role === "replica"
+        ? registeredAs("slave", redis, observed, "paused")
+        : observed.registration
         ? {
           kind: "registered",
           role: "master",
           status: "critical",
           output: "paused: not the lock holder",
         }
-        : observed.registration
-        ? registeredAs(observed.registration.role, redis, observed, "paused")
         : UNCHANGED,
     };
   }

@@ -70,12 +70,17 @@ export async function runRound(fault: Fault, options: RoundOptions = {}): Promis
       settleMs: options.settleMs ?? 1_500,
       convergeTimeoutMs: options.convergeTimeoutMs ?? 40_000,
       note,
-      keepLog: (label, text) => kept.push(`--- ${label}\n${text.slice(-6_000)}`),
+      keepLog: (label, text) => kept.push(`--- ${label}\n${eventLines(text)}`),
     });
   } catch (error) {
     result = emptyResult(fault.name, round, startedAt, errorMessage(error));
   }
-  const logs = [...kept, cluster.logs(8_000)].join("\n");
+  const current = cluster.nodes.filter((node) => node.started).map((node) =>
+    `--- agent ${node.index} (redis ${node.redis.port}, ${node.agent.dir})\n${
+      eventLines(node.agent.log())
+    }`
+  );
+  const logs = [...kept, ...current].join("\n");
   return { result, violations: violations(result, fault.expect), logs };
 }
 
@@ -339,6 +344,12 @@ function emptyResult(fault: string, round: number, startedAt: string, error: str
     convergedAfterMs: undefined,
     error,
   };
+}
+
+/** The last agent log lines that are events (debug state dumps left out). */
+function eventLines(log: string, count = 80): string {
+  return log.split("\n").filter((line) => line !== "" && !line.includes(" DEBUG ")).slice(-count)
+    .join("\n");
 }
 
 function errorMessage(error: unknown): string {

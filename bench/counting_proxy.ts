@@ -66,9 +66,9 @@ export class CountingProxy implements AsyncDisposable {
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     const headers = new Headers(request.headers);
     for (const name of HOP_HEADERS) headers.delete(name);
+    // Aborted only by close(): an agent that hangs up simply stops reading the answer.
     const controller = new AbortController();
     this.#pending.add(controller);
-    request.signal.addEventListener("abort", () => controller.abort());
     try {
       const body = request.body ? await request.arrayBuffer() : undefined;
       const upstream = await fetch(`http://${this.target}${url.pathname}${url.search}`, {

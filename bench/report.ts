@@ -48,7 +48,8 @@ function cell(summary: Summary | undefined): string {
 function ratioCell(ours: Summary | undefined, peer: Summary | undefined, self: boolean): string {
   if (self) return "1×";
   const value = ratio(ours, peer);
-  return value === undefined ? "–" : `${value.toFixed(1)}×`;
+  if (value === undefined) return "–";
+  return value < 1 ? `${value.toFixed(2)}×` : `${value.toFixed(1)}×`;
 }
 
 function failoverTable(results: BenchResults, fault: Fault, systems: SystemName[]): string {

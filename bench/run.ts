@@ -6,6 +6,7 @@
  *       [--systems resec,go-resec,sentinel-1000,sentinel-5000]
  *       [--faults redis-crash,agent-kill,host-death] [--footprint-seconds 60] [--no-switchover]
  *       [--out DIR]
+ *   ./scripts/deno.sh run -A bench/run.ts --render DIR/results.json   # the tables again
  *
  * Prints the Markdown tables at the end and writes them, with the raw samples as JSON, to DIR (default
  * a fresh directory under $TMPDIR). RESEC_UNDER_TEST chooses our artifact as in the tests.
@@ -41,6 +42,8 @@ const SENTINEL_SETTINGS: Record<string, SentinelSettings> = {
 };
 
 interface Options {
+  /** Only re-render the tables of an earlier run's results.json. */
+  render: string | undefined;
   rounds: number;
   deathRounds: number;
   systems: SystemName[];
@@ -61,6 +64,7 @@ function parseOptions(args: string[]): Options {
       "footprint-seconds": { type: "string", default: "60" },
       "no-switchover": { type: "boolean", default: false },
       out: { type: "string" },
+      render: { type: "string" },
     },
     strict: true,
   });
@@ -82,6 +86,7 @@ function parseOptions(args: string[]): Options {
   };
   const rounds = count("rounds", values.rounds, 1);
   return {
+    render: values.render,
     rounds,
     deathRounds: count("death-rounds", values["death-rounds"] ?? String(rounds), 0),
     systems: list("systems", values.systems, SYSTEMS),
@@ -156,6 +161,12 @@ function describeSample(sample: FailoverSample): string {
 
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
+  if (options.render) {
+    const earlier = JSON.parse(Deno.readTextFileSync(options.render)) as BenchResults;
+    const earlierOptions = earlier.options as { systems: SystemName[]; faults: Fault[] };
+    console.log(renderReport(earlier, earlierOptions.systems, earlierOptions.faults));
+    return;
+  }
   // Our own scratch directory: the test runner's leak sweep of another run never matches it.
   const scratch = Deno.makeTempDirSync({ prefix: "resec-bench-" });
   Deno.env.set("RESEC_TEST_TMP", scratch);

@@ -70,6 +70,17 @@ export function sameHistory(a: Candidacy, b: Candidacy): boolean {
   return ids(a).some((id) => theirs.has(id));
 }
 
+/**
+ * True when a node holds real data: not empty, and it completed a sync (or led) — which shows in the
+ * agent's memory, or in Redis itself: a completed sync adopts the master's replication ID, which a
+ * replica that never synced does not share with anyone.
+ */
+export function hasData(candidate: Candidacy, everyone: readonly Candidacy[]): boolean {
+  if (candidate.datasetEmpty) return false;
+  return candidate.synced ||
+    everyone.some((other) => other.address !== candidate.address && sameHistory(other, candidate));
+}
+
 /** Why `candidate` may not be promoted given its peers, or undefined when it may. */
 export function disqualification(
   candidate: Candidacy,
@@ -80,10 +91,12 @@ export function disqualification(
   if (!candidate.healthy) return "Redis is not healthy";
   if (candidate.forced) return undefined;
   const others = peers.filter((peer) => peer.address !== candidate.address);
-  const hasData = (c: Candidacy) => !c.datasetEmpty && c.synced;
-  if (!hasData(candidate)) {
+  const everyone = [candidate, ...others];
+  if (!hasData(candidate, everyone)) {
     // Only a peer that may lead itself (priority above 0) makes an empty candidate step aside.
-    const better = others.find((peer) => peer.healthy && peer.priority !== 0 && hasData(peer));
+    const better = others.find((peer) =>
+      peer.healthy && peer.priority !== 0 && hasData(peer, everyone)
+    );
     if (better) {
       return `${
         candidate.datasetEmpty ? "its dataset is empty" : "it never completed a sync"
@@ -147,17 +160,18 @@ export function electionStanding(options: {
     };
   }
 
-  // An empty or never-synced node waits, for a bounded time, while a live agent's Redis that has data
-  // is down: a reconnecting peer must not hand the cluster to a node with nothing in it.
-  if (!self.forced && (self.datasetEmpty || !self.synced)) {
-    const recovering = peers.find((peer) =>
-      !peer.healthy && peer.priority !== 0 && !peer.datasetEmpty && peer.synced
-    );
+  // An empty or never-synced node waits, for a bounded time, while a live agent's Redis is down: a
+  // reconnecting peer must not hand the cluster to a node with nothing in it.
+  const everyone = [self, ...peers];
+  if (!self.forced && !hasData(self, everyone)) {
+    // Whether a down peer holds data is unknown (a Redis restarted and resynced between two polls
+    // looks empty to its agent): any peer that could lead holds us back.
+    const recovering = peers.find((peer) => !peer.healthy && peer.priority !== 0);
     const until = freeSince + settings.stepAsideMaxMs;
     if (recovering && now < until) {
       return {
         kind: "wait",
-        reason: `waiting for ${recovering.address}, which has data, to recover`,
+        reason: `waiting for ${recovering.address}, which may hold data, to recover`,
         until,
       };
     }

@@ -68,6 +68,10 @@ export interface Observed {
   readonly election?: ElectionView;
   /** The leader before the current term, while the new master has not yet fenced it. */
   readonly previousLeader?: HostPort;
+  /** One attempt to fence `previousLeader` has finished (the new master may take writes). */
+  readonly previousLeaderTried?: boolean;
+  /** Our Redis turned replica while we held the lock with it as master in this term. */
+  readonly demotedUnderLock?: boolean;
   /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
   readonly handover?: {
     readonly target: HostPort;
@@ -107,6 +111,7 @@ export type DecisionName =
   | "waiting_for_redis"
   | "redis_unhealthy"
   | "fencing_unconfirmed_lock"
+  | "demoted_under_lock"
   | "promoting"
   | "master"
   | "consul_unreachable"
@@ -226,7 +231,9 @@ export function decide(observed: Observed): Decision {
     return {
       name: "consul_unreachable",
       reason: "Consul cannot be reached; Redis is left as it is",
-      lock: "compete",
+      // No election without Consul's view of who leads and who else stands: whoever takes the lock
+      // the moment Consul answers again must have gone through one.
+      lock: "idle",
       redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
       service: UNCHANGED,
     };
@@ -263,7 +270,9 @@ export function decide(observed: Observed): Decision {
         name: "replica",
         reason: `replicating from the leader ${formatHostPort(leader.address)}`,
         lock: "idle",
-        redis: NONE,
+        // A write pause also holds a replica's incoming replication stream (Redis 7.0): a fence we
+        // set while this node was master must not outlive its demotion by the new master.
+        redis: observed.fenced ? { kind: "unfence" } : NONE,
         service: registeredAs("slave", redis, observed),
       };
     }
@@ -360,9 +369,19 @@ function decideAsLockHolder(
       }ms ago; refusing writes until Consul confirms it again`,
       lock: "hold",
       redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
-      service: UNCHANGED,
+      // Never let a heartbeat re-assert "passing master" for a node that refuses writes.
+      service: {
+        kind: "registered",
+        role: "master",
+        status: "critical",
+        output: `role=master epoch=${lock.lockIndex} lock unconfirmed, writes refused`,
+      },
     };
   }
+  const peer = observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
+    ? observed.previousLeader
+    : undefined;
+  const peerPending = peer !== undefined && !observed.previousLeaderTried;
   const handover = observed.handover;
   if (handover && !sameHostPort(handover.target, observed.self) && handover.failover !== "failed") {
     const target = formatHostPort(handover.target);
@@ -393,12 +412,25 @@ function decideAsLockHolder(
       };
     }
   }
+  if (observed.demotedUnderLock) {
+    // Someone pointed our Redis elsewhere while we believe we lead: another node leads, and Consul
+    // has not told us yet (e.g. it restarted without its state). Give up rather than fight back.
+    return {
+      name: "demoted_under_lock",
+      reason: "Redis was made a replica while this node held the lock; giving the lock up",
+      lock: "release",
+      redis: NONE,
+      service: { kind: "absent" },
+    };
+  }
   if (redis.role !== "master") {
     return {
       name: "promoting",
       reason: `this node holds the lock (epoch ${lock.lockIndex}); promoting Redis`,
       lock: "hold",
-      redis: { kind: "promote" },
+      // With a former master still to point away, promote with writes refused: they open only after
+      // that attempt (the "master" rule), so the two never take writes together.
+      redis: peerPending ? { kind: "detach" } : { kind: "promote" },
       service: UNCHANGED,
       wakeAt: fenceAt,
     };
@@ -407,10 +439,10 @@ function decideAsLockHolder(
     name: "master",
     reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
     lock: "hold",
-    redis: observed.fenced ? { kind: "unfence" } : NONE,
-    ...(observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
-      ? { fencePeer: observed.previousLeader }
-      : {}),
+    // Our own fence comes off only after one attempt to point the former master at us: otherwise
+    // both could take writes for the moment in between.
+    redis: observed.fenced && !peerPending ? { kind: "unfence" } : NONE,
+    ...(peer ? { fencePeer: peer } : {}),
     service: {
       kind: "registered",
       role: "master",

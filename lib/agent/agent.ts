@@ -35,6 +35,8 @@ export interface RedisObserverPort {
   onChange(listener: () => void): () => void;
   /** Observes again now (after a command changed Redis). */
   refresh(): Promise<void>;
+  /** When the current observation was made (undefined before the first). */
+  observedAt(): number | undefined;
 }
 
 /** Who leads, as read from the lock key (and the catalog as a fallback). */
@@ -137,8 +139,10 @@ export class Agent implements AsyncDisposable {
   readonly #neverSyncedRunIds = new Set<string>();
   #freeSince: number | undefined;
   #lastLeader: LeaderView | undefined;
-  /** The former master to fence, and until when to keep trying. */
-  #peerToFence: { address: HostPort; until: number } | undefined;
+  /** The former master to fence, until when to keep trying, and whether one attempt finished. */
+  #peerToFence: { address: HostPort; until: number; tried: boolean } | undefined;
+  /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
+  #masterEpoch: number | undefined;
   #published: { key: string; at: number; freeSince: number | undefined } | undefined;
   /** The switchover this agent takes part in, and how far its FAILOVER got. */
   #handover:
@@ -257,7 +261,13 @@ export class Agent implements AsyncDisposable {
       fenced: actuator.isFenced(now),
       paused: this.#options.paused?.() ?? this.#options.control?.paused() ?? false,
       ...(election ? { election } : {}),
-      ...(this.#peerToFence ? { previousLeader: this.#peerToFence.address } : {}),
+      ...(this.#peerToFence
+        ? {
+          previousLeader: this.#peerToFence.address,
+          previousLeaderTried: this.#peerToFence.tried,
+        }
+        : {}),
+      ...(this.#demotedUnderLock(redisView, lockView) ? { demotedUnderLock: true } : {}),
       ...(handover ? { handover: { target: handover.target, failover: handover.failover } } : {}),
       settings: this.#options.settings,
     };
@@ -285,7 +295,11 @@ export class Agent implements AsyncDisposable {
     if (decision.redis.kind === "failover") {
       this.#startFailover(decision.redis.target);
     } else if (decision.redis.kind !== "none") {
-      const applied = await this.#attempt("redis", () => actuator.apply(decision.redis, now));
+      const applied = await this.#attempt("redis", async () => {
+        const outcome = await actuator.apply(decision.redis, now);
+        // Redis said, just before detaching, that this replica had completed a sync.
+        if (outcome?.synced && redisView.kind === "up") this.#syncedRunIds.add(redisView.runId);
+      });
       if (applied) {
         await this.#attempt("observe", () => redis.refresh());
         this.#dirty = true;
@@ -298,12 +312,18 @@ export class Agent implements AsyncDisposable {
     if (decision.fencePeer && this.#options.fencePeer) {
       const peer = decision.fencePeer;
       this.#background("fence-peer", async () => {
+        const target = this.#peerToFence;
         try {
           await this.#options.fencePeer!(peer, config.announce);
           this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
           this.#peerToFence = undefined;
         } finally {
           if (clock.now() > (this.#peerToFence?.until ?? 0)) this.#peerToFence = undefined;
+          if (target && !target.tried) {
+            // The first attempt gates lifting our own fence: decide again now, once.
+            target.tried = true;
+            this.requestEvaluation();
+          }
         }
       });
     }
@@ -434,6 +454,22 @@ export class Agent implements AsyncDisposable {
     });
   }
 
+  /**
+   * True when our Redis is a replica while we hold the lock, after we saw it as master in this same
+   * term: someone else made it follow another node.
+   */
+  #demotedUnderLock(redis: RedisView, lock: ReturnType<LockDriver["view"]>): boolean {
+    if (lock.phase !== "held" || redis.kind !== "up") {
+      if (lock.phase !== "held") this.#masterEpoch = undefined;
+      return false;
+    }
+    if (redis.role === "master") {
+      this.#masterEpoch = lock.lockIndex;
+      return false;
+    }
+    return this.#masterEpoch === lock.lockIndex;
+  }
+
   /** Remembers what later decisions need: synced run_ids, when the lock went free, the last leader. */
   #track(
     redis: RedisView,
@@ -451,7 +487,11 @@ export class Agent implements AsyncDisposable {
       this.#neverSyncedRunIds.add(redis.runId);
     }
     if (leader === null) {
-      this.#freeSince ??= now;
+      if (this.#freeSince === undefined) {
+        this.#freeSince = now;
+        // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
+        this.#background("observe-vacancy", () => this.#options.redis.refresh());
+      }
     } else if (leader !== undefined) {
       this.#freeSince = undefined;
     }
@@ -464,6 +504,7 @@ export class Agent implements AsyncDisposable {
       this.#peerToFence = {
         address: this.#lastLeader.address,
         until: now + 2 * this.#options.config.lock.ttlMs,
+        tried: false,
       };
       this.#lastLeader = undefined;
     }
@@ -497,9 +538,16 @@ export class Agent implements AsyncDisposable {
     };
   }
 
-  /** The vacancy our candidacy answers: the free lock's index, 0 while someone holds it. */
+  /**
+   * The vacancy our candidacy answers: the free lock's index, once Redis was observed after the lock
+   * went free (peers must not rank us on a position from before it); else 0, "not answered yet".
+   */
   #vacancy(): number {
-    return this.#freeSince === undefined ? 0 : this.#options.leaderSource.vacancy();
+    const observedAt = this.#options.redis.observedAt();
+    if (this.#freeSince === undefined || observedAt === undefined || observedAt < this.#freeSince) {
+      return 0;
+    }
+    return this.#options.leaderSource.vacancy();
   }
 
   #candidacy(

@@ -10,6 +10,9 @@ import { deleteKey, type KvEntry, putKey, watchPrefix } from "../consul/kv.ts";
 import type { BlockingWatch } from "../consul/watch.ts";
 import type { Logger } from "../log.ts";
 
+/** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
+const FORGET_AFTER_MS = 600_000;
+
 /** The KV prefix holding the candidacies of the cluster that uses `lockKey`. */
 export function candidatesPrefix(lockKey: string): string {
   return `${lockKey}.candidates/`;
@@ -149,8 +152,10 @@ export class CandidacyBoard implements AsyncDisposable {
         });
         changed = true;
       }
-      for (const address of [...this.#seen.keys()]) {
-        if (!present.has(address)) {
+      // An entry that vanished (Consul lost its state, or the agent left) is kept until it goes
+      // stale: forgetting a live peer at once would let an election skip it.
+      for (const [address, entry] of this.#seen) {
+        if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
           this.#seen.delete(address);
           changed = true;
         }

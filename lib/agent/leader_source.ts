@@ -51,7 +51,9 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
         this.#setReachable(true);
         const leader = await this.#leaderFrom(result.entry, query.signal);
         // Every agent reads the same ModifyIndex for the same vacancy: it names the election.
-        const vacancy = leader === null ? result.entry?.modifyIndex ?? 0 : 0;
+        // A missing key (Consul lost its state, or the key was deleted) is vacancy -1: never the 0
+        // that marks candidacies published while the lock was held.
+        const vacancy = leader === null ? result.entry?.modifyIndex ?? -1 : 0;
         return { value: { leader, vacancy }, index: result.index };
       },
       onError: () => this.#setReachable(false),

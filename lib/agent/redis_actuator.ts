@@ -10,6 +10,8 @@ import type { RedisAction } from "../reconciler.ts";
 /** The commands the actuator sends to the local Redis. */
 export interface RedisCommandPort {
   promote(): Promise<void>;
+  /** Refuses writes, then stops replicating; tells whether the replica had completed a sync. */
+  detach(pauseMs: Milliseconds): Promise<{ synced: boolean }>;
   replicateFrom(master: HostPort): Promise<void>;
   pauseWrites(durationMs: Milliseconds): Promise<void>;
   unpauseWrites(): Promise<void>;
@@ -39,8 +41,11 @@ export class RedisActuator {
     return now < this.#fencedUntil - this.#options.fenceMs / 4;
   }
 
-  /** Applies one action; throws what Redis threw (the next evaluation retries). */
-  async apply(action: RedisAction, now: number): Promise<void> {
+  /**
+   * Applies one action; throws what Redis threw (the next evaluation retries). A detach reports
+   * whether the replica had completed a sync.
+   */
+  async apply(action: RedisAction, now: number): Promise<{ synced: boolean } | void> {
     const { commands, logger } = this.#options;
     switch (action.kind) {
       case "none":
@@ -57,15 +62,13 @@ export class RedisActuator {
         if (this.#fencedUntil > 0) await this.#unfence();
         return;
       }
-      case "detach":
+      case "detach": {
         // Refuse writes first, so the moment it stops being a replica it does not take any.
-        logger.warn(
-          "the leader is gone: detaching Redis from its master to keep its data, writes refused",
-        );
-        await commands.pauseWrites(this.#options.fenceMs);
+        logger.warn("refusing writes, then stopping replication (REPLICAOF NO ONE)");
         this.#fencedUntil = now + this.#options.fenceMs;
-        await commands.promote();
-        return;
+        const { synced } = await commands.detach(this.#options.fenceMs);
+        return { synced };
+      }
       case "fence":
         if (!this.isFenced(now) && this.#fencedUntil <= now) {
           logger.warn(

@@ -204,6 +204,10 @@ export class AgentRuntime implements AsyncDisposable {
       current: () => toRedisView(observer.current()),
       onChange: (listener) => observer.onChange(() => listener()),
       refresh: () => observer.refresh(),
+      observedAt: () => {
+        const current = observer.current();
+        return current.kind === "up" ? current.observedAt : undefined;
+      },
     };
     const consul = this.consul;
     const lock = new LockDriver({
@@ -279,6 +283,7 @@ export class AgentRuntime implements AsyncDisposable {
       actuator: new RedisActuator({
         commands: {
           promote: () => this.#commander.promote(),
+          detach: (pauseMs) => this.#commander.detach(pauseMs),
           replicateFrom: async (master) => {
             await this.#commander.replicateFrom(master);
           },

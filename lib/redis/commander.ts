@@ -80,6 +80,20 @@ export class RedisCommander {
   }
 
   /**
+   * Stops replicating with writes refused: `CLIENT PAUSE ms WRITE`, then `REPLICAOF NO ONE`. Reports
+   * whether the replica had ever completed a sync, read from Redis just before it forgets: its link
+   * is up, or down since a known time (Redis ≥ 6.2 says -1 for a link that never came up).
+   */
+  async detach(pauseMs: Milliseconds): Promise<{ synced: boolean }> {
+    await this.pauseWrites(pauseMs);
+    const info = parseInfo(String(await this.#call("INFO", ["replication"])));
+    const synced = info.role === "replica" &&
+      (info.masterLinkUp || typeof info.masterLinkDownSinceSeconds === "number");
+    await this.promote();
+    return { synced };
+  }
+
+  /**
    * Makes Redis replicate from `master` (`REPLICAOF host port`), then disconnects its normal clients
    * (`CLIENT KILL TYPE normal SKIPME yes`) so they look the master up again. Replication links, in
    * either direction, and this commander's own connection are not normal clients and survive.

@@ -63,15 +63,24 @@ export class WritabilityProbe implements AsyncDisposable {
       const servers = this.#cluster.nodes.map((node) => node.redis).filter((redis) =>
         redis.process
       );
-      const accepted = await Promise.all(servers.map(async (server) => {
-        try {
-          const reply = await this.#client(server).set("resec:chaos:probe", String(at));
-          return reply === "OK" ? server.port : undefined;
-        } catch {
-          return undefined;
-        }
-      }));
-      const writable = accepted.filter((port): port is number => port !== undefined);
+      // Two passes, the second sent only after every answer to the first: a Redis that takes both
+      // writes was writable throughout the gap between them, so two such Redis were writable at the
+      // same instant. One write alone is a Redis changing role mid-round (REPLICAOF or UNPAUSE
+      // landing between the probes), which is sequential, not split brain.
+      const pass = () =>
+        Promise.all(servers.map(async (server) => {
+          try {
+            const reply = await this.#client(server).set("resec:chaos:probe", String(at));
+            return reply === "OK" ? server.port : undefined;
+          } catch {
+            return undefined;
+          }
+        }));
+      const first = await pass();
+      const second = await pass();
+      const writable = first.filter((port): port is number =>
+        port !== undefined && second.includes(port)
+      );
       this.#rounds.push({ at, writable });
       await delay(this.#intervalMs);
     }

@@ -60,7 +60,14 @@ export async function runRound(fault: Fault, options: RoundOptions = {}): Promis
   const note = (message: string) => options.note?.(`[${fault.name} #${round}] ${message}`);
   const kept: string[] = [];
   const startedAt = new Date().toISOString();
-  await using cluster = await Cluster.start(fault.cluster ?? {});
+  let started: Cluster;
+  try {
+    started = await Cluster.start(fault.cluster ?? {});
+  } catch (error) {
+    const result = emptyResult(fault.name, round, startedAt, `no cluster: ${errorMessage(error)}`);
+    return { result, violations: violations(result, fault.expect), logs: "" };
+  }
+  await using cluster = started;
   let result: RoundResult;
   try {
     result = await measure(cluster, fault, {

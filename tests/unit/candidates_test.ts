@@ -68,7 +68,7 @@ Deno.test("an empty Redis steps aside for a healthy peer with data", () => {
 });
 
 Deno.test("a Redis that never completed a sync steps aside for a synced peer", () => {
-  const fresh = candidate("a:1", { synced: false });
+  const fresh = candidate("a:1", { synced: false, replicationId: "f".repeat(40) });
   assert.match(disqualification(fresh, [candidate("b:1")], SETTINGS)!, /never completed a sync/);
 });
 
@@ -185,7 +185,27 @@ Deno.test("an empty node waits, for a bounded time, while a peer with data is br
   const blip = seen(candidate("b:1", { healthy: false }), 1_000);
   const early = standing(empty, [blip], 2_000, 900);
   assert.equal(early.kind, "wait");
-  assert.match(early.reason, /b:1, which has data, to recover/);
+  assert.match(early.reason, /b:1, which may hold data, to recover/);
   const late = standing(empty, [seen(blip.candidacy, 10_950)], 10_950, 900);
   assert.equal(late.kind, "compete", "a peer that stays down does not block forever");
+});
+
+Deno.test("a replica whose sync the agent never saw still counts as having data when it shares the master's history", () => {
+  // Synced between two polls, then detached: the agent never saw its link up, but Redis kept the
+  // master's replication ID as its previous one.
+  const detached = candidate("b:1", {
+    synced: false,
+    replicationId: "n".repeat(40),
+    replicationId2: HISTORY,
+    role: "master",
+  });
+  const deadMaster = candidate("m:1", { healthy: false, role: "master" });
+  const empty = candidate("a:1", {
+    datasetEmpty: true,
+    synced: false,
+    offset: 0,
+    replicationId: "e".repeat(40),
+  });
+  const result = disqualification(empty, [detached, deadMaster], SETTINGS);
+  assert.match(result!, /empty while b:1 has data/);
 });

@@ -342,3 +342,49 @@ Deno.test("in maintenance mode a node registered as master without the lock turn
   assert.equal(decision.name, "paused");
   assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
 });
+
+Deno.test("a replica of the leader lifts a write fence it kept from its time as master", () => {
+  const decision = decide(observed({ redis: REPLICA_OF_OTHER, leader: OTHER_LEADS, fenced: true }));
+  assert.equal(decision.name, "replica");
+  assert.deepEqual(decision.redis, { kind: "unfence" });
+});
+
+Deno.test("a master with an unconfirmed lock reports its check critical, never passing", () => {
+  const decision = decide(observed({ lock: HELD, now: HELD.confirmedAt + 8_000, fenced: true }));
+  assert.equal(decision.name, "fencing_unconfirmed_lock");
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
+});
+
+Deno.test("a new master keeps its own fence until one attempt to fence the former master finished", () => {
+  const pending = decide(observed({ lock: HELD, fenced: true, previousLeader: OTHER }));
+  assert.deepEqual(pending.redis, { kind: "none" }, "still fenced");
+  assert.deepEqual(pending.fencePeer, OTHER);
+  const tried = decide(
+    observed({ lock: HELD, fenced: true, previousLeader: OTHER, previousLeaderTried: true }),
+  );
+  assert.deepEqual(tried.redis, { kind: "unfence" });
+  assert.deepEqual(tried.fencePeer, OTHER, "keeps trying a former master it could not reach");
+});
+
+Deno.test("a lock holder whose Redis was pointed elsewhere in its term gives the lock up instead of promoting again", () => {
+  const decision = decide(
+    observed({ redis: REPLICA_OF_OTHER, lock: HELD, demotedUnderLock: true }),
+  );
+  assert.equal(decision.name, "demoted_under_lock");
+  assert.equal(decision.lock, "release");
+  assert.deepEqual(decision.redis, { kind: "none" }, "no REPLICAOF NO ONE");
+});
+
+Deno.test("without Consul a node does not compete: nobody takes the lock the moment Consul returns", () => {
+  const decision = decide(observed({ consulReachable: false, fenced: true }));
+  assert.equal(decision.name, "consul_unreachable");
+  assert.equal(decision.lock, "idle");
+});
+
+Deno.test("a replica that wins the lock while a former master may still take writes promotes with writes refused", () => {
+  const decision = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD, previousLeader: OTHER }));
+  assert.equal(decision.name, "promoting");
+  assert.deepEqual(decision.redis, { kind: "detach" });
+  const plain = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD }));
+  assert.deepEqual(plain.redis, { kind: "promote" });
+});

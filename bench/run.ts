@@ -50,28 +50,40 @@ interface Options {
   faults: Fault[];
   footprintSeconds: number;
   switchover: boolean;
-  out: string;
+  /** Where results go; a new directory under $TMPDIR when not given. */
+  out: string | undefined;
+}
+
+/** A command line we cannot run. */
+class UsageError extends Error {
+  override name = "UsageError";
 }
 
 function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({
-    args,
-    options: {
-      rounds: { type: "string", default: "5" },
-      "death-rounds": { type: "string" },
-      systems: { type: "string", default: SYSTEMS.join(",") },
-      faults: { type: "string", default: FAULTS.join(",") },
-      "footprint-seconds": { type: "string", default: "60" },
-      "no-switchover": { type: "boolean", default: false },
-      out: { type: "string" },
-      render: { type: "string" },
-    },
-    strict: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        rounds: { type: "string", default: "5" },
+        "death-rounds": { type: "string" },
+        systems: { type: "string", default: SYSTEMS.join(",") },
+        faults: { type: "string", default: FAULTS.join(",") },
+        "footprint-seconds": { type: "string", default: "60" },
+        "no-switchover": { type: "boolean", default: false },
+        out: { type: "string" },
+        render: { type: "string" },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values } = parsed;
   const count = (name: string, text: string, min: number) => {
     const value = Number(text);
     if (!Number.isInteger(value) || value < min) {
-      throw new Error(`Cannot use --${name} "${text}": expected a whole number ≥ ${min}`);
+      throw new UsageError(`Cannot use --${name} "${text}": expected a whole number ≥ ${min}`);
     }
     return value;
   };
@@ -79,7 +91,9 @@ function parseOptions(args: string[]): Options {
     const items = text.split(",").map((item) => item.trim()).filter(Boolean);
     for (const item of items) {
       if (!allowed.includes(item as T)) {
-        throw new Error(`Cannot use --${name} "${item}": expected one of ${allowed.join(", ")}`);
+        throw new UsageError(
+          `Cannot use --${name} "${item}": expected one of ${allowed.join(", ")}`,
+        );
       }
     }
     return items as T[];
@@ -93,7 +107,7 @@ function parseOptions(args: string[]): Options {
     faults: list("faults", values.faults, FAULTS),
     footprintSeconds: count("footprint-seconds", values["footprint-seconds"], 0),
     switchover: !values["no-switchover"],
-    out: values.out ?? Deno.makeTempDirSync({ prefix: "resec-bench-results-" }),
+    out: values.out,
   };
 }
 
@@ -135,6 +149,7 @@ async function describeMachine(goResec: string | undefined): Promise<Record<stri
     consul: await first(consulBinary(), ["version"]),
     goResec: goResec ?? "not built",
     go: await first("go", ["version"]),
+    commit: await first("git", ["-C", ROOT, "describe", "--always", "--dirty"]),
     loadAverageAtStart: Deno.readTextFileSync("/proc/loadavg").trim(),
   };
 }
@@ -170,7 +185,8 @@ async function main(): Promise<void> {
   // Our own scratch directory: the test runner's leak sweep of another run never matches it.
   const scratch = Deno.makeTempDirSync({ prefix: "resec-bench-" });
   Deno.env.set("RESEC_TEST_TMP", scratch);
-  Deno.mkdirSync(options.out, { recursive: true });
+  const out = options.out ?? Deno.makeTempDirSync({ prefix: "resec-bench-results-" });
+  Deno.mkdirSync(out, { recursive: true });
 
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
@@ -217,9 +233,9 @@ async function main(): Promise<void> {
   }
 
   const save = () => {
-    Deno.writeTextFileSync(`${options.out}/results.json`, JSON.stringify(results, null, 2));
+    Deno.writeTextFileSync(`${out}/results.json`, JSON.stringify(results, null, 2));
     Deno.writeTextFileSync(
-      `${options.out}/results.md`,
+      `${out}/results.md`,
       renderReport(results, options.systems, options.faults),
     );
   };
@@ -301,7 +317,7 @@ async function main(): Promise<void> {
   if (results.notes.length > 0) {
     console.log(`Notes:\n${results.notes.map((note) => `- ${note.split("\n")[0]}`).join("\n")}`);
   }
-  log(`results written to ${options.out}/results.md and results.json`);
+  log(`results written to ${out}/results.md and results.json`);
   // Keep the servers' logs when something went wrong.
   if (results.notes.length === 0) Deno.removeSync(scratch, { recursive: true });
 }
@@ -314,4 +330,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`bench/run.ts: ${error.message}`);
+    Deno.exit(2);
+  }
+}

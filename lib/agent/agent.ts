@@ -450,6 +450,8 @@ export class Agent implements AsyncDisposable {
       if (this.#handover !== handover) return;
       handover.failover = outcome.ok ? "completed" : "failed";
       if (!outcome.ok) handover.detail = outcome.reason;
+      // Decide on what Redis is now (a replica of the target), not on the poll before the FAILOVER.
+      await this.#options.redis.refresh().catch(() => {});
       this.requestEvaluation();
     });
   }

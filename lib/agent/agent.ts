@@ -157,6 +157,9 @@ export class Agent implements AsyncDisposable {
     }
     | undefined;
   readonly #answeredRequests = new Set<string>();
+  /** The switchover request this agent has seen, and when: positions settle before the choice. */
+  #requestSeen: { id: string; at: number } | undefined;
+  #requestTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -212,6 +215,7 @@ export class Agent implements AsyncDisposable {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearTimeout(this.#wakeTimer);
+    clearTimeout(this.#requestTimer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     await this.settled();
     await this.#backgroundSettled();
@@ -354,8 +358,21 @@ export class Agent implements AsyncDisposable {
     const self = this.#options.config.announce;
     const record = entry?.record;
 
+    if (entry && record?.state === "requested" && this.#requestSeen?.id !== record.id) {
+      // Every agent looks at its Redis again, so the master chooses on fresh positions, not on
+      // ones from before the request (a replica that just synced still shows its old history).
+      this.#requestSeen = { id: record.id, at: now };
+      this.#background("observe-request", () => this.#options.redis.refresh());
+      const settleMs = election?.settings.collectMs ?? 0;
+      clearTimeout(this.#requestTimer);
+      this.#requestTimer = setTimeout(() => this.requestEvaluation(), settleMs + 1);
+      return;
+    }
+    const settled = this.#requestSeen !== undefined && election !== undefined &&
+      now >= this.#requestSeen.at + election.settings.collectMs &&
+      (this.#options.redis.observedAt() ?? 0) >= this.#requestSeen.at;
     if (
-      entry && record?.state === "requested" && lock.phase === "held" && election &&
+      entry && record?.state === "requested" && lock.phase === "held" && election && settled &&
       !this.#answeredRequests.has(record.id)
     ) {
       this.#answeredRequests.add(record.id);

@@ -143,7 +143,9 @@ export class Agent implements AsyncDisposable {
   #peerToFence: { address: HostPort; until: number; tried: boolean } | undefined;
   /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
   #masterEpoch: number | undefined;
-  #published: { key: string; at: number; freeSince: number | undefined } | undefined;
+  #published:
+    | { key: string; at: number; freeSince: number | undefined; candidacy: Candidacy }
+    | undefined;
   /** The switchover this agent takes part in, and how far its FAILOVER got. */
   #handover:
     | {
@@ -538,14 +540,16 @@ export class Agent implements AsyncDisposable {
     const options = this.#options.election;
     if (!options) return undefined;
     const self = this.#candidacy(redis, lock, options);
-    const { updatedAt: _updatedAt, ...material } = self;
-    const key = JSON.stringify(material);
+    // The offset moves with every write: outside an election it rides on the heartbeat only, so a
+    // busy master does not turn each poll into a Consul write.
+    const { updatedAt: _updatedAt, offset, ...rest } = self;
+    const key = JSON.stringify({ ...rest, offset: this.#freeSince === undefined ? 0 : offset });
     const published = this.#published;
     if (
       !published || published.key !== key || published.freeSince !== this.#freeSince ||
       now - published.at >= options.heartbeatMs
     ) {
-      this.#published = { key, at: now, freeSince: this.#freeSince };
+      this.#published = { key, at: now, freeSince: this.#freeSince, candidacy: self };
       void options.board.publish(self);
     }
     return {
@@ -577,7 +581,7 @@ export class Agent implements AsyncDisposable {
     const address = formatHostPort(this.#options.config.announce);
     const updatedAt = new Date(this.#options.clock.now()).toISOString();
     if (redis.kind !== "up") {
-      const last = this.#published ? JSON.parse(this.#published.key) as Partial<Candidacy> : {};
+      const last: Partial<Candidacy> = this.#published?.candidacy ?? {};
       return {
         address,
         runId: last.runId ?? "",

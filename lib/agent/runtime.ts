@@ -77,6 +77,16 @@ export function agentTimings(config: Config): AgentTimings {
   };
 }
 
+/** How often the observer polls INFO: HEALTHCHECK_INTERVAL, but at least twice per timeout. */
+export function redisPollIntervalMs(
+  config: Pick<Config, "healthcheckIntervalMs" | "healthcheckTimeoutMs">,
+): Milliseconds {
+  return Math.max(
+    10,
+    Math.min(config.healthcheckIntervalMs, Math.floor(config.healthcheckTimeoutMs / 2)),
+  );
+}
+
 /** The Consul service definition for this node in a role. */
 export function serviceDefinition(
   config: Config,
@@ -164,7 +174,9 @@ export class AgentRuntime implements AsyncDisposable {
     });
     this.observer = new RedisObserver({
       connection: config.redis,
-      intervalMs: config.healthcheckIntervalMs,
+      // Poll at least twice per HEALTHCHECK_TIMEOUT, so a Redis that freezes (no connection drop to
+      // tell us) is noticed within 1.5 × HEALTHCHECK_TIMEOUT, as the Go resec's 1 s poll would.
+      intervalMs: redisPollIntervalMs(config),
       timeoutMs: config.healthcheckTimeoutMs,
       clock,
       logger: logger.child("redis"),

@@ -1,0 +1,42 @@
+/**
+ * The timings the agent derives from its configuration (documented in the README).
+ */
+import assert from "node:assert/strict";
+import { agentTimings, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
+import { parseConfig } from "../../lib/config.ts";
+
+function config(env: Record<string, string> = {}) {
+  const result = parseConfig(env, { readTextFile: () => "" });
+  if (!result.ok) throw new Error(result.problems.map((problem) => problem.message).join("\n"));
+  return result.config;
+}
+
+Deno.test("with the defaults the agent fences at 9 s, heartbeats every 3.3 s and polls Redis every second", () => {
+  const defaults = config();
+  const timings = agentTimings(defaults);
+  assert.equal(timings.fenceAfterMs, 9_000, "0.6 × the 15 s TTL");
+  assert.equal(timings.checkTtlMs, 10_000, "2 × HEALTHCHECK_INTERVAL");
+  assert.equal(timings.tickMs, 3_333);
+  assert.equal(timings.fenceMs, 60_000);
+  assert.equal(
+    redisPollIntervalMs(defaults),
+    1_000,
+    "half of HEALTHCHECK_TIMEOUT, below the 5 s interval",
+  );
+});
+
+Deno.test("the fence bound always leaves time before Consul could hand the lock to someone else", () => {
+  for (const ttl of ["10s", "15s", "1m", "24h"]) {
+    const timings = agentTimings(config({ CONSUL_LOCK_TTL: ttl }));
+    const ttlMs = config({ CONSUL_LOCK_TTL: ttl }).lock.ttlMs;
+    assert.ok(timings.fenceAfterMs < ttlMs, ttl);
+    assert.ok(timings.election.stepAsideMaxMs <= ttlMs, ttl);
+  }
+});
+
+Deno.test("a short HEALTHCHECK_INTERVAL is polled as set", () => {
+  assert.equal(
+    redisPollIntervalMs(config({ HEALTHCHECK_INTERVAL: "500ms", HEALTHCHECK_TIMEOUT: "2s" })),
+    500,
+  );
+});

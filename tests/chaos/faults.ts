@@ -105,7 +105,7 @@ export const redisFreeze: Fault = {
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "tail", max: 1 } },
   async inject({ master, monitor, lockTtlMs, cameBack, note }) {
     const frozenAt = Date.now();
-    master.redis.pause();
+    await master.redis.pause();
     try {
       const next = await monitor.waitForMasterOtherThan(master);
       await delay(Math.max(0, frozenAt + lockTtlMs + 1_000 - Date.now()));
@@ -134,7 +134,7 @@ export const consulPause: Fault = {
   title: "Consul frozen (SIGSTOP) for one session TTL",
   expect: { roleChanges: { min: 0, max: 0 }, loss: { kind: "none" } },
   async inject({ cluster, lockTtlMs }) {
-    cluster.consul.pause();
+    await cluster.consul.pause();
     try {
       await delay(lockTtlMs);
     } finally {

@@ -162,7 +162,7 @@ Deno.test("a master frozen for longer than the TTL comes back as a replica, not 
   await using cluster = await Cluster.start();
   try {
     const master = await cluster.waitForConvergence();
-    master.redis.pause();
+    await master.redis.pause();
     const newMaster = await cluster.waitForMaster(30_000, master);
     await delay(2_500);
     master.redis.resume();

@@ -213,7 +213,7 @@ Deno.test("a Consul freeze shorter than the TTL does not lose the lock", async (
     monitorRetryIntervalMs: 500,
   });
   const hold = await lock.acquire("v", new AbortController().signal);
-  consul.pause();
+  await consul.pause();
   await delay(1_500);
   consul.resume();
   await delay(1_500);

@@ -130,7 +130,7 @@ Deno.test("a request to a frozen Consul fails at its deadline with a transient t
   await using consul = await ConsulServer.start();
   using client = new ConsulClient({ connection: { baseUrl: consul.url }, requestTimeoutMs: 500 });
   await readKey(client, "resec/.lock"); // a pooled connection exists before the freeze
-  consul.pause();
+  await consul.pause();
   try {
     const start = performance.now();
     const error = await readKey(client, "resec/.lock").catch((error) => error);

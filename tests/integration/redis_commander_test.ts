@@ -248,7 +248,7 @@ Deno.test("FAILOVER to a frozen replica is aborted, and the master stays master 
   });
   await using commander = commanderFor(a);
   await a.cli("SET", "k", "1");
-  b.pause();
+  await b.pause();
   try {
     const started = performance.now();
     const result = await commander.failoverTo({ host: b.host, port: b.port }, 400);
@@ -305,7 +305,7 @@ Deno.test("a frozen Redis makes commands fail with RedisTimeoutError within the 
   await using redis = await RedisServer.start({ replicaOf: undefined });
   await using commander = commanderFor(redis);
   await commander.promote();
-  redis.pause();
+  await redis.pause();
   try {
     const started = performance.now();
     await assert.rejects(() => commander.promote(), RedisTimeoutError);

@@ -125,7 +125,7 @@ Deno.test({
     const before = await observer.waitFor(isUp, { timeoutMs: 5_000 });
 
     const frozenAt = performance.now();
-    redis.pause();
+    await redis.pause();
     try {
       await observer.waitFor(isDown, { timeoutMs: 5_000 });
       const downEntry = seen.find((entry) => entry.at > frozenAt && isDown(entry.observation))!;
@@ -255,7 +255,7 @@ Deno.test({
   ...sanitized,
   fn: async () => {
     await using redis = await RedisServer.start();
-    redis.pause();
+    await redis.pause();
     try {
       const { observer } = observe(redis, { timeoutMs: 5_000 });
       await new Promise((resolve) => setTimeout(resolve, 100));

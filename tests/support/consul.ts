@@ -77,8 +77,8 @@ export class ConsulServer {
   }
 
   /** Freezes the agent (SIGSTOP): requests hang, as with a Consul that stopped answering. */
-  pause(): void {
-    this.#process?.signal("SIGSTOP");
+  pause(): Promise<void> {
+    return this.#process?.freeze() ?? Promise.resolve();
   }
 
   /** Thaws an agent frozen by pause(). */

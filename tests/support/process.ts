@@ -74,6 +74,24 @@ export class ManagedProcess {
     }
   }
 
+  /**
+   * Freezes the process (SIGSTOP) and waits until the kernel reports it stopped, so what the test
+   * does next really meets a frozen process.
+   */
+  async freeze(): Promise<void> {
+    this.signal("SIGSTOP");
+    for (let attempt = 0; attempt < 200; attempt++) {
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${this.pid}/stat`);
+        // The state follows the command name in parentheses: "123 (consul) T ...".
+        if (/\) [Tt] /.test(stat)) return;
+      } catch {
+        return; // exited
+      }
+      await delay(5);
+    }
+  }
+
   /** True while the process has not exited. */
   async isRunning(): Promise<boolean> {
     const exited = await Promise.race([this.status.then(() => true), delay(0).then(() => false)]);

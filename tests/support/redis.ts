@@ -112,8 +112,8 @@ export class RedisServer {
   }
 
   /** Freezes (SIGSTOP) the server: it keeps its connections open but answers nothing. */
-  pause(): void {
-    this.#process?.signal("SIGSTOP");
+  pause(): Promise<void> {
+    return this.#process?.freeze() ?? Promise.resolve();
   }
 
   /** Thaws a server frozen by pause(). */

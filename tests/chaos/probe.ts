@@ -7,6 +7,7 @@ import type { Redis } from "ioredis";
 import type { Cluster } from "../support/cluster.ts";
 import type { RedisServer } from "../support/redis.ts";
 import { delay } from "../support/wait.ts";
+import { probeClient, writableTogether } from "../support/writability.ts";
 import type { ProbeRound } from "./analysis.ts";
 
 /** Probes every running Redis with a SET every `intervalMs`; dispose it to stop. */
@@ -45,13 +46,7 @@ export class WritabilityProbe implements AsyncDisposable {
   #client(server: RedisServer): Redis {
     let client = this.#clients.get(server);
     if (!client) {
-      client = server.client({
-        commandTimeout: 250,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => 50,
-      });
-      client.on("error", () => {});
+      client = probeClient(server);
       this.#clients.set(server, client);
     }
     return client;
@@ -63,24 +58,11 @@ export class WritabilityProbe implements AsyncDisposable {
       const servers = this.#cluster.nodes.map((node) => node.redis).filter((redis) =>
         redis.process
       );
-      // Two passes, the second sent only after every answer to the first: a Redis that takes both
-      // writes was writable throughout the gap between them, so two such Redis were writable at the
-      // same instant. One write alone is a Redis changing role mid-round (REPLICAOF or UNPAUSE
-      // landing between the probes), which is sequential, not split brain.
-      const pass = () =>
-        Promise.all(servers.map(async (server) => {
-          try {
-            const reply = await this.#client(server).set("resec:chaos:probe", String(at));
-            return reply === "OK" ? server.port : undefined;
-          } catch {
-            return undefined;
-          }
-        }));
-      const first = await pass();
-      const second = await pass();
-      const writable = first.filter((port): port is number =>
-        port !== undefined && second.includes(port)
+      const together = await writableTogether(
+        servers.map((server) => this.#client(server)),
+        "resec:chaos:probe",
       );
+      const writable = together.map((index) => servers[index]!.port);
       this.#rounds.push({ at, writable });
       await delay(this.#intervalMs);
     }

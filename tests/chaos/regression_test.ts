@@ -3,53 +3,30 @@
  * must keep; docs/chaos.md ("Findings") has the evidence and the analysis.
  */
 import assert from "node:assert/strict";
-import type { Redis } from "ioredis";
 import { Cluster, type ClusterNode } from "../support/cluster.ts";
 import { delay, waitFor } from "../support/wait.ts";
+import { probeClient, writableTogether } from "../support/writability.ts";
 
 /** Sets a key on every Redis as fast as they answer; returns the rounds where two or more were writable together. */
 async function probeWritable(
   nodes: readonly ClusterNode[],
   durationMs: number,
 ): Promise<{ rounds: number; doubles: { afterMs: number; ports: number[] }[] }> {
-  const clients = new Map<ClusterNode, Redis>();
-  for (const node of nodes) {
-    const client = node.redis.client({
-      commandTimeout: 100,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => 10,
-    });
-    client.on("error", () => {});
-    clients.set(node, client);
-  }
+  const clients = nodes.map((node) => probeClient(node.redis));
   const started = Date.now();
   const doubles: { afterMs: number; ports: number[] }[] = [];
   let rounds = 0;
   try {
     while (Date.now() - started < durationMs) {
       const at = Date.now();
-      // Two passes, the second after every answer to the first: only a Redis that takes both was
-      // writable throughout, so two of them were writable at the same instant (see probe.ts).
-      const pass = () =>
-        Promise.all(nodes.map(async (node) => {
-          try {
-            return (await clients.get(node)!.set("resec:regression:probe", String(at))) === "OK";
-          } catch {
-            return false;
-          }
-        }));
-      const first = await pass();
-      const second = await pass();
+      const together = await writableTogether(clients, "resec:regression:probe");
       rounds++;
-      const ports = nodes.filter((_, index) => first[index] && second[index]).map((node) =>
-        node.redis.port
-      );
+      const ports = together.map((index) => nodes[index]!.redis.port);
       if (ports.length > 1) doubles.push({ afterMs: at - started, ports });
       await delay(1);
     }
   } finally {
-    for (const client of clients.values()) client.disconnect();
+    for (const client of clients) client.disconnect();
   }
   return { rounds, doubles };
 }

@@ -7,6 +7,7 @@ import type { Redis } from "ioredis";
 import type { Cluster } from "./cluster.ts";
 import type { RedisServer } from "./redis.ts";
 import { delay } from "./wait.ts";
+import { probeClient, writableTogether } from "./writability.ts";
 
 /** What a run of the writer saw. */
 export interface WriterReport {
@@ -67,13 +68,7 @@ export class ContinuousWriter {
   #client(server: RedisServer): Redis {
     let client = this.#clients.get(server);
     if (!client) {
-      client = server.client({
-        commandTimeout: 250,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => 50,
-      });
-      client.on("error", () => {});
+      client = probeClient(server);
       this.#clients.set(server, client);
     }
     return client;
@@ -121,21 +116,12 @@ export class ContinuousWriter {
       const servers = this.#cluster.nodes.map((node) => node.redis).filter((redis) =>
         redis.process
       );
-      // Two passes, the second sent after every answer to the first: a Redis that takes both was
-      // writable throughout the gap, so two such Redis were writable at the same instant. A single
-      // acceptance is a role change landing mid-round, which is sequential, not split brain.
-      const pass = () =>
-        Promise.all(servers.map(async (server) => {
-          try {
-            return (await this.#client(server).set("resec:test:probe", `p${round}`)) === "OK";
-          } catch {
-            return false;
-          }
-        }));
-      const first = await pass();
-      const second = await pass();
+      const together = await writableTogether(
+        servers.map((server) => this.#client(server)),
+        "resec:test:probe",
+      );
       this.#probeRounds++;
-      if (first.filter((ok, index) => ok && second[index]).length > 1) this.#splitBrain++;
+      if (together.length > 1) this.#splitBrain++;
       await delay(25);
     }
   }

@@ -3,14 +3,8 @@
  * and applies its answer through the lock driver, the Redis actuator and the service registrar.
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
-import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../address.ts";
-import {
-  type Candidacy,
-  chooseSwitchoverTarget,
-  type ElectionSettings,
-  type SeenCandidacy,
-} from "../candidates.ts";
-import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../control.ts";
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import type { Candidacy, ElectionSettings, SeenCandidacy } from "../candidates.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -27,6 +21,9 @@ import type { LockDriver } from "./lock_driver.ts";
 import type { RedisActuator } from "./redis_actuator.ts";
 import type { ServiceRegistrar } from "./registrar.ts";
 import { diffState } from "./state_diff.ts";
+import { type ControlPort, type FailoverOutcome, SwitchoverCoordinator } from "./switchover.ts";
+
+export type { ControlPort, FailoverOutcome };
 
 /** The local Redis as the agent observes it. */
 export interface RedisObserverPort {
@@ -67,16 +64,6 @@ export interface ElectionOptions {
   /** Publish at least this often, so peers can tell a live agent from a gone one. */
   heartbeatMs: Milliseconds;
 }
-
-/** Operator controls from Consul KV (lib/agent/control_source.ts). */
-export interface ControlPort {
-  paused(): boolean;
-  switchover(): { record: SwitchoverRecord; modifyIndex: number } | undefined;
-  updateSwitchover(record: SwitchoverRecord, modifyIndex: number): Promise<boolean>;
-}
-
-/** How a Redis FAILOVER ended. */
-export type FailoverOutcome = { ok: true; durationMs: number } | { ok: false; reason: string };
 
 export interface AgentOptions {
   config: Config;
@@ -146,27 +133,23 @@ export class Agent implements AsyncDisposable {
   #published:
     | { key: string; at: number; freeSince: number | undefined; candidacy: Candidacy }
     | undefined;
-  /** The switchover this agent takes part in, and how far its FAILOVER got. */
-  #handover:
-    | {
-      id: string;
-      target: HostPort;
-      from: HostPort;
-      failover: "pending" | "running" | "completed" | "failed";
-      until: number;
-      startedAt: number;
-      detail?: string;
-    }
-    | undefined;
-  readonly #answeredRequests = new Set<string>();
-  /** The switchover request this agent has seen, and when: positions settle before the choice. */
-  #requestSeen: { id: string; at: number } | undefined;
-  #requestTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #switchover: SwitchoverCoordinator;
 
   constructor(options: AgentOptions) {
     this.#options = options;
     this.#log = options.logger.child("agent");
     this.#startedAt = options.clock.now();
+    this.#switchover = new SwitchoverCoordinator({
+      ...(options.control ? { control: options.control } : {}),
+      ...(options.failover ? { failover: options.failover } : {}),
+      self: options.config.announce,
+      lockTtlMs: options.config.lock.ttlMs,
+      redis: options.redis,
+      clock: options.clock,
+      logger: this.#log,
+      background: (step, action) => this.#background(step, action),
+      requestEvaluation: () => this.requestEvaluation(),
+    });
   }
 
   /** Starts the loop. */
@@ -217,7 +200,7 @@ export class Agent implements AsyncDisposable {
     this.#stopping = true;
     clearInterval(this.#ticker);
     clearTimeout(this.#wakeTimer);
-    clearTimeout(this.#requestTimer);
+    this.#switchover.close();
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     await this.settled();
     await this.#backgroundSettled();
@@ -254,8 +237,8 @@ export class Agent implements AsyncDisposable {
     const lockView = lock.view();
     this.#track(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
-    this.#followSwitchover(election, lockView, leader, now);
-    const handover = this.#handover;
+    this.#switchover.follow(election, lockView, leader, now);
+    const handover = this.#switchover.handover();
     const observed: Observed = {
       now,
       self: config.announce,
@@ -274,7 +257,7 @@ export class Agent implements AsyncDisposable {
         }
         : {}),
       ...(this.#demotedUnderLock(redisView, lockView) ? { demotedUnderLock: true } : {}),
-      ...(handover ? { handover: { target: handover.target, failover: handover.failover } } : {}),
+      ...(handover ? { handover } : {}),
       settings: this.#options.settings,
     };
     this.#logStateChanges(observed);
@@ -299,7 +282,7 @@ export class Agent implements AsyncDisposable {
     // Redis first: a fence must be in force before anything else happens, and a promotion must be
     // done before we tell Consul we are master.
     if (decision.redis.kind === "failover") {
-      this.#startFailover(decision.redis.target);
+      this.#switchover.startFailover(decision.redis.target);
     } else if (decision.redis.kind !== "none") {
       const applied = await this.#attempt("redis", async () => {
         const outcome = await actuator.apply(decision.redis, now);
@@ -341,138 +324,6 @@ export class Agent implements AsyncDisposable {
         Math.max(0, decision.wakeAt - clock.now()) + 1,
       );
     }
-  }
-
-  /**
-   * Planned switchover bookkeeping: the master answers a new request (target chosen, or refused),
-   * every agent follows an in-progress one until it ends or times out, and the old master reports
-   * the outcome.
-   */
-  #followSwitchover(
-    election: ElectionView | undefined,
-    lock: ReturnType<LockDriver["view"]>,
-    leader: LeaderView | null | undefined,
-    now: number,
-  ): void {
-    const control = this.#options.control;
-    if (!control) return;
-    const entry = control.switchover();
-    const self = this.#options.config.announce;
-    const record = entry?.record;
-
-    if (entry && record?.state === "requested" && this.#requestSeen?.id !== record.id) {
-      // Every agent looks at its Redis again, so the master chooses on fresh positions, not on
-      // ones from before the request (a replica that just synced still shows its old history).
-      this.#requestSeen = { id: record.id, at: now };
-      this.#background("observe-request", () => this.#options.redis.refresh());
-      const settleMs = election?.settings.collectMs ?? 0;
-      clearTimeout(this.#requestTimer);
-      this.#requestTimer = setTimeout(() => this.requestEvaluation(), settleMs + 1);
-      return;
-    }
-    const settled = this.#requestSeen !== undefined && election !== undefined &&
-      now >= this.#requestSeen.at + election.settings.collectMs &&
-      (this.#options.redis.observedAt() ?? 0) >= this.#requestSeen.at;
-    if (
-      entry && record?.state === "requested" && lock.phase === "held" && election && settled &&
-      !this.#answeredRequests.has(record.id)
-    ) {
-      this.#answeredRequests.add(record.id);
-      const choice = chooseSwitchoverTarget({
-        self: election.self,
-        peers: election.peers,
-        now,
-        settings: election.settings,
-        ...(record.to !== undefined ? { requested: record.to } : {}),
-      });
-      const next = choice.ok
-        ? advance(record, "in-progress", { to: parseHostPort(choice.target), from: self })
-        : advance(record, "refused", { detail: choice.reason });
-      this.#log[choice.ok ? "info" : "warn"](
-        choice.ok ? "switchover requested: handing over" : "switchover refused",
-        choice.ok ? { to: choice.target } : { reason: choice.reason },
-      );
-      this.#background(
-        "switchover-record",
-        () => control.updateSwitchover(next, entry.modifyIndex),
-      );
-      return;
-    }
-
-    const handover = handoverOf(record);
-    if (!handover || !entry) {
-      this.#handover = undefined;
-      return;
-    }
-    if (this.#handover?.id !== handover.id) {
-      this.#handover = {
-        ...handover,
-        failover: "pending",
-        startedAt: now,
-        until: now + record!.timeoutMs + 2 * this.#options.config.lock.ttlMs,
-      };
-    }
-    const mine = this.#handover!;
-    const isFrom = sameHostPort(mine.from, self);
-    if (now > mine.until) {
-      this.#handover = undefined;
-      if (isFrom && !isFinished(record!)) {
-        this.#background("switchover-record", () =>
-          control.updateSwitchover(
-            advance(record!, "failed", { detail: "the handover did not finish in time" }),
-            entry.modifyIndex,
-          ));
-      }
-      return;
-    }
-    if (!isFrom) return;
-    if (mine.failover === "failed") {
-      this.#handover = undefined;
-      this.#background("switchover-record", () =>
-        control.updateSwitchover(
-          advance(record!, "failed", { detail: mine.detail ?? "Redis FAILOVER did not complete" }),
-          entry.modifyIndex,
-        ));
-      return;
-    }
-    if (leader && sameHostPort(leader.address, mine.target)) {
-      const detail = `${formatHostPort(mine.target)} leads after ${now - mine.startedAt} ms`;
-      this.#log.info("switchover done", {
-        to: formatHostPort(mine.target),
-        ms: now - mine.startedAt,
-      });
-      this.#handover = undefined;
-      this.#background(
-        "switchover-record",
-        () => control.updateSwitchover(advance(record!, "done", { detail }), entry.modifyIndex),
-      );
-    }
-  }
-
-  /** Runs the planned switchover's Redis FAILOVER beside the loop, once per request. */
-  #startFailover(target: HostPort): void {
-    const handover = this.#handover;
-    const failover = this.#options.failover;
-    if (!handover || handover.failover !== "pending" || !failover) return;
-    handover.failover = "running";
-    const timeoutMs = Math.max(
-      1_000,
-      handover.until - this.#options.clock.now() - 2 * this.#options.config.lock.ttlMs,
-    );
-    this.#background("failover", async () => {
-      let outcome: FailoverOutcome;
-      try {
-        outcome = await failover(target, timeoutMs);
-      } catch (error) {
-        outcome = { ok: false, reason: error instanceof Error ? error.message : String(error) };
-      }
-      if (this.#handover !== handover) return;
-      handover.failover = outcome.ok ? "completed" : "failed";
-      if (!outcome.ok) handover.detail = outcome.reason;
-      // Decide on what Redis is now (a replica of the target), not on the poll before the FAILOVER.
-      await this.#options.redis.refresh().catch(() => {});
-      this.requestEvaluation();
-    });
   }
 
   /**

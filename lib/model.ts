@@ -51,6 +51,8 @@ export type LockView =
   | {
     readonly phase: "held";
     readonly lockIndex: number;
+    /** Our Consul session, to tell our lock from someone else's in the leader watch. */
+    readonly session?: string;
     /** When a renewal that Consul accepted was sent; the session cannot expire before this + TTL. */
     readonly confirmedAt: number;
     /** Redis run_id when the lock was taken: another one means Redis restarted under us. */

@@ -72,6 +72,8 @@ export interface Observed {
   readonly previousLeaderTried?: boolean;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
+  /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */
+  readonly lockKeyMissing?: boolean;
   /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
   readonly handover?: {
     readonly target: HostPort;
@@ -111,6 +113,7 @@ export type DecisionName =
   | "waiting_for_redis"
   | "redis_unhealthy"
   | "fencing_unconfirmed_lock"
+  | "lock_contested"
   | "demoted_under_lock"
   | "promoting"
   | "master"
@@ -361,6 +364,29 @@ function decideAsLockHolder(
     };
   }
   const fenceAt = lock.confirmedAt + observed.settings.fenceAfterMs;
+  // The leader watch contradicts our lock: the key is gone, or another session holds it. Our own
+  // lock monitor will confirm the loss in a moment; until then, refuse writes and stop claiming to
+  // be a passing master (a Consul that restarted empty must not see two).
+  const leader = observed.leader;
+  const contested = observed.lockKeyMissing === true ||
+    (leader !== null && leader !== undefined && lock.session !== undefined &&
+      leader.session !== lock.session);
+  if (contested) {
+    return {
+      name: "lock_contested",
+      reason: observed.lockKeyMissing
+        ? "the lock key is gone from Consul; refusing writes until the lock is settled"
+        : `another session (${leader!.session}) holds the lock in Consul's view; refusing writes`,
+      lock: "hold",
+      redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
+      service: {
+        kind: "registered",
+        role: "master",
+        status: "critical",
+        output: `role=master epoch=${lock.lockIndex} lock contested, writes refused`,
+      },
+    };
+  }
   if (observed.now >= fenceAt) {
     return {
       name: "fencing_unconfirmed_lock",

@@ -257,6 +257,7 @@ export class Agent implements AsyncDisposable {
         }
         : {}),
       ...(this.#demotedUnderLock(redisView, lockView) ? { demotedUnderLock: true } : {}),
+      ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
       ...(handover ? { handover } : {}),
       settings: this.#options.settings,
     };

@@ -51,6 +51,7 @@ export class LockDriver {
       return {
         phase: "held",
         lockIndex: this.#held.lockIndex,
+        session: this.#held.session,
         confirmedAt: this.#held.lastConfirmedAt(),
         ...(this.#heldRunId ? { runId: this.#heldRunId } : {}),
       };

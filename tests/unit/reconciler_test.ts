@@ -388,3 +388,25 @@ Deno.test("a replica that wins the lock while a former master may still take wri
   const plain = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD }));
   assert.deepEqual(plain.redis, { kind: "promote" });
 });
+
+Deno.test("a holder whose lock key vanished from Consul refuses writes and is no passing master", () => {
+  const decision = decide(
+    observed({ lock: { ...HELD, session: "mine" }, leader: null, lockKeyMissing: true }),
+  );
+  assert.equal(decision.name, "lock_contested");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+  assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
+  assert.equal(decision.lock, "hold", "the lock monitor settles it");
+});
+
+Deno.test("a holder that sees another session on the lock refuses writes; its own session is fine", () => {
+  const other = decide(observed({ lock: { ...HELD, session: "mine" }, leader: OTHER_LEADS }));
+  assert.equal(other.name, "lock_contested");
+  const own = decide(
+    observed({
+      lock: { ...HELD, session: "mine" },
+      leader: { address: SELF, session: "mine", lockIndex: 3 },
+    }),
+  );
+  assert.equal(own.name, "master");
+});

@@ -7,7 +7,7 @@ import { parse as parseDotenv } from "dotenv";
 import { type Config, ENVIRONMENT_VARIABLES, parseConfig, SECRET_VARIABLES } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
-import { parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
 import { parseHostPort } from "./address.ts";
 import type { CommandIo } from "./commands.ts";
 
@@ -159,8 +159,12 @@ export function describeEffectiveConfig(config: Config, env: Environment): strin
         config.service.masterTags.join(",")
       }] slave tags [${config.service.slaveTags.join(",")}]`
       : `services         ${config.service.prefix}-master / ${config.service.prefix}-slave`,
-    `lock             ${config.lock.key} session "${config.lock.sessionName}" ttl ${config.lock.ttlMs}ms delay ${config.lock.delayMs}ms`,
-    `healthcheck      every ${config.healthcheckIntervalMs}ms, timeout ${config.healthcheckTimeoutMs}ms`,
+    `lock             ${config.lock.key} session "${config.lock.sessionName}" ttl ${
+      formatDuration(config.lock.ttlMs)
+    } delay ${formatDuration(config.lock.delayMs)}`,
+    `healthcheck      every ${formatDuration(config.healthcheckIntervalMs)}, timeout ${
+      formatDuration(config.healthcheckTimeoutMs)
+    }`,
     `log              ${config.logLevel} ${config.logFormat}`,
     "",
     "variables set:",

@@ -216,6 +216,8 @@ export function decide(observed: Observed): Decision {
   }
 
   const isMaster = redis.role === "master";
+  // A master-role Redis without the lock refuses writes while anything is unsettled.
+  const fenceIfMaster: RedisAction = isMaster && !observed.fenced ? { kind: "fence" } : NONE;
   const handover = observed.handover;
   if (handover && observed.consulReachable !== false) {
     // A planned switchover: only its target competes, and nobody detaches or fences meanwhile.
@@ -237,7 +239,7 @@ export function decide(observed: Observed): Decision {
       // No election without Consul's view of who leads and who else stands: whoever takes the lock
       // the moment Consul answers again must have gone through one.
       lock: "idle",
-      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      redis: fenceIfMaster,
       service: UNCHANGED,
     };
   }
@@ -248,7 +250,7 @@ export function decide(observed: Observed): Decision {
       name: "waiting_for_consul",
       reason: "the lock holder is not known yet",
       lock: "idle",
-      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      redis: fenceIfMaster,
       service: UNCHANGED,
     };
   }
@@ -260,7 +262,7 @@ export function decide(observed: Observed): Decision {
       name: "stale_own_lock",
       reason: `the lock is held by an earlier session of this node (${leader.session})`,
       lock: "compete",
-      redis: isMaster && !observed.fenced ? { kind: "fence" } : NONE,
+      redis: fenceIfMaster,
       service: isMaster ? { kind: "absent" } : registeredAs("slave", redis, observed),
     };
   }

@@ -450,7 +450,9 @@ export function nodeStatus(
     now - snapshot.lastEvaluatedAt <= 3 * tickMs + 1_000;
   return {
     role: up ? up.role : "unknown",
-    holdsLock: observed?.lock.phase === "held",
+    // A holder that is holding writes (unconfirmed or contested lock, a switchover's FAILOVER) is
+    // not a master a load balancer should send writes to.
+    holdsLock: observed?.lock.phase === "held" && snapshot.decision?.name === "master",
     redisHealthy: up !== undefined && !up.loading,
     agentHealthy: loopAlive && observed?.consulReachable !== false,
     linkUp: up?.role === "replica" && up.linkUp,

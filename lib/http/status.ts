@@ -9,7 +9,7 @@ export type NodeRole = "master" | "replica" | "unknown";
 /** The facts the load-balancer endpoints decide from. */
 export interface NodeStatus {
   readonly role: NodeRole;
-  /** This agent holds the Consul lock (its Redis is the one clients should write to). */
+  /** This agent holds the Consul lock and acts as master: its Redis is the one clients should write to. */
   readonly holdsLock: boolean;
   /** The local Redis answers and is not loading its dataset. */
   readonly redisHealthy: boolean;

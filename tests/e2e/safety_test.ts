@@ -62,6 +62,11 @@ Deno.test("a synced replica always wins over one that never synced, and no node 
         timeoutMs: 30_000,
         message: `round ${round}: the old master to rejoin and resync`,
       });
+      // Its agent has seen it rejoin: Consul lists it as a passing slave again.
+      await waitFor(
+        async () => (await cluster.passingSlaves()).some((slave) => slave.port === old.redis.port),
+        { timeoutMs: 30_000, message: `round ${round}: the rejoined node to pass as a slave` },
+      );
     }
   } catch (error) {
     console.error(cluster.logs());

@@ -182,12 +182,15 @@ export function electionStanding(options: {
   );
   if (better) {
     const until = freeSince + settings.stepAsideMaxMs;
-    if (now < until) {
+    // A node without data never outwaits a healthy better peer: it may lead only once that peer is
+    // gone (its entry stale), not merely slow.
+    const mayOutwait = hasData(self, everyone) || self.forced;
+    if (now < until || !mayOutwait) {
       return {
         kind: "wait",
         reason:
           `stepping aside for ${better.address} (offset ${better.offset}, priority ${better.priority})`,
-        until,
+        until: now < until ? until : now + settings.stepAsideMaxMs,
       };
     }
     return {

@@ -209,3 +209,24 @@ Deno.test("a replica whose sync the agent never saw still counts as having data 
   const result = disqualification(empty, [detached, deadMaster], SETTINGS);
   assert.match(result!, /empty while b:1 has data/);
 });
+
+Deno.test("an empty node never outwaits a live better peer, however long that peer takes", () => {
+  const empty = candidate("a:1", {
+    datasetEmpty: true,
+    synced: false,
+    offset: 0,
+    replicationId: "e".repeat(40),
+  });
+  const better = seen(
+    candidate("b:1", {
+      datasetEmpty: true,
+      synced: false,
+      offset: 0,
+      replicationId: "f".repeat(40),
+      priority: 10,
+    }),
+    20_000,
+  );
+  const result = standing(empty, [better], 20_000, 900);
+  assert.equal(result.kind, "wait", "b:1 ranks higher (priority 10) and its agent is alive");
+});

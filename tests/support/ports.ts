@@ -20,3 +20,9 @@ export function freePort(): number {
   }
   throw new Error("Cannot find a free loopback port after 50 attempts");
 }
+
+/** True when a server failed to start because its port was taken meanwhile. */
+export function isPortTaken(error: unknown): boolean {
+  const text = error instanceof Error ? error.message : String(error);
+  return /address already in use/i.test(text);
+}

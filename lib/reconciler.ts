@@ -379,14 +379,7 @@ function decideAsLockHolder(
       reason: observed.lockKeyMissing
         ? "the lock key is gone from Consul; refusing writes until the lock is settled"
         : `another session (${leader!.session}) holds the lock in Consul's view; refusing writes`,
-      lock: "hold",
-      redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
-      service: {
-        kind: "registered",
-        role: "master",
-        status: "critical",
-        output: `role=master epoch=${lock.lockIndex} lock contested, writes refused`,
-      },
+      ...holdingWrites(redis, lock, observed, "lock contested"),
     };
   }
   if (observed.now >= fenceAt) {
@@ -395,15 +388,7 @@ function decideAsLockHolder(
       reason: `the lock was last confirmed ${
         observed.now - lock.confirmedAt
       }ms ago; refusing writes until Consul confirms it again`,
-      lock: "hold",
-      redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
-      // Never let a heartbeat re-assert "passing master" for a node that refuses writes.
-      service: {
-        kind: "registered",
-        role: "master",
-        status: "critical",
-        output: `role=master epoch=${lock.lockIndex} lock unconfirmed, writes refused`,
-      },
+      ...holdingWrites(redis, lock, observed, "lock unconfirmed"),
     };
   }
   const peer = observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
@@ -479,6 +464,28 @@ function decideAsLockHolder(
         `role=master epoch=${lock.lockIndex} offset=${redis.offset} replicas=${redis.connectedReplicas}`,
     },
     wakeAt: fenceAt,
+  };
+}
+
+/**
+ * A lock holder that must not take writes until its lock is settled: keep the lock, fence a master
+ * Redis, and never let a heartbeat re-assert "passing master" for a node that refuses writes.
+ */
+function holdingWrites(
+  redis: Extract<RedisView, { kind: "up" }>,
+  lock: Extract<LockView, { phase: "held" }>,
+  observed: Observed,
+  why: string,
+): Pick<Decision, "lock" | "redis" | "service"> {
+  return {
+    lock: "hold",
+    redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
+    service: {
+      kind: "registered",
+      role: "master",
+      status: "critical",
+      output: `role=master epoch=${lock.lockIndex} ${why}, writes refused`,
+    },
   };
 }
 

@@ -3,18 +3,16 @@
  * acknowledges a write right now?) but remembers when and which, so a split brain comes with the
  * evidence needed to explain it.
  */
-import type { Redis } from "ioredis";
 import type { Cluster } from "../support/cluster.ts";
-import type { RedisServer } from "../support/redis.ts";
 import { delay } from "../support/wait.ts";
-import { probeClient, writableTogether } from "../support/writability.ts";
+import { ProbeClients, writableTogether } from "../support/writability.ts";
 import type { ProbeRound } from "./analysis.ts";
 
 /** Probes every running Redis with a SET every `intervalMs`; dispose it to stop. */
 export class WritabilityProbe implements AsyncDisposable {
   readonly #cluster: Cluster;
   readonly #intervalMs: number;
-  readonly #clients = new Map<RedisServer, Redis>();
+  readonly #clients = new ProbeClients();
   readonly #rounds: ProbeRound[] = [];
   #running = false;
   #loop: Promise<void> | undefined;
@@ -34,22 +32,12 @@ export class WritabilityProbe implements AsyncDisposable {
   async stop(): Promise<ProbeRound[]> {
     this.#running = false;
     await this.#loop;
-    for (const client of this.#clients.values()) client.disconnect();
-    this.#clients.clear();
+    this.#clients.close();
     return [...this.#rounds];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-  }
-
-  #client(server: RedisServer): Redis {
-    let client = this.#clients.get(server);
-    if (!client) {
-      client = probeClient(server);
-      this.#clients.set(server, client);
-    }
-    return client;
   }
 
   async #probe(): Promise<void> {
@@ -59,7 +47,7 @@ export class WritabilityProbe implements AsyncDisposable {
         redis.process
       );
       const together = await writableTogether(
-        servers.map((server) => this.#client(server)),
+        servers.map((server) => this.#clients.for(server)),
         "resec:chaos:probe",
       );
       const writable = together.map((index) => servers[index]!.port);

@@ -16,6 +16,25 @@ export function probeClient(server: RedisServer): Redis {
   return client;
 }
 
+/** One probe client per server, made on first use; `close()` disconnects them all. */
+export class ProbeClients {
+  readonly #clients = new Map<RedisServer, Redis>();
+
+  for(server: RedisServer): Redis {
+    let client = this.#clients.get(server);
+    if (!client) {
+      client = probeClient(server);
+      this.#clients.set(server, client);
+    }
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.disconnect();
+    this.#clients.clear();
+  }
+}
+
 /**
  * Indexes of the clients whose Redis was writable throughout one probe: two passes of `SET`, the
  * second sent only after every answer to the first. A Redis that takes both writes was writable over

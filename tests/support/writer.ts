@@ -3,11 +3,10 @@
  * master, remembers which writes Redis acknowledged, and probes every Redis for writability so a test
  * can tell whether two masters ever took writes at the same time.
  */
-import type { Redis } from "ioredis";
 import type { Cluster } from "./cluster.ts";
 import type { RedisServer } from "./redis.ts";
 import { delay } from "./wait.ts";
-import { probeClient, writableTogether } from "./writability.ts";
+import { ProbeClients, writableTogether } from "./writability.ts";
 
 /** What a run of the writer saw. */
 export interface WriterReport {
@@ -24,7 +23,7 @@ const LIST_KEY = "resec:test:writes";
 
 export class ContinuousWriter {
   readonly #cluster: Cluster;
-  readonly #clients = new Map<RedisServer, Redis>();
+  readonly #clients = new ProbeClients();
   readonly #acknowledged: string[] = [];
   #failed = 0;
   #splitBrain = 0;
@@ -48,8 +47,7 @@ export class ContinuousWriter {
   async stop(): Promise<WriterReport> {
     this.#running = false;
     await Promise.all(this.#loops);
-    for (const client of this.#clients.values()) client.disconnect();
-    this.#clients.clear();
+    this.#clients.close();
     return {
       acknowledged: [...this.#acknowledged],
       failedAttempts: this.#failed,
@@ -63,15 +61,6 @@ export class ContinuousWriter {
   static async lostOn(server: RedisServer, report: WriterReport): Promise<string[]> {
     const stored = new Set((await server.cli("LRANGE", LIST_KEY, "0", "-1")).split("\n"));
     return report.acknowledged.filter((value) => !stored.has(value));
-  }
-
-  #client(server: RedisServer): Redis {
-    let client = this.#clients.get(server);
-    if (!client) {
-      client = probeClient(server);
-      this.#clients.set(server, client);
-    }
-    return client;
   }
 
   async #writeLoop(): Promise<void> {
@@ -94,7 +83,7 @@ export class ContinuousWriter {
       }
       const value = `w${++counter}`;
       try {
-        const reply = await this.#client(master).rpush(LIST_KEY, value);
+        const reply = await this.#clients.for(master).rpush(LIST_KEY, value);
         if (typeof reply === "number") {
           this.#acknowledged.push(value);
           const now = Date.now();
@@ -117,7 +106,7 @@ export class ContinuousWriter {
         redis.process
       );
       const together = await writableTogether(
-        servers.map((server) => this.#client(server)),
+        servers.map((server) => this.#clients.for(server)),
         "resec:test:probe",
       );
       this.#probeRounds++;

@@ -193,5 +193,14 @@ export class ConsulServer {
         return true;
       }, { timeoutMs: 30_000, message: "Consul's ACL system to accept the bootstrap token" });
     }
+    // A leader is not enough: until the agent's own node is in the catalog, creating a session fails
+    // with "Missing node registration" (seen once in CI on a slow machine).
+    await waitFor(async () => {
+      const self = await this.api("GET", "/v1/agent/self") as { Config?: { NodeName?: string } };
+      const nodeName = self.Config?.NodeName;
+      if (!nodeName) return false;
+      const node = await this.api("GET", `/v1/catalog/node/${encodeURIComponent(nodeName)}`);
+      return node !== null && typeof node === "object";
+    }, { timeoutMs: 30_000, message: `Consul on ${this.address} to register its own node` });
   }
 }

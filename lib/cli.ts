@@ -159,6 +159,9 @@ export function describeEffectiveConfig(config: Config, env: Environment): strin
         config.service.masterTags.join(",")
       }] slave tags [${config.service.slaveTags.join(",")}]`
       : `services         ${config.service.prefix}-master / ${config.service.prefix}-slave`,
+    `agent service    ${
+      config.service.mode === "tags" ? config.service.name : config.service.prefix
+    }-agent (lock sessions are tied to its check)`,
     `lock             ${config.lock.key} session "${config.lock.sessionName}" ttl ${
       formatDuration(config.lock.ttlMs)
     } delay ${formatDuration(config.lock.delayMs)}`,

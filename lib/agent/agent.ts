@@ -9,7 +9,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView, RedisView } from "../model.ts";
+import type { LeaderView, LockView, RedisView } from "../model.ts";
 import {
   decide,
   type Decision,
@@ -74,6 +74,11 @@ export interface AgentOptions {
   lock: LockDriver;
   actuator: RedisActuator;
   registrar: ServiceRegistrar;
+  /**
+   * When Consul last accepted the agent check's heartbeat; lock sessions die with that check (see
+   * presence.ts). Undefined when the check is not registered.
+   */
+  agentCheckConfirmedAt?: () => number | undefined;
   /** Maintenance mode flag (Consul KV); false when not wired. */
   paused?: () => boolean;
   settings: DecisionSettings;
@@ -234,7 +239,7 @@ export class Agent implements AsyncDisposable {
     const now = clock.now();
     const redisView = redis.current();
     const leader = leaderSource.leader();
-    const lockView = lock.view();
+    const lockView = withAgentCheck(lock.view(), this.#options.agentCheckConfirmedAt?.());
     this.#track(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
     this.#switchover.follow(election, lockView, leader, now);
@@ -542,4 +547,16 @@ function stateForDiff(observed: Observed): Record<string, unknown> {
 function withoutSettings(observed: Observed): Omit<Observed, "settings"> {
   const { settings: _settings, ...rest } = observed;
   return rest;
+}
+
+/**
+ * The lock session dies with the agent check, so a held lock counts as confirmed only as recently
+ * as both the session renewal and the agent-check heartbeat.
+ */
+export function withAgentCheck(
+  view: LockView,
+  agentCheckConfirmedAt: number | undefined,
+): LockView {
+  if (view.phase !== "held" || agentCheckConfirmedAt === undefined) return view;
+  return { ...view, confirmedAt: Math.min(view.confirmedAt, agentCheckConfirmedAt) };
 }

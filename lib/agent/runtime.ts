@@ -6,6 +6,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { announcedServiceAddress, type Config, serviceId } from "../config.ts";
 import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
+import { ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { ConsulLock } from "../consul/lock.ts";
 import {
   deregisterService,
@@ -27,9 +28,12 @@ import { type HookRole, RoleChangeHook } from "../hooks.ts";
 import type { ElectionSettings } from "../candidates.ts";
 import { formatHostPort, type HostPort } from "../address.ts";
 import { ResecMetrics } from "../metrics/resec.ts";
+import { VERSION } from "../version.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { NodeStatus, StatusSource } from "../http/status.ts";
 import type { Decision, Observed } from "../reconciler.ts";
+import { endEarlierRunSessions } from "./earlier_run.ts";
+import { AgentPresence, type PresenceDefinition } from "./presence.ts";
 import { LeaderSource } from "./leader_source.ts";
 import { LockDriver } from "./lock_driver.ts";
 import { RedisActuator } from "./redis_actuator.ts";
@@ -39,10 +43,15 @@ import { toRedisView } from "./redis_view.ts";
 /** The flags the Go resec (hashicorp/consul api's Lock) puts on its lock key. */
 export const GO_RESEC_LOCK_FLAGS = 3304740253564472344n;
 
+/** How long startup keeps trying to end an earlier run's sessions while Consul is unreachable. */
+const EARLIER_RUN_DEADLINE_MS = 3_000;
+
 /** Timings derived from the configuration; documented in the README's failure-behaviour section. */
 export interface AgentTimings extends DecisionSettings {
   /** TTL of the service check: twice HEALTHCHECK_INTERVAL, as the seed README documents. */
   readonly checkTtlMs: Milliseconds;
+  /** TTL of the agent check the lock sessions are tied to (see presence.ts). */
+  readonly agentCheckTtlMs: Milliseconds;
   /** How often the loop runs without a change (the check heartbeat): a third of the check TTL. */
   readonly tickMs: Milliseconds;
   /** How long one write fence lasts before it must be renewed. */
@@ -53,15 +62,24 @@ export interface AgentTimings extends DecisionSettings {
 }
 
 /**
- * Derives the timings. The fence bound is 60 % of the session TTL: Consul cannot expire a session
- * earlier than TTL after the last renewal it accepted, so a master that fences at 0.6 × TTL has stopped
- * taking writes before anyone else can hold the lock (and the lock-delay adds to that margin).
+ * Derives the timings. The fence bound is 60 % of the session TTL, counted from the older of the last
+ * accepted session renewal and agent-check heartbeat. Consul cannot expire the session earlier than
+ * TTL after the renewal, nor the agent check earlier than its TTL (at least TTL − lock delay) after
+ * the heartbeat, and the lock delay follows either: a master that fences at 0.6 × TTL has stopped
+ * taking writes before anyone else can hold the lock.
  */
 export function agentTimings(config: Config): AgentTimings {
   const checkTtlMs = 2 * config.healthcheckIntervalMs;
+  // A dead agent's check expires after this and a peer may take the lock one lock delay later:
+  // within CONSUL_LOCK_TTL in all. Never under half the TTL, so a busy agent has beats to spare.
+  const agentCheckTtlMs = Math.max(
+    config.lock.ttlMs - config.lock.delayMs,
+    Math.ceil(config.lock.ttlMs / 2),
+  );
   const tickMs = Math.max(10, Math.floor(checkTtlMs / 3));
   return {
     checkTtlMs,
+    agentCheckTtlMs,
     tickMs,
     fenceAfterMs: Math.floor(config.lock.ttlMs * 0.6),
     replicaLinkGraceMs: Math.max(10_000, 2 * config.lock.ttlMs + config.lock.delayMs),
@@ -117,6 +135,31 @@ export function serviceDefinition(
   };
 }
 
+/**
+ * The agent's presence service (`<name>-agent`, inside the ACL prefix the role services need) and the
+ * check its lock sessions are tied to.
+ */
+export function presenceDefinition(
+  config: Config,
+  timings: Pick<AgentTimings, "agentCheckTtlMs">,
+): PresenceDefinition {
+  const naming = config.service;
+  const name = `${naming.mode === "tags" ? naming.name : naming.prefix}-agent`;
+  const id = `${name}@${formatHostPort(config.announce)}`;
+  const address = announcedServiceAddress(config);
+  return {
+    serviceId: id,
+    name,
+    ...(address !== undefined ? { address } : {}),
+    port: config.announce.port,
+    checkId: `${id}:alive`,
+    checkName: "Resec: agent alive",
+    ttlMs: timings.agentCheckTtlMs,
+    deregisterCriticalAfterMs: config.deregisterServiceAfterMs,
+    output: `resec ${VERSION} manages the Redis at ${formatHostPort(config.announce)}`,
+  };
+}
+
 /** Where the master service lives in the catalog (the leader fallback reads it). */
 export function masterServiceQuery(config: Config): { name: string; tag?: string } {
   return config.service.mode === "tags"
@@ -141,8 +184,10 @@ export class AgentRuntime implements AsyncDisposable {
   readonly #commander: RedisCommander;
   readonly #leaderSource: LeaderSource;
   readonly #board: CandidacyBoard;
+  readonly #presence: AgentPresence;
   readonly #control: ControlSource;
   readonly #logger: Logger;
+  readonly #clock: Clock;
   #http: HttpServer | undefined;
   #freeSinceSeen: number | undefined;
   readonly #hook: RoleChangeHook | undefined;
@@ -155,6 +200,7 @@ export class AgentRuntime implements AsyncDisposable {
     const timings = agentTimings(config);
     this.timings = timings;
     this.#logger = logger;
+    this.#clock = clock;
     const metrics = new ResecMetrics({ clock });
     this.metrics = metrics;
     this.#hook = config.roleChangeHook
@@ -222,6 +268,36 @@ export class AgentRuntime implements AsyncDisposable {
       },
     };
     const consul = this.consul;
+    const presence = new AgentPresence({
+      port: {
+        register: (definition) =>
+          registerService(consul, {
+            id: definition.serviceId,
+            name: definition.name,
+            tags: [],
+            ...(definition.address !== undefined ? { address: definition.address } : {}),
+            port: definition.port,
+            meta: { resec_version: VERSION },
+            check: {
+              id: definition.checkId,
+              name: definition.checkName,
+              ttlMs: definition.ttlMs,
+              deregisterCriticalAfterMs: definition.deregisterCriticalAfterMs,
+              initialStatus: "passing",
+              output: definition.output,
+            },
+          }),
+        beat: (checkId, output) => updateCheck(consul, checkId, "passing", output),
+        deregister: (id) => deregisterService(consul, id),
+        isUnknownCheck: isUnknownToAgent,
+        isPermissionDenied: (error) => error instanceof ConsulPermissionDeniedError,
+      },
+      definition: presenceDefinition(config, timings),
+      heartbeatMs: Math.max(10, Math.floor(timings.agentCheckTtlMs / 3)),
+      clock,
+      logger: logger.child("presence"),
+    });
+    this.#presence = presence;
     const lock = new LockDriver({
       lock: new ConsulLock({
         client: consul,
@@ -230,6 +306,7 @@ export class AgentRuntime implements AsyncDisposable {
         ttlMs: config.lock.ttlMs,
         lockDelayMs: config.lock.delayMs,
         nodeChecks: [...config.lock.nodeChecks],
+        serviceChecks: () => presence.tiedChecks(),
         monitorRetries: config.lock.monitorRetries,
         monitorRetryIntervalMs: config.lock.monitorRetryIntervalMs,
         // The Go resec's lock helper refuses a key carrying other flags: writing its value keeps a
@@ -306,6 +383,7 @@ export class AgentRuntime implements AsyncDisposable {
         logger: logger.child("redis"),
       }),
       registrar,
+      agentCheckConfirmedAt: () => presence.confirmedAt(),
       settings: {
         fenceAfterMs: timings.fenceAfterMs,
         replicaLinkGraceMs: timings.replicaLinkGraceMs,
@@ -399,6 +477,16 @@ export class AgentRuntime implements AsyncDisposable {
       });
       this.#logger.info("HTTP endpoints listening", { url: this.#http.url });
     }
+    // Before this run makes any session of its own, so none of them can be mistaken for old ones.
+    await endEarlierRunSessions({
+      client: this.consul,
+      sessionName: this.config.lock.sessionName,
+      agentCheckId: presenceDefinition(this.config, this.timings).checkId,
+      logger: this.#logger.child("lock"),
+      deadlineMs: EARLIER_RUN_DEADLINE_MS,
+      clock: this.#clock,
+    });
+    await this.#presence.start();
     this.observer.start();
     this.agent.start();
   }
@@ -407,6 +495,8 @@ export class AgentRuntime implements AsyncDisposable {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.agent.stop();
+      // After the lock is released: deregistering the check would end the session anyway.
+      await this.#presence.stop();
       await this.#hook?.settled();
       await this.#http?.close();
       await this.#board.close();

@@ -13,6 +13,7 @@ import { acquireKey, readKey, releaseKey } from "./kv.ts";
 import {
   createSession,
   destroySession,
+  isSessionCheckNotReady,
   type SessionBehavior,
   SessionGoneError,
   SessionKeeper,
@@ -41,6 +42,11 @@ export class LockLostError extends Error {
   }
 }
 
+/** Pause before asking again for a session whose check is not registered (or passing) yet. */
+const CHECK_NOT_READY_RETRY_MS = 100;
+/** Quick retries for that (5 s in all) before it counts as a failure with backoff and a warning. */
+const CHECK_NOT_READY_QUICK_RETRIES = 50;
+
 export interface ConsulLockOptions {
   client: ConsulClient;
   key: string;
@@ -50,6 +56,12 @@ export interface ConsulLockOptions {
   lockDelayMs: Milliseconds;
   /** Node checks of the session; undefined keeps Consul's default (`serfHealth`), [] none. */
   nodeChecks?: string[];
+  /**
+   * Service checks each new session is tied to (asked anew for every session): it is invalidated as
+   * soon as one turns critical. A check must exist and not be critical when a session is made
+   * (creating one retries a while until then).
+   */
+  serviceChecks?: () => string[];
   /** What happens to the key when the session is invalidated (default "release"). */
   behavior?: SessionBehavior;
   /** Transient failures of the holder's watch tolerated in a row (CONSUL_LOCK_MONITOR_RETRIES). */
@@ -216,6 +228,7 @@ export class ConsulLock {
   async #openSession(signal: AbortSignal): Promise<{ id: string; keeper: SessionKeeper }> {
     const options = this.#options;
     let failures = 0;
+    let checkNotReady = 0;
     while (true) {
       const sentAt = this.#clock.now();
       try {
@@ -225,6 +238,7 @@ export class ConsulLock {
           lockDelayMs: options.lockDelayMs,
           behavior: options.behavior ?? "release",
           nodeChecks: options.nodeChecks,
+          serviceChecks: options.serviceChecks?.(),
           signal,
         });
         const keeper = new SessionKeeper({
@@ -240,6 +254,16 @@ export class ConsulLock {
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         if (!isTransientConsulError(error)) throw error;
+        if (isSessionCheckNotReady(error) && ++checkNotReady <= CHECK_NOT_READY_QUICK_RETRIES) {
+          // The service (and its agent check) is registered beside the lock, usually within
+          // milliseconds: no backoff, so a candidate is not held back for seconds.
+          this.#logger.debug("a check the session ties to is not ready; retrying", {
+            key: this.key,
+            error,
+          });
+          await this.#clock.sleep(CHECK_NOT_READY_RETRY_MS, signal);
+          continue;
+        }
         failures++;
         const delay = backoffDelay(this.#retry, failures);
         this.#logger[failures === 1 ? "warn" : "debug"](

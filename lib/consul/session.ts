@@ -8,7 +8,12 @@ import { consulDuration, type Milliseconds, parseDuration } from "../duration.ts
 import { type Logger, silentLogger } from "../log.ts";
 import { type ConsulClient, encodePath } from "./client.ts";
 import { asArray, asObject, numberField, optionalStringField, stringField } from "./decode.ts";
-import { ConsulError, ConsulNotFoundError, isTransientConsulError } from "./errors.ts";
+import {
+  ConsulError,
+  ConsulHttpError,
+  ConsulNotFoundError,
+  isTransientConsulError,
+} from "./errors.ts";
 
 /** What happens to the keys a session holds when it is invalidated. */
 export type SessionBehavior = "release" | "delete";
@@ -145,7 +150,32 @@ export async function sessionInfo(
   return response.value?.[0];
 }
 
-/** Decodes one session of `/v1/session/info` or `/v1/session/renew`. */
+/**
+ * True when Consul refused a session because a check it is tied to is not registered yet, or is
+ * critical: the caller registers (or heals) the check and tries again.
+ */
+export function isSessionCheckNotReady(error: unknown): boolean {
+  return error instanceof ConsulHttpError && error.status === 500 &&
+    /Missing (service )?check|in critical state/i.test(error.consulMessage);
+}
+
+/** Every session in the datacenter (`/v1/session/list`). */
+export async function listSessions(
+  client: ConsulClient,
+  options: { signal?: AbortSignal } = {},
+): Promise<SessionInfo[]> {
+  const response = await client.request({
+    method: "GET",
+    path: "/v1/session/list",
+    endpoint: "session.list",
+    action: "listing sessions",
+    signal: options.signal,
+    decode: (json) => asArray(json, "the answer").map(decodeSession),
+  });
+  return response.value ?? [];
+}
+
+/** Decodes one session of `/v1/session/info`, `/list` or `/renew`. */
 export function decodeSession(json: unknown): SessionInfo {
   const what = "the session";
   const object = asObject(json, what);

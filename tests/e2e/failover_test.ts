@@ -102,9 +102,11 @@ Deno.test("SIGTERM to the master's agent releases the lock and a new master is e
   }
 });
 
-Deno.test("SIGKILL of the master's agent: a new master after the session TTL plus the lock delay", async () => {
+Deno.test("SIGKILL of the master's agent: its agent check lapses and a new master leads within TTL + lock delay", async () => {
+  // TTL 6 s, delay 1 s: the agent check (TTL − delay = 5 s) frees the lock; the session alone would
+  // hold it for 6–12 s.
   await using cluster = await Cluster.start({
-    env: { CONSUL_LOCK_TTL: "2s", CONSUL_LOCK_DELAY: "1s" },
+    env: { CONSUL_LOCK_TTL: "6s", CONSUL_LOCK_DELAY: "1s" },
   });
   try {
     const oldMaster = await cluster.waitForConvergence();
@@ -113,11 +115,51 @@ Deno.test("SIGKILL of the master's agent: a new master after the session TTL plu
     await cluster.waitForMaster(30_000, oldMaster);
     const elapsed = Date.now() - killedAt;
     console.log(
-      `agent SIGKILL: a new passing master ${elapsed} ms after the kill (TTL 2s, delay 1s)`,
+      `agent SIGKILL: a new passing master ${elapsed} ms after the kill (TTL 6s, delay 1s)`,
     );
-    assert.ok(elapsed >= 2_000, `elected after ${elapsed} ms: before the session could expire`);
+    // The check was beaten at most one tick (333 ms here) before the kill.
+    assert.ok(elapsed >= 4_500, `elected after ${elapsed} ms: before the agent check could lapse`);
+    assert.ok(elapsed < 6_000 + 1_000 + 1_000, `took ${elapsed} ms: longer than TTL + lock delay`);
   } catch (error) {
     console.error(cluster.logs());
     throw error;
   }
 });
+
+Deno.test("an agent restarted at once after SIGKILL ends its earlier session instead of waiting out the TTL", async () => {
+  await using cluster = await Cluster.start({
+    env: { CONSUL_LOCK_TTL: "10s", CONSUL_LOCK_DELAY: "500ms" },
+  });
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    const before = await lockSession(cluster);
+    assert.ok(before, "the master holds the lock");
+    const killedAt = Date.now();
+    await oldMaster.agent.kill();
+    cluster.startAgent(oldMaster);
+    await waitFor(async () => {
+      const holder = await lockSession(cluster);
+      return holder !== undefined && holder !== before;
+    }, { timeoutMs: 30_000, intervalMs: 50, message: "a new session to hold the lock" });
+    const master = await cluster.waitForConvergence();
+    const elapsed = Date.now() - killedAt;
+    console.log(
+      `agent SIGKILL + restart: a new lock holder and a converged cluster ${elapsed} ms after ` +
+        `the kill (TTL 10s), master ${master.redis.address}`,
+    );
+    assert.match(oldMaster.agent.log(), /ended a lock session left by an earlier run/);
+    assert.ok(elapsed < 10_000, `took ${elapsed} ms: it waited for the old session's TTL`);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});
+
+/** The session holding the lock key, if any. */
+async function lockSession(cluster: Cluster): Promise<string | undefined> {
+  const entries = await cluster.consul.api<{ Session?: string }[] | undefined>(
+    "GET",
+    "/v1/kv/resec/.lock",
+  ).catch(() => undefined);
+  return entries?.[0]?.Session;
+}

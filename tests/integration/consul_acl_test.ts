@@ -10,8 +10,10 @@ import { healthService, watchHealthService } from "../../lib/consul/health.ts";
 import { listPrefix, putKey, readKey } from "../../lib/consul/kv.ts";
 import { ConsulLock } from "../../lib/consul/lock.ts";
 import { deregisterService, registerService, updateCheck } from "../../lib/consul/service.ts";
+import { sessionInfo } from "../../lib/consul/session.ts";
+import { endEarlierRunSessions } from "../../lib/agent/earlier_run.ts";
 import { CapturingLogger } from "../../lib/log.ts";
-import { ConsulServer } from "../support/mod.ts";
+import { ConsulServer, waitFor } from "../support/mod.ts";
 
 /** The HCL policy of docs/consul-acl.md: its first ```hcl block. */
 function documentedPolicy(): string {
@@ -19,6 +21,13 @@ function documentedPolicy(): string {
   const match = /```hcl\n([\s\S]*?)```/.exec(text);
   if (!match) throw new Error("docs/consul-acl.md has no ```hcl block");
   return match[1]!;
+}
+
+/** The documented policy with one rule replaced; fails if the rule is not there to replace. */
+function policyWith(rule: RegExp, replacement: string): string {
+  const policy = documentedPolicy().replace(rule, replacement);
+  assert.notEqual(policy, documentedPolicy(), `the documented policy has a rule matching ${rule}`);
+  return policy;
 }
 
 const SERVICE = {
@@ -91,11 +100,10 @@ Deno.test("a token from the documented least-privilege policy runs every resec c
 
 Deno.test("a token without key write gets a permission error naming the lock key", async () => {
   await using consul = await ConsulServer.start({ acl: true });
-  const readOnlyKeys = documentedPolicy().replace(
+  const readOnlyKeys = policyWith(
     /key_prefix "resec\/" \{\s*policy = "write"\s*\}/,
     'key_prefix "resec/" { policy = "read" }',
   );
-  assert.notEqual(readOnlyKeys, documentedPolicy(), "the policy has the expected key rule");
   const token = await consul.createToken("no-key-write", readOnlyKeys);
   const logger = new CapturingLogger();
   using client = new ConsulClient({ connection: { baseUrl: consul.url, token }, logger });
@@ -119,7 +127,7 @@ Deno.test("without node read the health endpoint shows no instance: why the poli
   const full = await consul.createToken("resec", documentedPolicy());
   const withoutNodeRead = await consul.createToken(
     "no-node-read",
-    documentedPolicy().replace(/node_prefix "" \{\s*policy = "read"\s*\}/, ""),
+    policyWith(/node_prefix "" \{\s*policy = "read"\s*\}/, ""),
   );
   using client = new ConsulClient({ connection: { baseUrl: consul.url, token: full } });
   using blind = new ConsulClient({ connection: { baseUrl: consul.url, token: withoutNodeRead } });
@@ -140,4 +148,68 @@ Deno.test("an anonymous request is denied with a message naming what was attempt
     error.message,
     /^Permission denied registering service "redis-master" \(ID "redis@127\.0\.0\.1:6379"\): /,
   );
+});
+
+const PRESENCE = {
+  id: "redis-agent@127.0.0.1:6379",
+  name: "redis-agent",
+  tags: [],
+  address: "127.0.0.1",
+  port: 6379,
+  check: {
+    id: "redis-agent@127.0.0.1:6379:alive",
+    name: "Resec: agent alive",
+    ttlMs: 30_000,
+    deregisterCriticalAfterMs: 3_600_000,
+    initialStatus: "passing" as const,
+    output: "alive",
+  },
+};
+
+Deno.test("the documented policy lets the agent register its presence, tie its session to it, and end an earlier run's", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  const token = await consul.createToken("resec", documentedPolicy());
+  using client = new ConsulClient({ connection: { baseUrl: consul.url, token } });
+  await registerService(client, PRESENCE);
+  await updateCheck(client, PRESENCE.check.id, "passing", "alive");
+  const lock = new ConsulLock({
+    client,
+    key: "resec/.lock",
+    sessionName: "resec",
+    ttlMs: 10_000,
+    lockDelayMs: 0,
+    serviceChecks: () => [PRESENCE.check.id],
+    monitorRetries: 3,
+    monitorRetryIntervalMs: 500,
+  });
+  const hold = await lock.acquire('{"address":"127.0.0.1:6379"}', AbortSignal.timeout(10_000));
+  const logger = new CapturingLogger();
+  // A restarted agent's first act: end the sessions of its earlier run.
+  const ended = await endEarlierRunSessions({
+    client,
+    sessionName: "resec",
+    agentCheckId: PRESENCE.check.id,
+    logger,
+    deadlineMs: 3_000,
+  });
+  assert.equal(ended, 1);
+  assert.match(logger.text(), /ended a lock session left by an earlier run/);
+  assert.equal((await readKey(client, "resec/.lock")).entry?.session, undefined, "lock released");
+  await waitFor(() => hold.lost.aborted, { timeoutMs: 5_000, message: "the holder to notice" });
+});
+
+Deno.test("a token limited to the role services is refused the presence with a clear error, and the lock still works untied", async () => {
+  await using consul = await ConsulServer.start({ acl: true });
+  const roleServicesOnly = policyWith(
+    /service_prefix "redis" \{\s*policy = "write"\s*\}/,
+    'service "redis-master" { policy = "write" }\nservice "redis-slave" { policy = "write" }',
+  );
+  const token = await consul.createToken("resec-roles-only", roleServicesOnly);
+  using client = new ConsulClient({ connection: { baseUrl: consul.url, token } });
+  const error = await registerService(client, PRESENCE).catch((error) => error);
+  assert.ok(error instanceof ConsulPermissionDeniedError, String(error));
+  assert.match(error.message, /redis-agent/);
+  const hold = await lockFor(client).acquire("{}", AbortSignal.timeout(10_000));
+  assert.deepEqual((await sessionInfo(client, hold.session))?.serviceChecks, []);
+  await hold.release();
 });

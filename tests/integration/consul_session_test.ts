@@ -9,6 +9,7 @@ import { ConsulTimeoutError, isTransientConsulError } from "../../lib/consul/err
 import { healthService } from "../../lib/consul/health.ts";
 import { readKey } from "../../lib/consul/kv.ts";
 import {
+  deregisterService,
   isUnknownToAgent,
   registerService,
   type ServiceDefinition,
@@ -17,6 +18,8 @@ import {
 import {
   createSession,
   destroySession,
+  isSessionCheckNotReady,
+  listSessions,
   SessionGoneError,
   sessionInfo,
   SessionKeeper,
@@ -142,4 +145,79 @@ Deno.test("a request to a frozen Consul fails at its deadline with a transient t
     consul.resume();
   }
   assert.equal((await readKey(client, "resec/.lock")).entry, undefined, "works again once thawed");
+});
+
+const PRESENCE: ServiceDefinition = {
+  id: "redis-agent@127.0.0.1:6379",
+  name: "redis-agent",
+  tags: [],
+  port: 6379,
+  check: {
+    id: "redis-agent@127.0.0.1:6379:alive",
+    name: "Resec: agent alive",
+    ttlMs: 1_500,
+    deregisterCriticalAfterMs: 3_600_000,
+    initialStatus: "passing",
+    output: "alive",
+  },
+};
+
+function tiedSession(client: ConsulClient, name: string): Promise<string> {
+  return createSession(client, {
+    name,
+    ttlMs: 30_000,
+    lockDelayMs: 0,
+    behavior: "release",
+    nodeChecks: [],
+    serviceChecks: [PRESENCE.check.id],
+  });
+}
+
+Deno.test("a session tied to the agent check dies when that check lapses, long before its own TTL", async () => {
+  await using consul = await ConsulServer.start();
+  using client = new ConsulClient({ connection: { baseUrl: consul.url } });
+  await registerService(client, PRESENCE);
+  const session = await tiedSession(client, "tied");
+  const tiedAt = Date.now();
+  assert.deepEqual((await sessionInfo(client, session))?.serviceChecks, [PRESENCE.check.id]);
+  assert.ok(
+    (await listSessions(client)).some((listed) => listed.id === session),
+    "the session list shows it",
+  );
+  await waitFor(async () => (await sessionInfo(client, session)) === undefined, {
+    timeoutMs: 5_000,
+    message: "the session to die with the agent check",
+  });
+  const diedAfter = Date.now() - tiedAt;
+  console.log(`session (TTL 30 s) died ${diedAfter} ms after its 1.5 s agent check was last set`);
+  assert.ok(diedAfter >= 1_300 && diedAfter < 3_000, `died after ${diedAfter} ms`);
+});
+
+Deno.test("a tied session lives on while the check is heartbeaten and re-registered, and dies with its deregistration", async () => {
+  await using consul = await ConsulServer.start();
+  using client = new ConsulClient({ connection: { baseUrl: consul.url } });
+  await registerService(client, PRESENCE);
+  const session = await tiedSession(client, "tied");
+  for (let beat = 0; beat < 6; beat++) {
+    await updateCheck(client, PRESENCE.check.id, "passing", "alive");
+    await delay(500);
+  }
+  // What a restarted agent does first: register the presence again, passing.
+  await registerService(client, PRESENCE);
+  await delay(500);
+  assert.ok(await sessionInfo(client, session), "alive after 3.5 s and a re-registration");
+  await deregisterService(client, PRESENCE.id);
+  await waitFor(async () => (await sessionInfo(client, session)) === undefined, {
+    timeoutMs: 2_000,
+    message: "deregistering the presence to end the session",
+  });
+});
+
+Deno.test("a session cannot be tied to an agent check that is missing, and the error is transient", async () => {
+  await using consul = await ConsulServer.start();
+  using client = new ConsulClient({ connection: { baseUrl: consul.url } });
+  const error = await tiedSession(client, "early").catch((error) => error);
+  console.log(`Consul's answer: ${String(error)}`);
+  assert.ok(isSessionCheckNotReady(error), String(error));
+  assert.equal(isTransientConsulError(error), true, "retried until the registration arrives");
 });

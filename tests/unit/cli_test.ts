@@ -68,6 +68,7 @@ Deno.test("--check validates, prints the effective configuration with secrets ma
   assert.match(text, /configuration is valid/);
   assert.match(text, /REDIS_PASSWORD=\*\*\*\*\*\*\*\*/);
   assert.match(text, /10\.0\.0\.5:6379/);
+  assert.match(text, /agent service +redis-agent /, "names the agent's own service");
   assert.doesNotMatch(text, /hunter2|tok-secret/);
   assert.equal(h.started.length, 0);
 });

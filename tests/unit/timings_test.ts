@@ -34,6 +34,27 @@ Deno.test("the fence bound always leaves time before Consul could hand the lock 
   }
 });
 
+Deno.test("a dead agent's lock is free for a peer by CONSUL_LOCK_TTL after its last heartbeat, never before the fence", () => {
+  assert.equal(agentTimings(config()).agentCheckTtlMs, 14_000, "15 s TTL − 1 s lock delay");
+  for (const ttl of ["2s", "10s", "15s", "1m"]) {
+    for (const lockDelay of ["0s", "500ms", "1s", "5s", "30s"]) {
+      const settings = config({
+        CONSUL_SESSION_TTL_MIN: "1s",
+        CONSUL_LOCK_TTL: ttl,
+        CONSUL_LOCK_DELAY: lockDelay,
+      });
+      const timings = agentTimings(settings);
+      const peerMayLeadAfter = timings.agentCheckTtlMs + settings.lock.delayMs;
+      const label = `TTL ${ttl}, delay ${lockDelay}`;
+      assert.ok(timings.fenceAfterMs < peerMayLeadAfter, `fenced in time: ${label}`);
+      assert.ok(timings.agentCheckTtlMs >= settings.lock.ttlMs / 2, `beats to spare: ${label}`);
+      if (settings.lock.delayMs <= settings.lock.ttlMs / 2) {
+        assert.equal(peerMayLeadAfter, settings.lock.ttlMs, label);
+      }
+    }
+  }
+});
+
 Deno.test("a short HEALTHCHECK_INTERVAL is polled as set", () => {
   assert.equal(
     redisPollIntervalMs(config({ HEALTHCHECK_INTERVAL: "500ms", HEALTHCHECK_TIMEOUT: "2s" })),

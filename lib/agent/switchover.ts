@@ -137,7 +137,7 @@ export class SwitchoverCoordinator {
 
     const handover = handoverOf(record);
     if (!handover || !entry) {
-      this.#handover = undefined;
+      if (!this.#stillTakingOver(record, lock, leader, now)) this.#handover = undefined;
       return;
     }
     if (this.#handover?.id !== handover.id) {
@@ -183,6 +183,25 @@ export class SwitchoverCoordinator {
         () => control.updateSwitchover(advance(record!, "done", { detail }), entry.modifyIndex),
       );
     }
+  }
+
+  /**
+   * The old master records "done" as soon as Consul names the target as leader, which can reach the
+   * target before its own acquisition returns. Ending the handover then would make the target step
+   * aside and hand back a lock it has just won (and the election could pick another node). So the
+   * target keeps taking over until its lock driver holds the lock, another node leads, or time is up.
+   */
+  #stillTakingOver(
+    record: SwitchoverRecord | undefined,
+    lock: ReturnType<LockDriver["view"]>,
+    leader: LeaderView | null | undefined,
+    now: number,
+  ): boolean {
+    const mine = this.#handover;
+    if (!mine || record?.id !== mine.id || record.state !== "done") return false;
+    if (!sameHostPort(mine.target, this.#host.self) || now > mine.until) return false;
+    if (lock.phase === "held") return false;
+    return leader === undefined || leader === null || sameHostPort(leader.address, this.#host.self);
   }
 
   /** Runs the planned switchover's Redis FAILOVER beside the loop, once per request. */

@@ -192,8 +192,15 @@ export const switchover: Fault = {
       args: ["switchover", "--timeout", "10s"],
     });
     if (code !== 0) throw new Error(`resec switchover exited ${code}: ${output.trim()}`);
+    const target = /switchover done from \S+ to (\S+)/.exec(output)?.[1];
     const next = await monitor.waitForMasterOtherThan(master);
     note(`switched over to ${next.redis.address}`);
+    // The chosen target must be the one that leads, not whoever won a re-election after it.
+    if (next.redis.address !== target) {
+      throw new Error(
+        `the switchover named ${target} but ${next.redis.address} became master: ${output.trim()}`,
+      );
+    }
   },
 };
 

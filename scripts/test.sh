@@ -34,7 +34,14 @@ targets=("$@")
 mkdir -p test-results
 rm -f test-results/junit.xml
 status=0
-"$deno" test --allow-all --parallel --junit-path=test-results/junit.xml "${targets[@]}" || status=$?
+# A hung test must fail the run, not stall CI: the whole suite takes about a minute when warm.
+limit="${RESEC_TEST_TIMEOUT:-15m}"
+timeout --kill-after=30s "$limit" \
+  "$deno" test --allow-all --parallel --junit-path=test-results/junit.xml "${targets[@]}" || status=$?
+if [ $status -eq 124 ] || [ $status -eq 137 ]; then
+  echo "test.sh: the tests did not finish within $limit (RESEC_TEST_TIMEOUT): a test hangs;" \
+    "see the 'has been running for over' lines above" >&2
+fi
 sweep || status=1
 if [ -f test-results/junit.xml ]; then
   "$deno" run --allow-read scripts/junit-summary.ts test-results/junit.xml || status=1

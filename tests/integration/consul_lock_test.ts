@@ -96,9 +96,14 @@ Deno.test("when the holder's session is destroyed, it learns it lost the lock an
 
   const destroyedAt = performance.now();
   await destroySession(client, holder.session);
-  const lostReason = await new Promise<unknown>((resolve) =>
-    holder.lost.addEventListener("abort", () => resolve(holder.lost.reason), { once: true })
-  );
+  // The holder may hear of it before destroySession's own answer arrives: poll, never wait for an
+  // abort event that may already have fired (this hung a CI run).
+  await waitFor(() => holder.lost.aborted, {
+    timeoutMs: 5_000,
+    intervalMs: 5,
+    message: "the holder to hear that it lost the lock",
+  });
+  const lostReason = holder.lost.reason;
   const lostAfterMs = performance.now() - destroyedAt;
   const winner = await waiting;
   const takeoverMs = performance.now() - destroyedAt;

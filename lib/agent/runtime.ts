@@ -435,6 +435,7 @@ export class AgentRuntime implements AsyncDisposable {
     metrics.setLockHeld(observed.lock.phase === "held");
     metrics.setConsulReachable(observed.consulReachable);
     metrics.setPaused(observed.paused);
+    metrics.setAgentCheckRegistered(this.#presence.tiedChecks().length > 0);
     metrics.decisionChanged(decision.name);
     metrics.setReplicationLag(replicationLag(observed));
     this.#runHook(observed, decision);

@@ -56,6 +56,7 @@ export class ResecMetrics {
   readonly #decisionChanges: Counter<"decision">;
   readonly #decision: Gauge<"decision">;
   readonly #paused: Gauge;
+  readonly #agentCheck: Gauge;
   #currentDecision: DecisionName | undefined;
 
   constructor(options: ResecMetricsOptions = {}) {
@@ -152,6 +153,13 @@ export class ResecMetrics {
     this.#paused = registry.gauge({
       name: "resec_paused",
       help: "1 while the cluster is in maintenance mode: no agent promotes or demotes.",
+    });
+    this.#agentCheck = registry.gauge({
+      name: "resec_agent_check_registered",
+      help:
+        "1 while the agent's own check, which its lock sessions are tied to, is registered in " +
+        "Consul; 0 when it is not (e.g. refused by ACL): a dead agent then frees the lock only " +
+        "when its session expires.",
     });
 
     for (const status of CHECK_STATUSES) {
@@ -271,6 +279,11 @@ export class ResecMetrics {
   /** Call when maintenance mode is switched on or off. */
   setPaused(paused: boolean): void {
     this.#paused.set(paused ? 1 : 0);
+  }
+
+  /** Call with whether the agent check (see lib/agent/presence.ts) is registered. */
+  setAgentCheckRegistered(registered: boolean): void {
+    this.#agentCheck.set(registered ? 1 : 0);
   }
 
   /** Every metric in the Prometheus text format. */

@@ -44,6 +44,12 @@ Deno.test("the /master, /replica and /health endpoints follow the roles through 
     }
     const metrics = await (await fetch(`${httpOf(master)}/metrics`)).text();
     assert.match(metrics, /resec_lock_held 1/);
+    assert.match(metrics, /resec_agent_check_registered 1/, "its lock session is tied");
+    const agentServices = await cluster.consul.api<unknown[]>(
+      "GET",
+      "/v1/health/service/redis-agent?passing=1",
+    );
+    assert.equal(agentServices.length, cluster.nodes.length, "every agent is present and alive");
 
     await master.redis.kill();
     const newMaster = await cluster.waitForMaster(30_000, master);

@@ -196,16 +196,20 @@ Deno.test("decision changes are counted by the new decision, and a repeat of the
   assert.equal(s.get('resec_decision{decision="detaching"}'), 0);
 });
 
-Deno.test("Consul reachability and maintenance mode show as 0/1 gauges", () => {
+Deno.test("Consul reachability, maintenance mode and the agent check show as 0/1 gauges", () => {
   const metrics = new ResecMetrics();
   metrics.setConsulReachable(false);
   metrics.setPaused(true);
+  metrics.setAgentCheckRegistered(false);
   let s = samples(metrics);
   assert.equal(s.get("resec_consul_reachable"), 0);
   assert.equal(s.get("resec_paused"), 1);
+  assert.equal(s.get("resec_agent_check_registered"), 0);
   metrics.setConsulReachable(true);
   metrics.setPaused(false);
+  metrics.setAgentCheckRegistered(true);
   s = samples(metrics);
   assert.equal(s.get("resec_consul_reachable"), 1);
   assert.equal(s.get("resec_paused"), 0);
+  assert.equal(s.get("resec_agent_check_registered"), 1);
 });

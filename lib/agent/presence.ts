@@ -6,6 +6,8 @@
  * renewal; the check lapses exactly one check TTL after the last heartbeat, and Consul then ends the
  * session at once. So a dead agent frees its lock within the check TTL, and a peer takes it one lock
  * delay later. The roles' services cannot carry the check: a candidate has none while it competes.
+ * The check's TTL runs in the local Consul agent, so it does not help when that agent dies too (a
+ * whole host): then the session TTL, or a `serfHealth` node check, decides.
  */
 import { backoffDelay } from "../backoff.ts";
 import type { Clock } from "../clock.ts";

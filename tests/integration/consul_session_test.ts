@@ -25,6 +25,7 @@ import {
   SessionKeeper,
 } from "../../lib/consul/session.ts";
 import { ConsulServer, delay, waitFor } from "../support/mod.ts";
+import { presenceService } from "../support/presence.ts";
 
 Deno.test("the keeper holds a 1 s session alive for 3 s, and the session expires once it stops", async () => {
   await using consul = await ConsulServer.start();
@@ -147,20 +148,7 @@ Deno.test("a request to a frozen Consul fails at its deadline with a transient t
   assert.equal((await readKey(client, "resec/.lock")).entry, undefined, "works again once thawed");
 });
 
-const PRESENCE: ServiceDefinition = {
-  id: "redis-agent@127.0.0.1:6379",
-  name: "redis-agent",
-  tags: [],
-  port: 6379,
-  check: {
-    id: "redis-agent@127.0.0.1:6379:alive",
-    name: "Resec: agent alive",
-    ttlMs: 1_500,
-    deregisterCriticalAfterMs: 3_600_000,
-    initialStatus: "passing",
-    output: "alive",
-  },
-};
+const PRESENCE = presenceService(1_500);
 
 function tiedSession(client: ConsulClient, name: string): Promise<string> {
   return createSession(client, {

@@ -1,5 +1,6 @@
 /**
- * A real Consul dev agent on free loopback ports, for integration and end-to-end tests.
+ * A real Consul dev agent on free loopback ports, for integration and end-to-end tests; or, with
+ * `joinTo`, a client agent joined to one (a second "host" of the same datacenter).
  *
  * `session_ttl_min` is lowered to 1s so tests can use short sessions; with `acl: true` the agent runs in
  * default-deny mode and `managementToken` holds the bootstrap (initial management) token.
@@ -14,6 +15,8 @@ export interface ConsulOptions {
   acl?: boolean;
   /** Log level of the agent (default "warn"). */
   logLevel?: string;
+  /** Run as a client agent (not -dev) joined to this server's gossip pool. */
+  joinTo?: ConsulServer;
 }
 
 /**
@@ -37,14 +40,19 @@ export function consulBinary(): string {
 /** A running Consul dev agent. Dispose it (`await using`) to stop it. */
 export class ConsulServer {
   readonly httpPort: number;
+  readonly serfLanPort: number;
   readonly dir: string;
   readonly managementToken: string | undefined;
   #process: ManagedProcess | undefined;
   readonly #configPath: string;
 
   private constructor(readonly options: ConsulOptions) {
+    if (options.acl && options.joinTo) {
+      throw new Error("the harness runs client agents without ACLs");
+    }
     this.dir = makeServerDir("consul");
     this.httpPort = freePort();
+    this.serfLanPort = freePort();
     this.managementToken = options.acl ? crypto.randomUUID() : undefined;
     this.#configPath = `${this.dir}/agent.json`;
     Deno.writeTextFileSync(this.#configPath, JSON.stringify(this.#config(), null, 2));
@@ -139,8 +147,9 @@ export class ConsulServer {
   }
 
   #config(): Record<string, unknown> {
+    const join = this.options.joinTo;
     const config: Record<string, unknown> = {
-      node_name: `resec-test-${this.httpPort}`,
+      node_name: `resec-test-${join ? "client-" : ""}${this.httpPort}`,
       bind_addr: "127.0.0.1",
       client_addr: "127.0.0.1",
       advertise_addr: "127.0.0.1",
@@ -154,11 +163,18 @@ export class ConsulServer {
         dns: -1,
         grpc: -1,
         grpc_tls: -1,
-        serf_lan: freePort(),
-        serf_wan: freePort(),
+        serf_lan: this.serfLanPort,
+        serf_wan: join ? -1 : freePort(),
         server: freePort(),
       },
     };
+    if (join) {
+      config.server = false;
+      config.data_dir = `${this.dir}/data`;
+      config.retry_join = [`127.0.0.1:${join.serfLanPort}`];
+      config.retry_interval = "1s";
+      delete config.session_ttl_min; // a server setting: the server it joins has it
+    }
     if (this.managementToken) {
       config.acl = {
         enabled: true,
@@ -173,7 +189,7 @@ export class ConsulServer {
 
   async #launch(): Promise<void> {
     this.#process = new ManagedProcess(consulBinary(), {
-      args: ["agent", "-dev", `-config-file=${this.#configPath}`],
+      args: ["agent", ...(this.options.joinTo ? [] : ["-dev"]), `-config-file=${this.#configPath}`],
       logPath: `${this.dir}/consul.log`,
     });
     const process = this.#process;

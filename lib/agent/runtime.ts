@@ -8,6 +8,8 @@ import { announcedServiceAddress, type Config, serviceId } from "../config.ts";
 import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
 import { ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { ConsulLock } from "../consul/lock.ts";
+import { nodeGossipHealth } from "../consul/health.ts";
+import { destroySession, sessionInfo } from "../consul/session.ts";
 import {
   deregisterService,
   isUnknownToAgent,
@@ -34,6 +36,7 @@ import type { NodeStatus, StatusSource } from "../http/status.ts";
 import type { Decision, Observed } from "../reconciler.ts";
 import { endEarlierRunSessions } from "./earlier_run.ts";
 import { AgentPresence, type PresenceDefinition } from "./presence.ts";
+import { HolderHostWatch } from "./holder_watch.ts";
 import { LeaderSource } from "./leader_source.ts";
 import { LockDriver } from "./lock_driver.ts";
 import { RedisActuator } from "./redis_actuator.ts";
@@ -185,6 +188,7 @@ export class AgentRuntime implements AsyncDisposable {
   readonly #leaderSource: LeaderSource;
   readonly #board: CandidacyBoard;
   readonly #presence: AgentPresence;
+  readonly #holderWatch: HolderHostWatch;
   readonly #control: ControlSource;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -362,6 +366,20 @@ export class AgentRuntime implements AsyncDisposable {
       logger: logger.child("service"),
       onCheckUpdated: (status) => metrics.checkUpdated(status),
     });
+    this.#holderWatch = new HolderHostWatch({
+      port: {
+        sessionNode: async (session, signal) =>
+          (await sessionInfo(consul, session, { signal }))?.node,
+        gossipHealth: (node, options) => nodeGossipHealth(consul, node, options),
+        endSession: (session) => destroySession(consul, session),
+      },
+      leader: () => this.#leaderSource.leader(),
+      ownSession: () => lock.session,
+      paused: () => this.#control.paused(),
+      graceMs: timings.fenceAfterMs,
+      clock,
+      logger: logger.child("election"),
+    });
     this.agent = new Agent({
       config,
       clock,
@@ -488,6 +506,7 @@ export class AgentRuntime implements AsyncDisposable {
       clock: this.#clock,
     });
     await this.#presence.start();
+    this.#holderWatch.start();
     this.observer.start();
     this.agent.start();
   }
@@ -495,6 +514,7 @@ export class AgentRuntime implements AsyncDisposable {
   /** Stops gracefully (releases the lock, deregisters) and closes every connection. */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
+      await this.#holderWatch.stop();
       await this.agent.stop();
       // After the lock is released: deregistering the check would end the session anyway.
       await this.#presence.stop();

@@ -144,3 +144,44 @@ export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
     checks,
   };
 }
+
+/**
+ * The status of a node's `serfHealth` check: whether Consul's gossip still reaches the node's agent.
+ * `status` is undefined when the node or the check is unknown (a node that left is deregistered).
+ * With `index`, a blocking read that returns when the node's health changes or `waitMs` passed.
+ *
+ * @example
+ * ```ts
+ * const { status } = await nodeGossipHealth(client, "redis-2"); // "critical" once gossip gave up
+ * ```
+ */
+export async function nodeGossipHealth(
+  client: ConsulClient,
+  node: string,
+  options: { index?: number; waitMs?: Milliseconds; signal?: AbortSignal } = {},
+): Promise<{ status: CheckStatus | undefined; index: number }> {
+  const response = await client.request({
+    method: "GET",
+    path: `/v1/health/node/${encodePath(node)}`,
+    endpoint: "health.node",
+    action: `reading the health of node "${node}"`,
+    signal: options.signal,
+    blocking: options.index !== undefined && options.index > 0
+      ? { index: options.index, waitMs: options.waitMs ?? 10_000 }
+      : undefined,
+    decode: (json) =>
+      asArray(json, "the answer").map((check, index) => {
+        const what = `check ${index}`;
+        const fields = asObject(check, what);
+        const status = stringField(fields, "Status", what);
+        if (!(status in STATUS_RANK)) {
+          throw new TypeError(`expected ${what}.Status to be a check status, got "${status}"`);
+        }
+        return { id: stringField(fields, "CheckID", what), status: status as CheckStatus };
+      }),
+  });
+  return {
+    status: response.value?.find((check) => check.id === "serfHealth")?.status,
+    index: response.meta.index ?? 0,
+  };
+}

@@ -173,12 +173,14 @@ Deno.test("a session tied to the agent check dies when that check lapses, long b
     "the session list shows it",
   );
   await waitFor(async () => (await sessionInfo(client, session)) === undefined, {
-    timeoutMs: 5_000,
+    timeoutMs: 15_000,
     message: "the session to die with the agent check",
   });
   const diedAfter = Date.now() - tiedAt;
   console.log(`session (TTL 30 s) died ${diedAfter} ms after its 1.5 s agent check was last set`);
-  assert.ok(diedAfter >= 1_300 && diedAfter < 3_000, `died after ${diedAfter} ms`);
+  // Not before the check's TTL, and far sooner than the session's own 30 s (a busy machine slows
+  // the polling, so the upper bound only has to tell the two apart).
+  assert.ok(diedAfter >= 1_300 && diedAfter < 15_000, `died after ${diedAfter} ms`);
 });
 
 Deno.test("a tied session lives on while the check is heartbeaten and re-registered, and dies with its deregistration", async () => {

@@ -117,7 +117,6 @@ export class HolderHostWatch {
     });
     // A lower index means Consul's state was reset: start over with a plain read.
     target.index = index < target.index ? 0 : index;
-    if (this.#target !== target) return true;
     const now = clock.now();
     if (status !== "critical") {
       target.criticalSince = undefined;

@@ -63,6 +63,11 @@ export class AgentPresence {
     this.#options = options;
   }
 
+  /** The agent check's ID, registered or not. */
+  get checkId(): string {
+    return this.#options.definition.checkId;
+  }
+
   /** The checks a new lock session is tied to: the agent check, once Consul has it. */
   tiedChecks(): string[] {
     return this.#registered ? [this.#options.definition.checkId] : [];

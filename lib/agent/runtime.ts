@@ -500,7 +500,7 @@ export class AgentRuntime implements AsyncDisposable {
     await endEarlierRunSessions({
       client: this.consul,
       sessionName: this.config.lock.sessionName,
-      agentCheckId: presenceDefinition(this.config, this.timings).checkId,
+      agentCheckId: this.#presence.checkId,
       logger: this.#logger.child("lock"),
       deadlineMs: EARLIER_RUN_DEADLINE_MS,
       clock: this.#clock,

@@ -7,6 +7,7 @@ import { type ConsulClient, encodePath, type ResponseMeta } from "./client.ts";
 import {
   asArray,
   asObject,
+  type JsonObject,
   numberField,
   optionalStringField,
   stringField,
@@ -107,6 +108,15 @@ export function watchHealthService(
   });
 }
 
+/** A check's `Status`, refused unless it is one Consul documents. */
+function checkStatusField(fields: JsonObject, what: string): CheckStatus {
+  const status = stringField(fields, "Status", what);
+  if (!(status in STATUS_RANK)) {
+    throw new TypeError(`expected ${what}.Status to be a check status, got "${status}"`);
+  }
+  return status as CheckStatus;
+}
+
 /** Decodes one element of `/v1/health/service/<name>`. */
 export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
   const what = `entry ${position}`;
@@ -116,15 +126,12 @@ export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
   const checks = asArray(object.Checks, `${what}.Checks`).map((check, index) => {
     const checkWhat = `${what}.Checks[${index}]`;
     const fields = asObject(check, checkWhat);
-    const status = stringField(fields, "Status", checkWhat);
-    if (!(status in STATUS_RANK)) {
-      throw new TypeError(`expected ${checkWhat}.Status to be a check status, got "${status}"`);
-    }
+    const status = checkStatusField(fields, checkWhat);
     const serviceId = optionalStringField(fields, "ServiceID", checkWhat);
     return {
       id: stringField(fields, "CheckID", checkWhat),
       name: optionalStringField(fields, "Name", checkWhat) ?? "",
-      status: status as CheckStatus,
+      status,
       ...(serviceId ? { serviceId } : {}),
     };
   });
@@ -173,11 +180,7 @@ export async function nodeGossipHealth(
       asArray(json, "the answer").map((check, index) => {
         const what = `check ${index}`;
         const fields = asObject(check, what);
-        const status = stringField(fields, "Status", what);
-        if (!(status in STATUS_RANK)) {
-          throw new TypeError(`expected ${what}.Status to be a check status, got "${status}"`);
-        }
-        return { id: stringField(fields, "CheckID", what), status: status as CheckStatus };
+        return { id: stringField(fields, "CheckID", what), status: checkStatusField(fields, what) };
       }),
   });
   return {

@@ -14,6 +14,7 @@ import { sessionInfo } from "../../lib/consul/session.ts";
 import { endEarlierRunSessions } from "../../lib/agent/earlier_run.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import { ConsulServer, waitFor } from "../support/mod.ts";
+import { masterService, presenceService } from "../support/services.ts";
 
 /** The HCL policy of docs/consul-acl.md: its first ```hcl block. */
 function documentedPolicy(): string {
@@ -30,20 +31,7 @@ function policyWith(rule: RegExp, replacement: string): string {
   return policy;
 }
 
-const SERVICE = {
-  id: "redis@127.0.0.1:6379",
-  name: "redis-master",
-  tags: ["master"],
-  address: "127.0.0.1",
-  port: 6379,
-  check: {
-    id: "redis@127.0.0.1:6379:replication",
-    name: "Resec: master replication status",
-    ttlMs: 30_000,
-    deregisterCriticalAfterMs: 3_600_000,
-    initialStatus: "warning" as const,
-  },
-};
+const SERVICE = masterService();
 
 function lockFor(client: ConsulClient, logger = new CapturingLogger()): ConsulLock {
   return new ConsulLock({
@@ -150,21 +138,7 @@ Deno.test("an anonymous request is denied with a message naming what was attempt
   );
 });
 
-const PRESENCE = {
-  id: "redis-agent@127.0.0.1:6379",
-  name: "redis-agent",
-  tags: [],
-  address: "127.0.0.1",
-  port: 6379,
-  check: {
-    id: "redis-agent@127.0.0.1:6379:alive",
-    name: "Resec: agent alive",
-    ttlMs: 30_000,
-    deregisterCriticalAfterMs: 3_600_000,
-    initialStatus: "passing" as const,
-    output: "alive",
-  },
-};
+const PRESENCE = presenceService(30_000);
 
 Deno.test("the documented policy lets the agent register its presence, tie its session to it, and end an earlier run's", async () => {
   await using consul = await ConsulServer.start({ acl: true });

@@ -16,7 +16,7 @@ import { parseHostPort } from "../../lib/address.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import { ConsulServer, delay, waitFor } from "../support/mod.ts";
-import { presenceService } from "../support/presence.ts";
+import { presenceService } from "../support/services.ts";
 
 const PRESENCE = presenceService(3_000);
 

@@ -25,7 +25,7 @@ import {
   SessionKeeper,
 } from "../../lib/consul/session.ts";
 import { ConsulServer, delay, waitFor } from "../support/mod.ts";
-import { presenceService } from "../support/presence.ts";
+import { presenceService } from "../support/services.ts";
 
 Deno.test("the keeper holds a 1 s session alive for 3 s, and the session expires once it stops", async () => {
   await using consul = await ConsulServer.start();

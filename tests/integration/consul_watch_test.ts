@@ -10,6 +10,7 @@ import { type KvEntry, putKey, readKey, watchKey, watchPrefix } from "../../lib/
 import { registerService, updateCheck } from "../../lib/consul/service.ts";
 import type { BlockingWatch } from "../../lib/consul/watch.ts";
 import { ConsulServer, delay, freePort } from "../support/mod.ts";
+import { masterService } from "../support/services.ts";
 
 /** Pulls values out of a watch one at a time, with a deadline on each. */
 class Reader<T> {
@@ -39,20 +40,9 @@ Deno.test("a health watch sees a service become passing, then critical, at once 
     connection: { baseUrl: consul.url },
     onRequest: (event) => events.push(event),
   });
-  await registerService(client, {
-    id: "redis@127.0.0.1:6379",
-    name: "redis-master",
-    tags: ["master"],
-    address: "127.0.0.1",
-    port: 6379,
-    check: {
-      id: "redis@127.0.0.1:6379:replication",
-      name: "Resec: master replication status",
-      ttlMs: 30_000,
-      deregisterCriticalAfterMs: 3_600_000,
-      initialStatus: "warning",
-    },
-  });
+  const service = masterService();
+  await registerService(client, service);
+
   await using watch = watchHealthService(client, "redis-master", { waitMs: 60_000 });
   const reader = new Reader<HealthEntry[]>(watch);
   const first = await reader.next();
@@ -64,13 +54,13 @@ Deno.test("a health watch sees a service become passing, then critical, at once 
   const healthReads = () => events.filter((event) => event.endpoint === "health.service").length;
   const readsBefore = healthReads();
   let changedAt = performance.now();
-  await updateCheck(client, "redis@127.0.0.1:6379:replication", "passing", "role:master");
+  await updateCheck(client, service.check.id, "passing", "role:master");
   const passing = await reader.next();
   const passingMs = performance.now() - changedAt;
   assert.equal(passing[0]!.status, "passing");
 
   changedAt = performance.now();
-  await updateCheck(client, "redis@127.0.0.1:6379:replication", "critical", "INFO failed");
+  await updateCheck(client, service.check.id, "critical", "INFO failed");
   const critical = await reader.next();
   const criticalMs = performance.now() - changedAt;
   assert.equal(critical[0]!.status, "critical");

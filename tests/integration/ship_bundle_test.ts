@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EXIT_OK, EXIT_USAGE } from "../../lib/cli.ts";
 import { agentPermissionFlags } from "../../lib/permissions.ts";
-import { makeServerDir } from "../support/mod.ts";
+import { type CommandResult, makeServerDir, runCommand } from "../support/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -19,26 +19,13 @@ function scratch(label: string): { path: string } & Disposable {
 /** Builds the bundle into `dir` with scripts/bundle.sh and returns its path. */
 async function buildBundle(dir: string): Promise<string> {
   const output = `${dir}/resec.js`;
-  const result = await new Deno.Command(`${ROOT}scripts/bundle.sh`, {
+  const result = await runCommand(`${ROOT}scripts/bundle.sh`, {
     // Type-checking is CI's `deno check`; here only the bundle matters.
     args: ["--no-check", "--output", output],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
-  }).output();
-  const decoder = new TextDecoder();
-  assert.equal(
-    result.code,
-    0,
-    `bundle.sh failed:\n${decoder.decode(result.stdout)}${decoder.decode(result.stderr)}`,
-  );
+    timeoutMs: 120_000,
+  });
+  assert.equal(result.code, 0, `bundle.sh failed:\n${result.stdout}${result.stderr}`);
   return output;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 /**
@@ -52,7 +39,7 @@ async function runAgentEntry(options: {
   env?: Record<string, string>;
   cwd: string;
   denoDir?: string;
-}): Promise<Run> {
+}): Promise<CommandResult> {
   const closed = "http://127.0.0.1:9";
   const isolation: Record<string, string> = options.denoDir === undefined ? {} : {
     DENO_DIR: options.denoDir,
@@ -60,21 +47,13 @@ async function runAgentEntry(options: {
     HTTPS_PROXY: closed,
     NPM_CONFIG_REGISTRY: `${closed}/`,
   };
-  const result = await new Deno.Command(Deno.execPath(), {
+  return await runCommand(Deno.execPath(), {
     args: ["run", ...agentPermissionFlags(), options.entry, ...options.args],
     cwd: options.cwd,
     clearEnv: true,
     env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...isolation, ...options.env },
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: result.code,
-    stdout: decoder.decode(result.stdout),
-    stderr: decoder.decode(result.stderr),
-  };
+    timeoutMs: 60_000,
+  });
 }
 
 Deno.test("the bundle runs --version and --check from an empty directory with an empty Deno cache and no network", async () => {

@@ -4,7 +4,7 @@
  * real denort in DENORT_BIN (CI machines that have one), it builds dist/resec and the binary runs.
  */
 import assert from "node:assert/strict";
-import { makeServerDir } from "../support/mod.ts";
+import { makeServerDir, runCommand } from "../support/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const COMPILE = `${ROOT}scripts/compile.sh`;
@@ -19,17 +19,14 @@ interface Outcome {
 
 async function compile(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
   const started = Date.now();
-  const result = await new Deno.Command(COMPILE, {
+  const result = await runCommand(COMPILE, {
     args,
     env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
-  }).output();
-  const decoder = new TextDecoder();
+    timeoutMs: 120_000,
+  });
   return {
     code: result.code,
-    output: decoder.decode(result.stdout) + decoder.decode(result.stderr),
+    output: result.stdout + result.stderr,
     elapsedMs: Date.now() - started,
   };
 }

@@ -11,11 +11,13 @@
  */
 import assert from "node:assert/strict";
 import {
+  type CommandResult,
   ConsulServer,
   FAST_AGENT_ENV,
   makeServerDir,
   ManagedProcess,
   RedisServer,
+  runCommand,
   waitFor,
 } from "../support/mod.ts";
 
@@ -66,14 +68,8 @@ function requireRoot(): void {
 }
 
 async function run(command: string, args: string[]): Promise<string> {
-  const result = await new Deno.Command(command, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(300_000),
-  }).output();
-  const decoder = new TextDecoder();
-  const output = decoder.decode(result.stdout) + decoder.decode(result.stderr);
+  const result = await runCommand(command, { args, timeoutMs: 300_000 });
+  const output = result.stdout + result.stderr;
   assert.equal(result.code, 0, `${command} ${args.join(" ")} failed:\n${output}`);
   return output;
 }
@@ -187,22 +183,14 @@ async function runInImage(
   image: UnpackedImage,
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
+): Promise<CommandResult> {
   const { command, args: fullArgs } = containerCommand(image, args);
-  const result = await new Deno.Command(command, {
+  return await runCommand(command, {
     args: fullArgs,
     clearEnv: true,
     env: imageEnv(image, env),
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: result.code,
-    stdout: decoder.decode(result.stdout),
-    stderr: decoder.decode(result.stderr),
-  };
+    timeoutMs: 60_000,
+  });
 }
 
 Deno.test("the image holds only the agent, the libraries it links, /etc/passwd and /etc/hosts, and runs as a non-root user", async () => {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EXIT_USAGE } from "../../lib/cli.ts";
 import { ENVIRONMENT_VARIABLES, parseConfig } from "../../lib/config.ts";
-import { makeServerDir } from "../support/mod.ts";
+import { makeServerDir, runCommand } from "../support/mod.ts";
 import { HARD_EXIT_AFTER_MS } from "../../lib/agent.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -103,18 +103,12 @@ function copyTree(from: string, to: string): void {
 }
 
 async function run(command: string, args: string[]): Promise<{ code: number; output: string }> {
-  const result = await new Deno.Command(command, {
+  const result = await runCommand(command, {
     args,
-    stdout: "piped",
-    stderr: "piped",
     env: { SYSTEMD_COLORS: "0", SYSTEMD_PAGER: "", LC_ALL: "C.UTF-8" },
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: result.code,
-    output: (decoder.decode(result.stdout) + decoder.decode(result.stderr)).trim(),
-  };
+    timeoutMs: 60_000,
+  });
+  return { code: result.code, output: (result.stdout + result.stderr).trim() };
 }
 
 Deno.test("resec.service runs /usr/local/bin/resec with /etc/default/resec, restarts on failure and stops with SIGTERM", () => {

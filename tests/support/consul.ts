@@ -5,7 +5,7 @@
  * `session_ttl_min` is lowered to 1s so tests can use short sessions; with `acl: true` the agent runs in
  * default-deny mode and `managementToken` holds the bootstrap (initial management) token.
  */
-import { freePort, isPortTaken } from "./ports.ts";
+import { freePort, startOnFreePorts } from "./ports.ts";
 import { ManagedProcess } from "./process.ts";
 import { makeServerDir } from "./tmp.ts";
 import { GiveUpError, waitFor } from "./wait.ts";
@@ -60,18 +60,7 @@ export class ConsulServer {
 
   /** Starts an agent and waits until it has a leader (and, with ACLs, until the token works). */
   static async start(options: ConsulOptions = {}): Promise<ConsulServer> {
-    // A port handed out as free can be taken by another test process before the server binds it:
-    // start again on fresh ports then.
-    for (let attempt = 1;; attempt++) {
-      const server = new ConsulServer(options);
-      try {
-        await server.#launch();
-        return server;
-      } catch (error) {
-        await server.stop();
-        if (attempt >= 3 || !isPortTaken(error)) throw error;
-      }
-    }
+    return await startOnFreePorts(() => new ConsulServer(options), (server) => server.#launch());
   }
 
   /** host:port of the HTTP API, as CONSUL_HTTP_ADDR takes it. */

@@ -9,7 +9,7 @@
  */
 export { consulBinary, type ConsulOptions, ConsulServer } from "./consul.ts";
 export { RedisServer, type RedisServerOptions } from "./redis.ts";
-export { ManagedProcess } from "./process.ts";
+export { type CommandResult, ManagedProcess, runCommand } from "./process.ts";
 export { freePort } from "./ports.ts";
 export { delay, GiveUpError, waitFor, type WaitOptions } from "./wait.ts";
 export { makeServerDir, testRunDir } from "./tmp.ts";

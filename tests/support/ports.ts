@@ -26,3 +26,23 @@ export function isPortTaken(error: unknown): boolean {
   const text = error instanceof Error ? error.message : String(error);
   return /address already in use/i.test(text);
 }
+
+/**
+ * Creates and launches a server, starting again on fresh ports (up to three times) when a port handed
+ * out as free was taken by another test process before the server bound it.
+ */
+export async function startOnFreePorts<S extends { stop(): Promise<unknown> }>(
+  create: () => S,
+  launch: (server: S) => Promise<void>,
+): Promise<S> {
+  for (let attempt = 1;; attempt++) {
+    const server = create();
+    try {
+      await launch(server);
+      return server;
+    } catch (error) {
+      await server.stop();
+      if (attempt >= 3 || !isPortTaken(error)) throw error;
+    }
+  }
+}

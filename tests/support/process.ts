@@ -132,3 +132,41 @@ export class ManagedProcess {
     await this.stop();
   }
 }
+
+/** What a finished command printed. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to completion with its output captured (for short tools: builds, `--version`,
+ * systemd-analyze). Killed when it outlives `timeoutMs`.
+ */
+export async function runCommand(
+  command: string,
+  options: {
+    args: string[];
+    cwd?: string;
+    env?: Record<string, string>;
+    clearEnv?: boolean;
+    timeoutMs: number;
+  },
+): Promise<CommandResult> {
+  const result = await new Deno.Command(command, {
+    args: options.args,
+    cwd: options.cwd,
+    env: options.env,
+    clearEnv: options.clearEnv,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: result.code,
+    stdout: decoder.decode(result.stdout),
+    stderr: decoder.decode(result.stderr),
+  };
+}

@@ -2,7 +2,7 @@
  * Real redis-server processes on free loopback ports, without persistence, for tests.
  */
 import { Redis, type RedisOptions } from "ioredis";
-import { freePort, isPortTaken } from "./ports.ts";
+import { freePort, startOnFreePorts } from "./ports.ts";
 import { ManagedProcess } from "./process.ts";
 import { makeServerDir } from "./tmp.ts";
 import { GiveUpError, waitFor } from "./wait.ts";
@@ -30,18 +30,7 @@ export class RedisServer {
 
   /** Starts a server and waits until it answers PING. */
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    // A port handed out as free can be taken by another test process before the server binds it:
-    // start again on fresh ports then.
-    for (let attempt = 1;; attempt++) {
-      const server = new RedisServer(options);
-      try {
-        await server.#launch();
-        return server;
-      } catch (error) {
-        await server.stop();
-        if (attempt >= 3 || !isPortTaken(error)) throw error;
-      }
-    }
+    return await startOnFreePorts(() => new RedisServer(options), (server) => server.#launch());
   }
 
   /** Starts `count` servers at once. */

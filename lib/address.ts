@@ -68,6 +68,11 @@ export function isLoopbackHost(host: string): boolean {
   return lower === "localhost" || lower === "::1" || lower.startsWith("127.");
 }
 
+/** True for the wildcard addresses (`0.0.0.0`, `::`): a listener's, never one a peer can dial. */
+export function isUnspecifiedHost(host: string): boolean {
+  return host === "::" || /^0+(\.0+){3}$/.test(host) || /^(0{1,4}:){7}0{1,4}$/.test(host);
+}
+
 /** True when two addresses name the same endpoint (case-insensitive host). */
 export function sameHostPort(a: HostPort, b: HostPort): boolean {
   return a.port === b.port && a.host.toLowerCase() === b.host.toLowerCase();

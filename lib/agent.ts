@@ -5,7 +5,10 @@
 import type { Config } from "./config.ts";
 import { configureLogging, type Logger } from "./log.ts";
 import { AgentRuntime } from "./agent/runtime.ts";
-import { EXIT_FAILURE, EXIT_OK } from "./cli.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
+import { ConsulClient } from "./consul/client.ts";
+import { ConsulPermissionDeniedError } from "./consul/errors.ts";
+import { AnnounceAddressError, type Placement, resolvePlacement } from "./agent/placement.ts";
 import { versionLine } from "./version.ts";
 
 /** Signals that stop the agent gracefully (the Go resec's set; systemd sends SIGTERM). */
@@ -29,25 +32,54 @@ export async function runAgent(config: Config): Promise<number> {
     lockKey: config.lock.key,
   });
 
-  let runtime: AgentRuntime;
+  const stopSignal = Promise.withResolvers<Deno.Signal>();
+  const stopping = new AbortController();
+  let runtime: AgentRuntime | undefined;
+  const handlers = new Map<Deno.Signal, () => void>();
+  for (const signal of STOP_SIGNALS) {
+    handlers.set(signal, () => {
+      stopping.abort(new Error(`stopped by ${signal}`));
+      stopSignal.resolve(signal);
+    });
+  }
+  const dump = (signal: "SIGUSR1" | "SIGUSR2") => () =>
+    console.log(formatDump(signal, runtime?.status.state() ?? { placing: true }));
+  handlers.set("SIGUSR1", dump("SIGUSR1"));
+  handlers.set("SIGUSR2", dump("SIGUSR2"));
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  const removeHandlers = () => {
+    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+  };
+
+  let placed: Config;
+  let node: string;
   try {
-    runtime = new AgentRuntime(config, { logger });
+    const placement = await place(config, logger, stopping.signal);
+    placed = { ...config, announce: placement.announce };
+    node = placement.node;
   } catch (error) {
+    removeHandlers();
+    if (stopping.signal.aborted) return EXIT_OK;
+    logger.error("cannot start", { error });
+    return error instanceof AnnounceAddressError || error instanceof ConsulPermissionDeniedError
+      ? EXIT_USAGE
+      : EXIT_FAILURE;
+  }
+
+  try {
+    runtime = new AgentRuntime(placed, { logger, node });
+  } catch (error) {
+    removeHandlers();
     logger.error("cannot start", { error });
     return EXIT_FAILURE;
   }
-  const stopSignal = Promise.withResolvers<Deno.Signal>();
-  const handlers = new Map<Deno.Signal, () => void>();
-  for (const signal of STOP_SIGNALS) handlers.set(signal, () => stopSignal.resolve(signal));
-  handlers.set("SIGUSR1", () => console.log(formatDump("SIGUSR1", runtime.status.state())));
-  handlers.set("SIGUSR2", () => console.log(formatDump("SIGUSR2", runtime.status.state())));
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
 
   try {
     await runtime.start();
   } catch (error) {
     logger.error("cannot start", { error });
     await runtime.stop();
+    removeHandlers();
     return EXIT_FAILURE;
   }
   const signal = await stopSignal.promise;
@@ -60,9 +92,15 @@ export async function runAgent(config: Config): Promise<number> {
     await runtime.stop();
   } finally {
     clearTimeout(hardExit);
-    for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
+    removeHandlers();
   }
   return EXIT_OK;
+}
+
+/** Settles the node and the announce address with a Consul client of its own, closed afterwards. */
+async function place(config: Config, logger: Logger, signal: AbortSignal): Promise<Placement> {
+  using client = new ConsulClient({ connection: config.consul, logger: logger.child("consul") });
+  return await resolvePlacement({ client, config, logger: logger.child("placement"), signal });
 }
 
 /**

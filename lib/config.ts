@@ -3,7 +3,13 @@
  * Consul CLI's own variables and the knobs our extra behaviour needs. Parsed and validated once, before
  * anything touches Consul or Redis; every problem is reported at once.
  */
-import { formatHostPort, type HostPort, isLoopbackHost, parseHostPort } from "./address.ts";
+import {
+  formatHostPort,
+  type HostPort,
+  isLoopbackHost,
+  isUnspecifiedHost,
+  parseHostPort,
+} from "./address.ts";
 import type { Milliseconds } from "./duration.ts";
 import { type ConfigProblem, type Environment, EnvReader } from "./env.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
@@ -149,6 +155,12 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
   if (announceText !== undefined) {
     try {
       announce = parseHostPort(announceText);
+      if (isUnspecifiedHost(announce.host)) {
+        reader.problem(
+          "ANNOUNCE_ADDR",
+          `ANNOUNCE_ADDR "${announceText}" names no host: give the address other hosts reach this Redis at`,
+        );
+      }
     } catch (error) {
       reader.problem("ANNOUNCE_ADDR", `ANNOUNCE_ADDR: ${(error as Error).message}`);
     }
@@ -291,15 +303,44 @@ function parseLockKey(reader: EnvReader): string {
 }
 
 /**
- * The announce address as the Go resec registers it: for a loopback host, only the port is announced
- * (Consul then uses the node's address), else host and port.
+ * True when this agent announces its Consul node's address: REDIS_ADDR names this machine only
+ * (loopback or unspecified) and ANNOUNCE_ADDR is unset. The Go resec then registers only the port and
+ * lets Consul fill in the node's address; the agent resolves that address at start (lib/agent/placement.ts).
  */
-export function announcedServiceAddress(config: Pick<Config, "announce">): string | undefined {
-  return isLoopbackHost(config.announce.host) ? undefined : config.announce.host;
+export function announcesNodeAddress(config: Pick<Config, "announceFromEnv" | "redis">): boolean {
+  return !config.announceFromEnv &&
+    (isLoopbackHost(config.redis.host) || isUnspecifiedHost(config.redis.host));
 }
 
-/** The service ID: `<service name or prefix>@<announce address>`, as the Go resec builds it. */
-export function serviceId(config: Pick<Config, "announce" | "service">): string {
+/**
+ * The Address field of the service registrations: omitted when the node's address is announced (Consul
+ * then uses it, as for the Go resec) or the announce address is loopback; else the announce host.
+ */
+export function announcedServiceAddress(
+  config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
+): string | undefined {
+  return announcesNodeAddress(config) || isLoopbackHost(config.announce.host)
+    ? undefined
+    : config.announce.host;
+}
+
+/**
+ * The address part of service and check IDs, as the Go resec builds it: `:6379` when the node's address
+ * is announced (so IDs stay the same across hosts and across a migration), else `host:port`. Consul keys
+ * services and checks by node, so equal IDs on different hosts never collide.
+ */
+export function serviceIdAddress(
+  config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
+): string {
+  return announcesNodeAddress(config)
+    ? `:${config.announce.port}`
+    : formatHostPort(config.announce);
+}
+
+/** The service ID: `<service name or prefix>@<address part>` (see `serviceIdAddress`). */
+export function serviceId(
+  config: Pick<Config, "announce" | "announceFromEnv" | "redis" | "service">,
+): string {
   const base = config.service.mode === "tags" ? config.service.name : config.service.prefix;
-  return `${base}@${formatHostPort(config.announce)}`;
+  return `${base}@${serviceIdAddress(config)}`;
 }

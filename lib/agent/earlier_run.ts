@@ -4,7 +4,8 @@
  * Those sessions are tied to this node's agent check. A restart registers that check as passing again
  * before it could lapse, so nothing would end them but their TTL, up to 2 × CONSUL_LOCK_TTL with
  * nobody renewing: a lock held by a dead process, and a master fenced for all that time. They are
- * recognised by the session name and the agent check, whose ID carries this node's announce address.
+ * recognised by the node, the session name and the agent check. The node matters: session names and
+ * check IDs are the same on every host (`redis-agent@:6379:alive`), and only this node's are ours.
  */
 import { type Clock, systemClock } from "../clock.ts";
 import type { ConsulClient } from "../consul/client.ts";
@@ -15,6 +16,8 @@ import type { Logger } from "../log.ts";
 
 export interface EarlierRunOptions {
   client: ConsulClient;
+  /** The Consul node this agent runs on; sessions of other nodes are never touched. */
+  node: string;
   sessionName: string;
   agentCheckId: string;
   logger: Logger;
@@ -23,14 +26,21 @@ export interface EarlierRunOptions {
   clock?: Clock;
 }
 
+/** Identifies this agent's sessions: its node, its session name and its agent check. */
+export interface SessionOwner {
+  node: string;
+  sessionName: string;
+  agentCheckId: string;
+}
+
 /** The sessions of an earlier run of this agent, among all of the datacenter's. */
 export function earlierRunSessions(
   sessions: readonly SessionInfo[],
-  sessionName: string,
-  agentCheckId: string,
+  owner: SessionOwner,
 ): SessionInfo[] {
   return sessions.filter((session) =>
-    session.name === sessionName && session.serviceChecks.includes(agentCheckId)
+    session.node === owner.node && session.name === owner.sessionName &&
+    session.serviceChecks.includes(owner.agentCheckId)
   );
 }
 
@@ -46,11 +56,7 @@ export async function endEarlierRunSessions(options: EarlierRunOptions): Promise
   while (true) {
     attempt++;
     try {
-      const stale = earlierRunSessions(
-        await listSessions(client),
-        options.sessionName,
-        options.agentCheckId,
-      );
+      const stale = earlierRunSessions(await listSessions(client), options);
       for (const session of stale) {
         await destroySession(client, session.id);
         logger.warn("ended a lock session left by an earlier run of this agent", {

@@ -4,7 +4,7 @@
  * them in order.
  */
 import { type Clock, systemClock } from "../clock.ts";
-import { announcedServiceAddress, type Config, serviceId } from "../config.ts";
+import { announcedServiceAddress, type Config, serviceId, serviceIdAddress } from "../config.ts";
 import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
 import { ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { ConsulLock } from "../consul/lock.ts";
@@ -148,7 +148,7 @@ export function presenceDefinition(
 ): PresenceDefinition {
   const naming = config.service;
   const name = `${naming.mode === "tags" ? naming.name : naming.prefix}-agent`;
-  const id = `${name}@${formatHostPort(config.announce)}`;
+  const id = `${name}@${serviceIdAddress(config)}`;
   const address = announcedServiceAddress(config);
   return {
     serviceId: id,
@@ -172,6 +172,8 @@ export function masterServiceQuery(config: Config): { name: string; tag?: string
 
 export interface AgentRuntimeOptions {
   logger: Logger;
+  /** The Consul node the agent runs on (lib/agent/placement.ts); `config.announce` is already settled. */
+  node: string;
   clock?: Clock;
   /** Every Consul request, for extra observers (the metrics count them already). */
   onConsulRequest?: (event: ConsulRequestEvent) => void;
@@ -192,6 +194,7 @@ export class AgentRuntime implements AsyncDisposable {
   readonly #control: ControlSource;
   readonly #logger: Logger;
   readonly #clock: Clock;
+  readonly #node: string;
   #http: HttpServer | undefined;
   #freeSinceSeen: number | undefined;
   readonly #hook: RoleChangeHook | undefined;
@@ -205,6 +208,7 @@ export class AgentRuntime implements AsyncDisposable {
     this.timings = timings;
     this.#logger = logger;
     this.#clock = clock;
+    this.#node = options.node;
     const metrics = new ResecMetrics({ clock });
     this.metrics = metrics;
     this.#hook = config.roleChangeHook
@@ -499,6 +503,7 @@ export class AgentRuntime implements AsyncDisposable {
     // Before this run makes any session of its own, so none of them can be mistaken for old ones.
     await endEarlierRunSessions({
       client: this.consul,
+      node: this.#node,
       sessionName: this.config.lock.sessionName,
       agentCheckId: this.#presence.checkId,
       logger: this.#logger.child("lock"),

@@ -12,6 +12,7 @@ import { ConsulLock } from "../../lib/consul/lock.ts";
 import { deregisterService, registerService, updateCheck } from "../../lib/consul/service.ts";
 import { sessionInfo } from "../../lib/consul/session.ts";
 import { endEarlierRunSessions } from "../../lib/agent/earlier_run.ts";
+import { localNode } from "../../lib/consul/node.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import { ConsulServer, waitFor } from "../support/mod.ts";
 import { masterService, presenceService } from "../support/services.ts";
@@ -158,9 +159,14 @@ Deno.test("the documented policy lets the agent register its presence, tie its s
   });
   const hold = await lock.acquire('{"address":"127.0.0.1:6379"}', AbortSignal.timeout(10_000));
   const logger = new CapturingLogger();
+  // The documented policy grants no agent:read: the node is found through a throwaway session.
+  const node = await localNode(client, { probeSession: { name: "resec", ttlMs: 10_000 } });
+  assert.equal(node.name, (await sessionInfo(client, hold.session))?.node);
+  assert.equal(node.address, "127.0.0.1");
   // A restarted agent's first act: end the sessions of its earlier run.
   const ended = await endEarlierRunSessions({
     client,
+    node: node.name,
     sessionName: "resec",
     agentCheckId: PRESENCE.check.id,
     logger,

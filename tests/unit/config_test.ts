@@ -3,7 +3,12 @@
  * touches Consul or Redis.
  */
 import assert from "node:assert/strict";
-import { announcedServiceAddress, parseConfig, serviceId } from "../../lib/config.ts";
+import {
+  announcedServiceAddress,
+  announcesNodeAddress,
+  parseConfig,
+  serviceId,
+} from "../../lib/config.ts";
 import type { Environment } from "../../lib/env.ts";
 
 function problemsOf(env: Environment): string[] {
@@ -145,10 +150,32 @@ Deno.test("ANNOUNCE_ADDR is announced instead of REDIS_ADDR, IPv6 included", () 
   assert.equal(announcedServiceAddress(config), "2001:db8::5");
 });
 
-Deno.test("a loopback REDIS_ADDR announces only the port, as the Go resec does", () => {
+Deno.test("a loopback REDIS_ADDR registers only the port and the ID the Go resec uses", () => {
   const config = configOf({ REDIS_ADDR: "localhost:6380" });
   assert.equal(announcedServiceAddress(config), undefined);
-  assert.equal(serviceId(config), "redis@localhost:6380");
+  assert.equal(serviceId(config), "redis@:6380");
+  assert.equal(announcesNodeAddress(config), true);
+});
+
+Deno.test("a routable REDIS_ADDR is announced and registered as it is", () => {
+  const config = configOf({ REDIS_ADDR: "10.1.2.3:6380" });
+  assert.equal(announcesNodeAddress(config), false);
+  assert.equal(announcedServiceAddress(config), "10.1.2.3");
+  assert.equal(serviceId(config), "redis@10.1.2.3:6380");
+});
+
+Deno.test("a loopback ANNOUNCE_ADDR is the operator's choice: kept, with its host in the ID", () => {
+  const config = configOf({ REDIS_ADDR: "127.0.0.1:6380", ANNOUNCE_ADDR: "127.0.0.1:6381" });
+  assert.equal(announcesNodeAddress(config), false);
+  assert.equal(serviceId(config), "redis@127.0.0.1:6381");
+});
+
+Deno.test("an ANNOUNCE_ADDR that names no host is refused", () => {
+  assert.match(
+    problemsOf({ ANNOUNCE_ADDR: "0.0.0.0:6379" })[0]!,
+    /ANNOUNCE_ADDR "0\.0\.0\.0:6379" names no host/,
+  );
+  assert.match(problemsOf({ ANNOUNCE_ADDR: "[::]:6379" })[0]!, /names no host/);
 });
 
 Deno.test("a malformed ANNOUNCE_ADDR is refused", () => {

@@ -140,15 +140,21 @@ function session(id: string, name: string, serviceChecks: string[]): SessionInfo
   };
 }
 
-Deno.test("a restarted agent ends only its own earlier sessions: same name, tied to its own check", () => {
+Deno.test("a restarted agent ends only its own earlier sessions: its node, same name, tied to its own check", () => {
   const sessions = [
     session("old-own", "resec", [DEFINITION.checkId]),
+    // Another host's agent: the same session name and check ID (`redis-agent@:6379:alive`).
+    { ...session("other-host", "resec", [DEFINITION.checkId]), node: "node-2" },
     session("peer", "resec", ["redis-agent@10.0.0.2:6379:alive"]),
     session("other-tool", "vault-lock", [DEFINITION.checkId]),
     session("untied", "resec", []),
   ];
   assert.deepEqual(
-    earlierRunSessions(sessions, "resec", DEFINITION.checkId).map((found) => found.id),
+    earlierRunSessions(sessions, {
+      node: "node-1",
+      sessionName: "resec",
+      agentCheckId: DEFINITION.checkId,
+    }).map((found) => found.id),
     ["old-own"],
   );
 });

@@ -4,7 +4,13 @@
  */
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
-import { type Config, ENVIRONMENT_VARIABLES, parseConfig, SECRET_VARIABLES } from "./config.ts";
+import {
+  announcesNodeAddress,
+  type Config,
+  ENVIRONMENT_VARIABLES,
+  parseConfig,
+  SECRET_VARIABLES,
+} from "./config.ts";
 import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
@@ -150,9 +156,11 @@ export function readEnvironment(
 export function describeEffectiveConfig(config: Config, env: Environment): string[] {
   const lines = [
     `redis            ${config.redis.host}:${config.redis.port}`,
-    `announce         ${config.announce.host}:${config.announce.port}${
-      config.announceFromEnv ? "" : " (from REDIS_ADDR)"
-    }`,
+    announcesNodeAddress(config)
+      ? `announce         <the local Consul node's address>:${config.announce.port} (resolved at start)`
+      : `announce         ${config.announce.host}:${config.announce.port}${
+        config.announceFromEnv ? "" : " (from REDIS_ADDR)"
+      }`,
     `consul           ${config.consul.baseUrl}${config.consul.token ? " (token set)" : ""}`,
     config.service.mode === "tags"
       ? `service          ${config.service.name} master tags [${

@@ -73,6 +73,15 @@ Deno.test("--check validates, prints the effective configuration with secrets ma
   assert.equal(h.started.length, 0);
 });
 
+Deno.test("--check with default settings says the host's address comes from its Consul node", async () => {
+  const h = harness({});
+  assert.equal(await runCli(["--check"], h.io), EXIT_OK);
+  assert.match(
+    h.out.join("\n"),
+    /announce +<the local Consul node's address>:6379 \(resolved at start\)/,
+  );
+});
+
 Deno.test("--env-file supplies variables and the real environment wins over it", async () => {
   const h = harness({ REDIS_ADDR: "10.0.0.9:6379" }, {
     "/etc/default/resec": "REDIS_ADDR=10.0.0.1:6379\nCONSUL_LOCK_KEY=team/.lock\n# comment\n",

@@ -12,6 +12,8 @@ cd "$root"
 deno="$("$root/scripts/deno.sh" --print-path)"
 CONSUL_BIN="$("$root/scripts/provision-consul.sh")"
 export CONSUL_BIN DENO_NO_UPDATE_CHECK=1
+# The mixed-cluster tests (tests/migration/) run the Go resec beside ours; unset when it has no source.
+if GO_RESEC_BIN="$("$root/scripts/provision-go-resec.sh" 2>/dev/null)"; then export GO_RESEC_BIN; fi
 RESEC_TEST_TMP="$(mktemp -d "${TMPDIR:-/tmp}/resec-test.XXXXXX")"
 export RESEC_TEST_TMP
 # Integration tests mostly wait on servers, so run more modules than there are cores.

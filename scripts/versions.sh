@@ -6,6 +6,8 @@ CONSUL_VERSION="v1.22.7"
 # The release's own tree builds against its in-repo api module; the tagged api release carrying the same
 # fields (ACLToken.Name, ACLAuthMethod.TokenNameFormat) is this one.
 CONSUL_API_VERSION="v1.34.3"
-# The Go resec, built only as a benchmark peer (bench/).
-GO_RESEC_VERSION="v0.0.0"
+# The Go resec (mixed-cluster tests and benchmark peer) is built from ../shared/peers/go-resec; this
+# labels its --version, and this golang.org/x/sys replaces its 2021 one should that stop compiling.
+GO_RESEC_LABEL="seatgeek-db0044d"
+GO_RESEC_XSYS_VERSION="v0.41.0"
 RESEC_CACHE_DIR="${RESEC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/resec}"

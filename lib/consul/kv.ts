@@ -186,16 +186,16 @@ export async function acquireKey(
 
 /**
  * Gives the key's lock back. Consul stores the body as the new value, so without `value` the key is
- * left empty. False when `session` did not hold it.
+ * left empty, and the flags too: without `flags` they become 0. False when `session` did not hold it.
  */
 export async function releaseKey(
   client: ConsulClient,
   key: string,
   session: string,
   value: string | Uint8Array = "",
-  options: { signal?: AbortSignal } = {},
+  options: { flags?: number | bigint; signal?: AbortSignal } = {},
 ): Promise<boolean> {
-  return await writeKey(client, key, value, { release: session }, options);
+  return await writeKey(client, key, value, { release: session, flags: options.flags }, options);
 }
 
 /** Deletes a key (or, with `recurse`, a prefix); false when a `cas` condition failed. */

@@ -361,7 +361,11 @@ class Hold implements LockHold {
     const logger = this.#options.logger;
     if (!wasLost) {
       try {
-        await releaseKey(this.#client, this.key, this.session);
+        // A release rewrites the flags too: keep ours, or the Go resec's lock helper (which refuses a
+        // key with other flags) could never take the key again.
+        await releaseKey(this.#client, this.key, this.session, "", {
+          flags: this.#options.lock.flags,
+        });
       } catch (error) {
         logger.warn("releasing the lock failed; destroying its session instead", {
           key: this.key,

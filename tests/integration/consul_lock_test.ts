@@ -255,3 +255,27 @@ Deno.test("a held lock is reported lost when Consul restarts and forgets the ses
   await again.release();
   await hold.release();
 });
+
+Deno.test("a released lock keeps its flags, so the Go resec's lock helper can take it next", async () => {
+  await using consul = await ConsulServer.start();
+  using client = clientFor(consul);
+  // The flags of hashicorp/consul's Lock (LockFlagValue): it refuses a key that carries others.
+  const flags = 3304740253564472344n;
+  const lock = new ConsulLock({
+    client,
+    key: KEY,
+    sessionName: "flagged",
+    ttlMs: 10_000,
+    lockDelayMs: 0,
+    nodeChecks: [],
+    monitorRetries: 3,
+    monitorRetryIntervalMs: 200,
+    flags,
+  });
+  const hold = await lock.acquire(`{"address":"10.0.0.1:6379"}`, new AbortController().signal);
+  await hold.release();
+  // Read as text: a JSON number this large loses its last digits.
+  const raw = await (await fetch(`${consul.url}/v1/kv/${KEY}`)).text();
+  assert.match(raw, new RegExp(`"Flags":\\s*${flags}\\b`), raw);
+  assert.equal((await readKey(client, KEY)).entry?.session, undefined);
+});

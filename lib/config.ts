@@ -21,9 +21,17 @@ import {
 } from "./redis/connection.ts";
 import { parseHttpAddr } from "./http/addr.ts";
 
-/** How services are named in Consul (the seeds' two modes). */
+/**
+ * How services are named in Consul (the seeds' two modes). Both carry the role's tags, as the Go resec
+ * registers them in either mode; only tag mode needs them to tell the roles apart.
+ */
 export type ServiceNaming =
-  | { readonly mode: "prefix"; readonly prefix: string }
+  | {
+    readonly mode: "prefix";
+    readonly prefix: string;
+    readonly masterTags: readonly string[];
+    readonly slaveTags: readonly string[];
+  }
   | {
     readonly mode: "tags";
     readonly name: string;
@@ -140,7 +148,7 @@ export type ConfigResult =
  * @example
  * ```ts
  * const result = parseConfig({ REDIS_ADDR: "127.0.0.1:6380" });
- * if (result.ok) result.config.service; // { mode: "prefix", prefix: "redis" }
+ * if (result.ok) result.config.service; // { mode: "prefix", prefix: "redis", masterTags: [], … }
  * ```
  */
 export function parseConfig(env: Environment, options: LoadConfigOptions = {}): ConfigResult {
@@ -273,7 +281,7 @@ function parseServiceNaming(reader: EnvReader): ServiceNaming {
         `CONSUL_SERVICE_PREFIX "${prefix}" is not a valid service name prefix: use letters, digits, "-", "_" and "."`,
       );
     }
-    return { mode: "prefix", prefix };
+    return { mode: "prefix", prefix, masterTags, slaveTags };
   }
   if (masterTags.length === 0) {
     reader.problem(

@@ -122,9 +122,7 @@ export function serviceDefinition(
   return {
     id,
     name: naming.mode === "tags" ? naming.name : `${naming.prefix}-${role}`,
-    tags: naming.mode === "tags"
-      ? [...(role === "master" ? naming.masterTags : naming.slaveTags)]
-      : [],
+    tags: [...(role === "master" ? naming.masterTags : naming.slaveTags)],
     ...(address !== undefined ? { address } : {}),
     port: config.announce.port,
     check: {

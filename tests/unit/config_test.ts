@@ -10,6 +10,7 @@ import {
   serviceId,
 } from "../../lib/config.ts";
 import type { Environment } from "../../lib/env.ts";
+import { masterServiceQuery, serviceDefinition } from "../../lib/agent/runtime.ts";
 
 function problemsOf(env: Environment): string[] {
   const result = parseConfig(env, { readTextFile: () => "" });
@@ -25,7 +26,12 @@ function configOf(env: Environment) {
 
 Deno.test("an empty environment gives the Go resec's defaults", () => {
   const config = configOf({});
-  assert.deepEqual(config.service, { mode: "prefix", prefix: "redis" });
+  assert.deepEqual(config.service, {
+    mode: "prefix",
+    prefix: "redis",
+    masterTags: [],
+    slaveTags: [],
+  });
   assert.equal(config.lock.key, "resec/.lock");
   assert.equal(config.lock.sessionName, "resec");
   assert.equal(config.lock.ttlMs, 15_000);
@@ -141,6 +147,19 @@ Deno.test("tag mode names one service and keeps both tag lists", () => {
     masterTags: ["master", "a"],
     slaveTags: ["slave"],
   });
+});
+
+Deno.test("prefix mode tags each role's service with MASTER_TAGS or SLAVE_TAGS, as the Go resec does", () => {
+  const config = configOf({ MASTER_TAGS: "primary,a", SLAVE_TAGS: "replica" });
+  const timings = { checkTtlMs: 10_000 };
+  const master = serviceDefinition(config, timings, "master", "passing", "");
+  const slave = serviceDefinition(config, timings, "slave", "passing", "");
+  assert.equal(master.name, "redis-master");
+  assert.deepEqual(master.tags, ["primary", "a"]);
+  assert.equal(slave.name, "redis-slave");
+  assert.deepEqual(slave.tags, ["replica"]);
+  // The Go resec finds the master by name alone in prefix mode: no tag in the query.
+  assert.deepEqual(masterServiceQuery(config), { name: "redis-master" });
 });
 
 Deno.test("ANNOUNCE_ADDR is announced instead of REDIS_ADDR, IPv6 included", () => {

@@ -12,7 +12,13 @@ import {
 } from "./address.ts";
 import type { Milliseconds } from "./duration.ts";
 import { type ConfigProblem, type Environment, EnvReader } from "./env.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./log.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVEL_ALIASES,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+} from "./log.ts";
 import { type ConsulConnectionConfig, parseConsulEnv } from "./consul/connection.ts";
 import {
   parseRedisEnv,
@@ -228,7 +234,7 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     }),
     healthcheckIntervalMs,
     healthcheckTimeoutMs,
-    logLevel: reader.choice("LOG_LEVEL", LOG_LEVELS, "info"),
+    logLevel: parseLogLevel(reader),
     logFormat: reader.choice("LOG_FORMAT", LOG_FORMATS, "text"),
     election: {
       // Patroni's maximum_lag_on_failover default: 1 MiB.
@@ -244,6 +250,21 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
   return reader.problems.length > 0
     ? { ok: false, problems: reader.problems }
     : { ok: true, config };
+}
+
+function parseLogLevel(reader: EnvReader): LogLevel {
+  const text = reader.raw("LOG_LEVEL");
+  if (text === undefined) return "info";
+  const name = text.toLowerCase();
+  const level = LOG_LEVELS.find((known) => known === name) ?? LOG_LEVEL_ALIASES.get(name);
+  if (level !== undefined) return level;
+  reader.problem(
+    "LOG_LEVEL",
+    `Cannot parse LOG_LEVEL "${text}": expected one of ${
+      [...LOG_LEVELS, ...LOG_LEVEL_ALIASES.keys()].join(", ")
+    }`,
+  );
+  return "info";
 }
 
 function parseRoleChangeHook(

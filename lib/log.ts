@@ -18,6 +18,19 @@ import { AsyncLocalStorage } from "node:async_hooks";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
+/**
+ * The other LOG_LEVEL names the Go resec (logrus) accepted, mapped to the nearest level here: an
+ * environment file written for it must keep starting the agent.
+ */
+export const LOG_LEVEL_ALIASES: ReadonlyMap<string, LogLevel> = new Map([
+  ["warning", "warn"],
+  // No level below debug here.
+  ["trace", "debug"],
+  // logrus's fatal and panic log as errors before they end the process; only errors are left.
+  ["fatal", "error"],
+  ["panic", "error"],
+]);
+
 /** Log line formats, as LOG_FORMAT takes them. */
 export type LogFormat = "text" | "json";
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];

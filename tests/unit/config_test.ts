@@ -112,6 +112,23 @@ Deno.test("REDIS_ADDR without a port is refused", () => {
   assert.match(problemsOf({ REDIS_ADDR: "redis" }).join("\n"), /REDIS_ADDR/);
 });
 
+Deno.test("every LOG_LEVEL the Go resec (logrus) accepted is accepted, in any case", () => {
+  const levels: Record<string, string> = {
+    debug: "debug",
+    info: "info",
+    warn: "warn",
+    error: "error",
+    WARNING: "warn",
+    Trace: "debug",
+    fatal: "error",
+    PANIC: "error",
+  };
+  for (const [given, expected] of Object.entries(levels)) {
+    assert.equal(configOf({ LOG_LEVEL: given }).logLevel, expected, given);
+  }
+  assert.match(problemsOf({ LOG_LEVEL: "chatty" })[0]!, /LOG_LEVEL "chatty".*warning/);
+});
+
 Deno.test("every invalid variable is reported at once", () => {
   const problems = problemsOf({
     HEALTHCHECK_INTERVAL: "5x",

@@ -346,12 +346,6 @@ function buildTransport(
   }
   const tls = connection.tls;
   if (!tls || !origin.startsWith("https:")) return { httpClient: undefined, origin };
-  if (!tls.verify) {
-    logger.warn(
-      "CONSUL_HTTP_SSL_VERIFY=false cannot be honoured per connection: Consul's certificate is " +
-        "still verified unless Deno runs with --unsafely-ignore-certificate-errors",
-    );
-  }
   const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
   if (tls.caCertPem) options.caCerts = [tls.caCertPem];
   if (tls.certPem && tls.keyPem) {

@@ -19,8 +19,6 @@ export interface ConsulTlsConfig {
    * warns and verifies against the address' host.
    */
   serverName?: string;
-  /** False when CONSUL_HTTP_SSL_VERIFY=false (see ConsulClient for what Deno can honour). */
-  verify: boolean;
 }
 
 /** How to reach and authenticate to one Consul agent. */
@@ -86,10 +84,20 @@ export function parseConsulEnv(
     }
   }
 
-  const tls = readTls(reader, readTextFile, verify);
+  const tls = readTls(reader, readTextFile);
   const https = config.baseUrl.startsWith("https:");
+  if (https && !verify) {
+    // Deno.createHttpClient has no option to skip verification; only a process-wide Deno flag does.
+    reader.problem(
+      "CONSUL_HTTP_SSL_VERIFY",
+      "CONSUL_HTTP_SSL_VERIFY=false is not supported: Deno cannot skip the check of Consul's " +
+        "certificate for one connection. Unset it and give the CA that signed that certificate " +
+        "with CONSUL_CACERT (or, running the bundle with `deno run`, add " +
+        "--unsafely-ignore-certificate-errors=<Consul's host> to Deno's flags)",
+    );
+  }
   if (https) {
-    config.tls = tls ?? { verify };
+    config.tls = tls ?? {};
   } else if (tls !== undefined) {
     const names = [
       "CONSUL_CACERT",
@@ -220,9 +228,8 @@ function readToken(
 function readTls(
   reader: EnvReader,
   readTextFile: (path: string) => string,
-  verify: boolean,
 ): ConsulTlsConfig | undefined {
-  const tls: ConsulTlsConfig = { verify };
+  const tls: ConsulTlsConfig = {};
   let any = false;
   const readPem = (variable: string, label: "CERTIFICATE" | "PRIVATE KEY") => {
     const path = reader.raw(variable);
@@ -275,7 +282,6 @@ function readTls(
         `CONSUL_HTTP_ADDR (https://${serverName}:8501) and make it resolve to the agent`,
     );
   }
-  if (reader.raw("CONSUL_HTTP_SSL_VERIFY") !== undefined) any = true;
   return any ? tls : undefined;
 }
 

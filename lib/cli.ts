@@ -15,6 +15,7 @@ import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { parseHostPort } from "./address.ts";
+import { MAX_SWITCHOVER_TIMEOUT_MS } from "./control.ts";
 import type { CommandIo } from "./commands.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration (nothing was touched). */
@@ -113,6 +114,14 @@ export function parseInvocation(args: readonly string[]): Invocation {
           );
         }
         if (timeoutMs <= 0) throw new UsageError(`--timeout "${values.timeout}" must be positive`);
+        // Agents ignore a record asking for more (lib/control.ts): say so here instead.
+        if (timeoutMs > MAX_SWITCHOVER_TIMEOUT_MS) {
+          throw new UsageError(
+            `--timeout "${values.timeout}" is longer than the ${
+              formatDuration(MAX_SWITCHOVER_TIMEOUT_MS)
+            } a switchover may take`,
+          );
+        }
       }
       if (values.to !== undefined) {
         try {

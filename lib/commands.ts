@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { ConsulClient } from "./consul/client.ts";
 import { deleteKey, putKey, readKey } from "./consul/kv.ts";
 import {
+  encodeSwitchoverRecord,
   isFinished,
   parseSwitchoverRecord,
   pauseKey,
@@ -14,6 +15,7 @@ import {
   type SwitchoverRecord,
 } from "./control.ts";
 import type { Milliseconds } from "./duration.ts";
+import { InvalidRecordError } from "./record.ts";
 
 /** Where a command prints. */
 export interface CommandIo {
@@ -52,29 +54,30 @@ export async function requestSwitchover(
   const record: SwitchoverRecord = {
     id: crypto.randomUUID(),
     state: "requested",
-    ...(options.to !== undefined ? { to: formatHostPort(parseHostPort(options.to)) } : {}),
+    ...(options.to !== undefined ? { to: parseHostPort(options.to) } : {}),
     timeoutMs: options.timeoutMs,
     requestedAt: new Date().toISOString(),
   };
   const current = await readKey(client, key);
   let cas = 0;
   if (current.entry) {
-    const previous = safeParse(current.entry.value);
-    if (previous && !isFinished(previous)) {
-      io.stderr(
-        `resec: a switchover is already ${previous.state} (id ${previous.id}); try again later`,
-      );
+    const previous = readRecord(current.entry.value);
+    if (!previous.ok) {
+      io.stderr(`resec: replacing an invalid switchover record (${previous.reason})`);
+    } else if (!isFinished(previous.record)) {
+      const { state, id } = previous.record;
+      io.stderr(`resec: a switchover is already ${state} (id ${id}); try again later`);
       return 1;
     }
     cas = current.entry.modifyIndex;
   }
-  if (!(await putKey(client, key, JSON.stringify(record), { cas }))) {
+  if (!(await putKey(client, key, encodeSwitchoverRecord(record), { cas }))) {
     io.stderr("resec: another switchover request was written at the same moment; try again");
     return 1;
   }
   io.stdout(
     `switchover ${record.id} requested${
-      record.to ? ` to ${record.to}` : ""
+      record.to ? ` to ${formatHostPort(record.to)}` : ""
     }; waiting for the master`,
   );
 
@@ -85,7 +88,8 @@ export async function requestSwitchover(
     const waitMs = Math.max(100, Math.min(5_000, deadline - Date.now()));
     const result = await readKey(client, key, { index: Math.max(index, 1), waitMs });
     index = result.index < index ? 0 : result.index;
-    const seen = result.entry ? safeParse(result.entry.value) : undefined;
+    const read = result.entry ? readRecord(result.entry.value) : undefined;
+    const seen = read?.ok ? read.record : undefined;
     if (!seen || seen.id !== record.id) {
       io.stderr("resec: the switchover request was replaced or removed by someone else");
       return 1;
@@ -93,8 +97,8 @@ export async function requestSwitchover(
     if (seen.state !== lastState) {
       lastState = seen.state;
       const parts = [`switchover ${seen.state}`];
-      if (seen.from) parts.push(`from ${seen.from}`);
-      if (seen.to) parts.push(`to ${seen.to}`);
+      if (seen.from) parts.push(`from ${formatHostPort(seen.from)}`);
+      if (seen.to) parts.push(`to ${formatHostPort(seen.to)}`);
       if (seen.detail) parts.push(`: ${seen.detail}`);
       (seen.state === "refused" || seen.state === "failed" ? io.stderr : io.stdout)(
         parts.join(" "),
@@ -110,10 +114,14 @@ export async function requestSwitchover(
   return 1;
 }
 
-function safeParse(text: string): SwitchoverRecord | undefined {
+/** The record in the key, or why it cannot be read. */
+function readRecord(
+  text: string,
+): { ok: true; record: SwitchoverRecord } | { ok: false; reason: string } {
   try {
-    return parseSwitchoverRecord(text);
-  } catch {
-    return undefined;
+    return { ok: true, record: parseSwitchoverRecord(text) };
+  } catch (error) {
+    if (error instanceof InvalidRecordError) return { ok: false, reason: error.reason };
+    throw error;
   }
 }

@@ -2,8 +2,9 @@
  * Operator controls that travel through Consul KV, next to the lock, so no agent needs a port of its
  * own: maintenance mode (`<lock key>.paused`) and planned switchover (`<lock key>.switchover`).
  */
-import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+import { formatHostPort, type HostPort } from "./address.ts";
 import type { Milliseconds } from "./duration.ts";
+import { InvalidRecordError, MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "./record.ts";
 
 /** The key whose presence pauses every agent of the cluster. */
 export function pauseKey(lockKey: string): string {
@@ -21,28 +22,40 @@ export interface PauseNote {
   readonly since: string;
 }
 
+/**
+ * Parses the pause key's value. The key's presence is what pauses, whatever it holds; the note only
+ * tells people why.
+ *
+ * @throws {InvalidRecordError} when the value is not a note `resec pause` could have written
+ */
+export function parsePauseNote(text: string): PauseNote {
+  const fields = RecordFields.parse("pause note", text);
+  return { reason: fields.text("reason", { empty: true }), since: fields.timestamp("since") };
+}
+
 /** Where a switchover request stands. */
 export type SwitchoverState = "requested" | "in-progress" | "done" | "refused" | "failed";
+
+/**
+ * The longest handover a switchover may ask for. While one is in progress only its target competes
+ * for the lock, so a record asking for days would hold elections up for days.
+ */
+export const MAX_SWITCHOVER_TIMEOUT_MS: Milliseconds = 600_000;
 
 /** The switchover key's value. */
 export interface SwitchoverRecord {
   /** Chosen by the requester; progress updates keep it. */
   readonly id: string;
   readonly state: SwitchoverState;
-  /** The requested (or, once in progress, the chosen) new master, `host:port`. */
-  readonly to?: string;
-  /** The master handing over, `host:port`, once in progress. */
-  readonly from?: string;
+  /** The requested (or, once in progress, the chosen) new master. */
+  readonly to?: HostPort;
+  /** The master handing over, once in progress. */
+  readonly from?: HostPort;
   /** How long the handover may take before it is given up. */
   readonly timeoutMs: Milliseconds;
   readonly requestedAt: string;
   /** Why it was refused or failed, or how long it took. */
   readonly detail?: string;
-}
-
-/** Thrown when a switchover record in Consul is not one we wrote. */
-export class SwitchoverRecordError extends Error {
-  override name = "SwitchoverRecordError";
 }
 
 const STATES: readonly SwitchoverState[] = [
@@ -53,29 +66,48 @@ const STATES: readonly SwitchoverState[] = [
   "failed",
 ];
 
-/** Parses the switchover key's value. */
+/**
+ * Parses the switchover key's value, every field checked: an in-progress record must name both
+ * ends of the handover.
+ *
+ * @throws {InvalidRecordError} when the value is not a record resec could have written
+ * @example
+ * ```ts
+ * parseSwitchoverRecord('{"id":"x","state":"in-progress","to":"127.0.0.1:1","from":"no-port"}');
+ * // throws: Cannot parse the switchover record: "from": Cannot parse address "no-port": …
+ * ```
+ */
 export function parseSwitchoverRecord(text: string): SwitchoverRecord {
-  let parsed: Partial<SwitchoverRecord>;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new SwitchoverRecordError(
-      `Cannot parse the switchover record: ${(error as Error).message}`,
-    );
+  const fields = RecordFields.parse("switchover record", text);
+  const state = fields.choice("state", STATES);
+  if (state === "in-progress") {
+    for (const end of ["to", "from"]) {
+      if (!fields.has(end)) {
+        throw new InvalidRecordError("switchover record", `"${end}" is missing while in progress`);
+      }
+    }
   }
-  if (typeof parsed.id !== "string" || !STATES.includes(parsed.state as SwitchoverState)) {
-    throw new SwitchoverRecordError(`Cannot parse the switchover record: no id or unknown state`);
-  }
-  if (parsed.to !== undefined) parseHostPort(parsed.to);
+  const to = fields.optionalAddress("to");
+  const from = fields.optionalAddress("from");
+  const detail = fields.optionalText("detail", { empty: true });
   return {
-    id: parsed.id,
-    state: parsed.state as SwitchoverState,
-    ...(parsed.to !== undefined ? { to: parsed.to } : {}),
-    ...(parsed.from !== undefined ? { from: String(parsed.from) } : {}),
-    timeoutMs: typeof parsed.timeoutMs === "number" ? parsed.timeoutMs : 30_000,
-    requestedAt: String(parsed.requestedAt ?? ""),
-    ...(parsed.detail !== undefined ? { detail: String(parsed.detail) } : {}),
+    id: fields.text("id", { maxChars: MAX_ID_CHARS }),
+    state,
+    ...(to ? { to } : {}),
+    ...(from ? { from } : {}),
+    timeoutMs: fields.positive("timeoutMs", MAX_SWITCHOVER_TIMEOUT_MS),
+    requestedAt: fields.timestamp("requestedAt"),
+    ...(detail !== undefined ? { detail } : {}),
   };
+}
+
+/** The switchover key's value for `record`. */
+export function encodeSwitchoverRecord(record: SwitchoverRecord): string {
+  return JSON.stringify({
+    ...record,
+    ...(record.to ? { to: formatHostPort(record.to) } : {}),
+    ...(record.from ? { from: formatHostPort(record.from) } : {}),
+  });
 }
 
 /** True once a request has ended one way or another. */
@@ -93,7 +125,7 @@ export interface Handover {
 /** The handover an in-progress record describes, if any. */
 export function handoverOf(record: SwitchoverRecord | undefined): Handover | undefined {
   if (record?.state !== "in-progress" || !record.to || !record.from) return undefined;
-  return { id: record.id, target: parseHostPort(record.to), from: parseHostPort(record.from) };
+  return { id: record.id, target: record.to, from: record.from };
 }
 
 /** A record moved to a new state. */
@@ -105,8 +137,9 @@ export function advance(
   return {
     ...record,
     state,
-    ...(changes.to ? { to: formatHostPort(changes.to) } : {}),
-    ...(changes.from ? { from: formatHostPort(changes.from) } : {}),
-    ...(changes.detail !== undefined ? { detail: changes.detail } : {}),
+    ...(changes.to ? { to: changes.to } : {}),
+    ...(changes.from ? { from: changes.from } : {}),
+    // A long error from Redis must not make the record one that every reader refuses.
+    ...(changes.detail !== undefined ? { detail: changes.detail.slice(0, MAX_TEXT_CHARS) } : {}),
   };
 }

@@ -2,13 +2,13 @@
  * The lock key's value: who leads, announced by the leader itself so replicas follow the lock holder
  * rather than the health catalog (two passing masters in the catalog must never stall the cluster).
  */
-import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
-import type { LeaderView } from "./model.ts";
+import { formatHostPort, type HostPort } from "./address.ts";
+import { MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "./record.ts";
 
-/** The JSON the leader writes into the lock key. */
+/** What a leader announces in the lock key's value. */
 export interface LeaderAnnouncement {
-  /** Where replicas reach the leader's Redis (`host:port`). */
-  readonly address: string;
+  /** Where replicas reach the leader's Redis. */
+  readonly address: HostPort;
   /** The agent's session name (CONSUL_LOCK_SESSION_NAME), for people reading the key. */
   readonly agent: string;
   /** Redis run_id of the leader when it took the lock. */
@@ -23,42 +23,32 @@ export interface LeaderAnnouncement {
 export function encodeLeaderAnnouncement(
   options: { address: HostPort; agent: string; runId?: string; now: number; epoch?: number },
 ): string {
-  const announcement: LeaderAnnouncement = {
+  return JSON.stringify({
     address: formatHostPort(options.address),
     agent: options.agent,
     runId: options.runId,
     since: new Date(options.now).toISOString(),
     ...(options.epoch !== undefined ? { epoch: options.epoch } : {}),
-  };
-  return JSON.stringify(announcement);
+  });
 }
 
 /**
- * Reads the leader from the lock key. Returns undefined when the value carries no usable address
- * (e.g. a Go resec holds the lock: it writes an empty value), so the caller can fall back to the
- * health catalog.
+ * Reads the lock key's value, every field checked. Undefined when the holder announced nothing (a
+ * Go resec holds the lock: it writes an empty value), so the caller can fall back to the catalog.
+ *
+ * @throws {InvalidRecordError} when the value is not an announcement resec could have written; the
+ * caller then treats the holder as one that announced nothing
  */
-export function parseLeaderAnnouncement(
-  value: string | undefined,
-  holder: { session: string; lockIndex: number },
-): LeaderView | undefined {
+export function parseLeaderAnnouncement(value: string | undefined): LeaderAnnouncement | undefined {
   if (!value) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== "object" || parsed === null) return undefined;
-  const address = (parsed as { address?: unknown }).address;
-  if (typeof address !== "string") return undefined;
-  try {
-    return {
-      address: parseHostPort(address),
-      session: holder.session,
-      lockIndex: holder.lockIndex,
-    };
-  } catch {
-    return undefined;
-  }
+  const fields = RecordFields.parse("lock value", value);
+  const runId = fields.optionalText("runId", { maxChars: MAX_ID_CHARS, empty: true });
+  const epoch = fields.optionalInteger("epoch", { min: 0 });
+  return {
+    address: fields.address("address"),
+    agent: fields.text("agent", { maxChars: MAX_TEXT_CHARS, empty: true }),
+    ...(runId !== undefined ? { runId } : {}),
+    since: fields.timestamp("since"),
+    ...(epoch !== undefined ? { epoch } : {}),
+  };
 }

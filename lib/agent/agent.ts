@@ -25,6 +25,9 @@ import { type ControlPort, type FailoverOutcome, SwitchoverCoordinator } from ".
 
 export type { ControlPort, FailoverOutcome };
 
+/** The key of a failing evaluation in the agent's map of failing steps. */
+const EVALUATION = "evaluation";
+
 /** The local Redis as the agent observes it. */
 export interface RedisObserverPort {
   current(): RedisView;
@@ -90,8 +93,10 @@ export interface AgentOptions {
   control?: ControlPort;
   /** Runs Redis FAILOVER TO `target` on the local Redis and disconnects its clients afterwards. */
   failover?: (target: HostPort, timeoutMs: Milliseconds) => Promise<FailoverOutcome>;
-  /** Called after every evaluation (metrics). Must not throw. */
+  /** Called after every evaluation (metrics). An error it throws is logged, never fatal. */
   onEvaluated?: (observed: Observed, decision: Decision, previous: Decision | undefined) => void;
+  /** Called when an evaluation fails (metrics); the loop goes on. */
+  onEvaluationFailed?: (error: unknown) => void;
 }
 
 /** A snapshot of the agent for SIGUSR2 and /state. Never holds a secret. */
@@ -102,6 +107,8 @@ export interface AgentSnapshot {
   readonly startedAt: string;
   /** When the loop last evaluated (ms since the epoch); a stuck loop shows here. */
   readonly lastEvaluatedAt: number | undefined;
+  /** Evaluations that failed with an error (the loop went on). */
+  readonly evaluationErrors: number;
 }
 
 /** The control loop. Create, `start()`, and `stop()` (or dispose) to shut down gracefully. */
@@ -113,6 +120,7 @@ export class Agent implements AsyncDisposable {
   #decision: Decision | undefined;
   #observed: Observed | undefined;
   #evaluations = 0;
+  #evaluationErrors = 0;
   #running: Promise<void> | undefined;
   #dirty = false;
   #stopping = false;
@@ -175,6 +183,7 @@ export class Agent implements AsyncDisposable {
       evaluations: this.#evaluations,
       startedAt: new Date(this.#startedAt).toISOString(),
       lastEvaluatedAt: observed?.now,
+      evaluationErrors: this.#evaluationErrors,
     };
   }
 
@@ -223,14 +232,57 @@ export class Agent implements AsyncDisposable {
     await this.stop();
   }
 
+  /**
+   * Evaluates until nothing asked for another evaluation. Never rejects: an error in one evaluation
+   * is logged and counted, and the next tick or change evaluates again. An error let out of here
+   * would end the drain for good, and with it every fence, demotion and release.
+   */
   async #drain(): Promise<void> {
     try {
       while (this.#dirty && !this.#stopping) {
         this.#dirty = false;
-        await this.#evaluate();
+        try {
+          await this.#evaluate();
+          if (this.#failing.delete(EVALUATION)) this.#log.info("evaluations work again");
+        } catch (error) {
+          this.#evaluationFailed(error);
+        }
       }
     } finally {
       this.#running = undefined;
+    }
+  }
+
+  #evaluationFailed(error: unknown): void {
+    this.#evaluationErrors++;
+    const message = error instanceof Error ? error.message : String(error);
+    if (this.#failing.get(EVALUATION) !== message) {
+      this.#failing.set(EVALUATION, message);
+      this.#log.error("evaluation failed; evaluating again on the next tick", { error });
+    }
+    try {
+      this.#options.onEvaluationFailed?.(error);
+    } catch {
+      // Metrics only.
+    }
+  }
+
+  /**
+   * Runs a part of the evaluation that the decision can do without (bookkeeping, listeners, metrics):
+   * an error is logged once per distinct message, and the evaluation goes on.
+   */
+  #besides(step: string, action: () => void): boolean {
+    try {
+      action();
+      if (this.#failing.delete(step)) this.#log.info(`${step} works again`);
+      return true;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (this.#failing.get(step) !== message) {
+        this.#failing.set(step, message);
+        this.#log.error(`${step} failed; carrying on without it`, { error });
+      }
+      return false;
     }
   }
 
@@ -242,8 +294,12 @@ export class Agent implements AsyncDisposable {
     const lockView = withAgentCheck(lock.view(), this.#options.agentCheckConfirmedAt?.());
     this.#track(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
-    this.#switchover.follow(election, lockView, leader, now);
-    const handover = this.#switchover.handover();
+    // A switchover the agent cannot follow is no switchover: the usual rules, failover included.
+    const followed = this.#besides(
+      "switchover bookkeeping",
+      () => this.#switchover.follow(election, lockView, leader, now),
+    );
+    const handover = followed ? this.#switchover.handover() : undefined;
     const observed: Observed = {
       now,
       self: config.announce,
@@ -281,9 +337,14 @@ export class Agent implements AsyncDisposable {
           reason: decision.reason,
         },
       );
-      for (const listener of this.#listeners) listener(decision);
+      for (const listener of this.#listeners) {
+        this.#besides("decision listener", () => listener(decision));
+      }
     }
-    this.#options.onEvaluated?.(observed, decision, previous);
+    const onEvaluated = this.#options.onEvaluated;
+    if (onEvaluated) {
+      this.#besides("evaluation report", () => onEvaluated(observed, decision, previous));
+    }
 
     // Redis first: a fence must be in force before anything else happens, and a promotion must be
     // done before we tell Consul we are master.

@@ -3,12 +3,15 @@
  * health) under `<lock key>.candidates/<announce address>`, and watches everyone else's, so a free lock
  * goes to the node with the most data rather than to whoever asks first.
  */
+import { formatHostPort } from "../address.ts";
 import type { Candidacy, SeenCandidacy } from "../candidates.ts";
 import type { Clock } from "../clock.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import { deleteKey, type KvEntry, putKey, watchPrefix } from "../consul/kv.ts";
 import type { BlockingWatch } from "../consul/watch.ts";
 import type { Logger } from "../log.ts";
+import { InvalidRecordError, MAX_ID_CHARS, quoteValue, RecordFields } from "../record.ts";
+import { InvalidRecordReporter } from "./invalid_records.ts";
 
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
 const FORGET_AFTER_MS = 600_000;
@@ -18,34 +21,41 @@ export function candidatesPrefix(lockKey: string): string {
   return `${lockKey}.candidates/`;
 }
 
-/** Parses one published candidacy; undefined when the entry is not one of ours. */
-export function parseCandidacy(value: string): Candidacy | undefined {
-  try {
-    const parsed = JSON.parse(value) as Partial<Candidacy>;
-    if (
-      typeof parsed.address !== "string" || typeof parsed.offset !== "number" ||
-      typeof parsed.priority !== "number" || typeof parsed.healthy !== "boolean"
-    ) {
-      return undefined;
-    }
-    return {
-      address: parsed.address,
-      runId: String(parsed.runId ?? ""),
-      replicationId: String(parsed.replicationId ?? ""),
-      replicationId2: String(parsed.replicationId2 ?? ""),
-      offset: parsed.offset,
-      role: parsed.role === "master" ? "master" : "replica",
-      healthy: parsed.healthy,
-      datasetEmpty: parsed.datasetEmpty === true,
-      synced: parsed.synced === true,
-      priority: parsed.priority,
-      forced: parsed.forced === true,
-      vacancy: typeof parsed.vacancy === "number" ? parsed.vacancy : 0,
-      updatedAt: String(parsed.updatedAt ?? ""),
-    };
-  } catch {
-    return undefined;
+/** The largest `replica-priority` Redis accepts (a C int). */
+const MAX_PRIORITY = 2_147_483_647;
+
+/**
+ * Parses one published candidacy, every field checked; `address` is the one its key names, and the
+ * candidacy must announce the same.
+ *
+ * @throws {InvalidRecordError} when the value is not a candidacy resec could have written
+ */
+export function parseCandidacy(value: string, address: string): Candidacy {
+  const fields = RecordFields.parse("candidacy", value);
+  const announced = formatHostPort(fields.address("address"));
+  if (announced !== address) {
+    throw new InvalidRecordError(
+      "candidacy",
+      `it announces ${announced} under the key of ${quoteValue(address)}`,
+    );
   }
+  const id = (name: string) => fields.text(name, { maxChars: MAX_ID_CHARS, empty: true });
+  return {
+    address: announced,
+    runId: id("runId"),
+    replicationId: id("replicationId"),
+    replicationId2: id("replicationId2"),
+    offset: fields.integer("offset", { min: 0 }),
+    role: fields.choice("role", ["master", "replica"] as const),
+    healthy: fields.boolean("healthy"),
+    datasetEmpty: fields.boolean("datasetEmpty"),
+    synced: fields.boolean("synced"),
+    priority: fields.integer("priority", { min: 0, max: MAX_PRIORITY }),
+    forced: fields.boolean("forced"),
+    // -1: published while the lock key was missing (lib/agent/leader_source.ts).
+    vacancy: fields.integer("vacancy", { min: -1 }),
+    updatedAt: fields.timestamp("updatedAt"),
+  };
 }
 
 export interface CandidacyBoardOptions {
@@ -57,6 +67,8 @@ export interface CandidacyBoardOptions {
   logger: Logger;
   /** Called when a peer's entry changes. */
   onChange: () => void;
+  /** Called once per distinct invalid candidacy, with the candidates prefix (metrics). */
+  onInvalidRecord?: (prefix: string) => void;
 }
 
 /** Publishes this node's candidacy and follows the others'. */
@@ -66,6 +78,7 @@ export class CandidacyBoard implements AsyncDisposable {
   readonly #watch: BlockingWatch<KvEntry[]>;
   readonly #done: Promise<void>;
   readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
+  readonly #invalid: InvalidRecordReporter;
   #publishing: Promise<void> | undefined;
   #pending: Candidacy | undefined;
   #publishFailed = false;
@@ -73,6 +86,13 @@ export class CandidacyBoard implements AsyncDisposable {
   constructor(options: CandidacyBoardOptions) {
     this.#options = options;
     this.#prefix = candidatesPrefix(options.lockKey);
+    const onInvalidRecord = options.onInvalidRecord;
+    this.#invalid = new InvalidRecordReporter({
+      logger: options.logger,
+      clock: options.clock,
+      // One label for the whole prefix: anyone may write any number of keys under it.
+      ...(onInvalidRecord ? { onInvalid: () => onInvalidRecord(this.#prefix) } : {}),
+    });
     this.#watch = watchPrefix(options.client, this.#prefix, {
       minIntervalMs: 20,
       backoff: { initialMs: 100, maxMs: 2_000 },
@@ -133,34 +153,61 @@ export class CandidacyBoard implements AsyncDisposable {
     }
   }
 
+  /** Applies each answer; an error in one never ends the watch (leaving the loop would close it). */
   async #follow(): Promise<void> {
     for await (const entries of this.#watch) {
-      const now = this.#options.clock.now();
-      const present = new Set<string>();
-      let changed = false;
-      for (const entry of entries) {
-        const address = entry.key.slice(this.#prefix.length);
-        if (address === this.#options.self) continue;
-        const candidacy = parseCandidacy(entry.value);
-        if (!candidacy) continue;
-        present.add(address);
-        const known = this.#seen.get(address);
-        if (known?.modifyIndex === entry.modifyIndex) continue;
-        this.#seen.set(address, {
-          modifyIndex: entry.modifyIndex,
-          seen: { candidacy, seenChangedAt: now },
-        });
+      try {
+        this.#apply(entries);
+      } catch (error) {
+        this.#options.logger.error("cannot apply the candidacies", { error });
+      }
+    }
+  }
+
+  #apply(entries: readonly KvEntry[]): void {
+    const now = this.#options.clock.now();
+    const present = new Set<string>();
+    let changed = false;
+    for (const entry of entries) {
+      const address = entry.key.slice(this.#prefix.length);
+      if (address === this.#options.self) continue;
+      const candidacy = this.#candidacy(entry, address);
+      if (!candidacy) {
+        // Its positions are unknown: the peer is not eligible, and nobody waits for it.
+        if (this.#seen.delete(address)) changed = true;
+        continue;
+      }
+      present.add(address);
+      const known = this.#seen.get(address);
+      if (known?.modifyIndex === entry.modifyIndex) continue;
+      this.#seen.set(address, {
+        modifyIndex: entry.modifyIndex,
+        seen: { candidacy, seenChangedAt: now },
+      });
+      changed = true;
+    }
+    // An entry that vanished (Consul lost its state, or the agent left) is kept until it goes
+    // stale: forgetting a live peer at once would let an election skip it.
+    for (const [address, entry] of this.#seen) {
+      if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
+        this.#seen.delete(address);
         changed = true;
       }
-      // An entry that vanished (Consul lost its state, or the agent left) is kept until it goes
-      // stale: forgetting a live peer at once would let an election skip it.
-      for (const [address, entry] of this.#seen) {
-        if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
-          this.#seen.delete(address);
-          changed = true;
-        }
-      }
-      if (changed) this.#options.onChange();
+    }
+    this.#invalid.retain(new Set(entries.map((entry) => entry.key)));
+    if (changed) this.#options.onChange();
+  }
+
+  /** The entry's candidacy; undefined, reported, when it is invalid. */
+  #candidacy(entry: KvEntry, address: string): Candidacy | undefined {
+    try {
+      const candidacy = parseCandidacy(entry.value, address);
+      this.#invalid.valid(entry.key);
+      return candidacy;
+    } catch (error) {
+      if (!(error instanceof InvalidRecordError)) throw error;
+      this.#invalid.invalid(entry.key, entry.value, error.reason, "this peer is not eligible");
+      return undefined;
     }
   }
 }

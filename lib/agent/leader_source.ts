@@ -8,10 +8,12 @@ import { healthService } from "../consul/health.ts";
 import { readKey } from "../consul/kv.ts";
 import { BlockingWatch } from "../consul/watch.ts";
 import type { Milliseconds } from "../duration.ts";
-import { parseLeaderAnnouncement } from "../leader.ts";
+import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView } from "../model.ts";
+import { InvalidRecordError } from "../record.ts";
 import type { LeaderSourcePort } from "./agent.ts";
+import { InvalidRecordReporter } from "./invalid_records.ts";
 
 export interface LeaderSourceOptions {
   client: ConsulClient;
@@ -21,6 +23,8 @@ export interface LeaderSourceOptions {
   /** Longest blocking wait (Consul's answer also proves it is reachable). */
   waitMs: Milliseconds;
   logger: Logger;
+  /** Called once per distinct invalid lock value (metrics). */
+  onInvalidRecord?: (key: string) => void;
 }
 
 /** Watches the lock key; a LeaderSourcePort for the agent. */
@@ -29,12 +33,18 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   readonly #listeners = new Set<() => void>();
   readonly #watch: BlockingWatch<{ leader: LeaderView | null; vacancy: number }>;
   readonly #done: Promise<void>;
+  readonly #invalid: InvalidRecordReporter;
   #leader: LeaderView | null | undefined;
   #vacancy = 0;
   #reachable: boolean | undefined;
 
   constructor(options: LeaderSourceOptions) {
     this.#options = options;
+    this.#invalid = new InvalidRecordReporter({
+      logger: options.logger,
+      clock: options.client.clock,
+      ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
+    });
     this.#watch = new BlockingWatch<{ leader: LeaderView | null; vacancy: number }>({
       name: `lock ${options.lockKey}`,
       clock: options.client.clock,
@@ -101,8 +111,8 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   ): Promise<LeaderView | null> {
     if (!entry?.session) return null;
     const holder = { session: entry.session, lockIndex: entry.lockIndex };
-    const announced = parseLeaderAnnouncement(entry.value, holder);
-    if (announced) return announced;
+    const announced = this.#announcement(entry.value);
+    if (announced) return { address: announced.address, ...holder };
     // A holder that announced nothing: fall back to the catalog, if it is unambiguous.
     const { name, tag } = this.#options.masterService;
     const { entries } = await healthService(this.#options.client, name, {
@@ -119,6 +129,25 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
     }
     const [master] = entries;
     return { address: { host: master!.address, port: master!.port }, ...holder };
+  }
+
+  /** The holder's announcement; undefined when it announced nothing, or nothing valid. */
+  #announcement(value: string): LeaderAnnouncement | undefined {
+    const key = this.#options.lockKey;
+    try {
+      const announced = parseLeaderAnnouncement(value);
+      this.#invalid.valid(key);
+      return announced;
+    } catch (error) {
+      if (!(error instanceof InvalidRecordError)) throw error;
+      this.#invalid.invalid(
+        key,
+        value,
+        error.reason,
+        "treated as a holder that announced nothing: the catalog may name the leader",
+      );
+      return undefined;
+    }
   }
 
   #setReachable(reachable: boolean): void {

@@ -241,6 +241,7 @@ export class AgentRuntime implements AsyncDisposable {
     });
     this.#leaderSource = new LeaderSource({
       client: this.consul,
+      onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       masterService: masterServiceQuery(config),
       waitMs: timings.leaderWaitMs,
@@ -249,6 +250,7 @@ export class AgentRuntime implements AsyncDisposable {
 
     this.#board = new CandidacyBoard({
       client: this.consul,
+      onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       self: formatHostPort(config.announce),
       clock,
@@ -258,6 +260,7 @@ export class AgentRuntime implements AsyncDisposable {
 
     this.#control = new ControlSource({
       client: this.consul,
+      onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       logger: logger.child("control"),
       onChange: () => this.agent.requestEvaluation(),
@@ -386,6 +389,7 @@ export class AgentRuntime implements AsyncDisposable {
       config,
       clock,
       logger,
+      onEvaluationFailed: () => metrics.evaluationFailed(),
       redis: redisPort,
       leaderSource: this.#leaderSource,
       lock,

@@ -60,6 +60,11 @@ export class SwitchoverCoordinator {
     }
     | undefined;
   readonly #answeredRequests = new Set<string>();
+  /**
+   * Handovers that ran out of time. Only the old master marks its record failed, so a record whose
+   * old master is gone stays in progress: following it again would hold elections up for good.
+   */
+  readonly #expiredHandovers = new Set<string>();
   /** The request this agent has seen, and when: positions settle before the choice. */
   #requestSeen: { id: string; at: number } | undefined;
   #requestTimer: ReturnType<typeof setTimeout> | undefined;
@@ -119,7 +124,7 @@ export class SwitchoverCoordinator {
         peers: election.peers,
         now,
         settings: election.settings,
-        ...(record.to !== undefined ? { requested: record.to } : {}),
+        ...(record.to !== undefined ? { requested: formatHostPort(record.to) } : {}),
       });
       const next = choice.ok
         ? advance(record, "in-progress", { to: parseHostPort(choice.target), from: self })
@@ -135,7 +140,8 @@ export class SwitchoverCoordinator {
       return;
     }
 
-    const handover = handoverOf(record);
+    const announced = handoverOf(record);
+    const handover = announced && !this.#expiredHandovers.has(announced.id) ? announced : undefined;
     if (!handover || !entry) {
       if (!this.#stillTakingOver(record, lock, leader, now)) this.#handover = undefined;
       return;
@@ -152,6 +158,10 @@ export class SwitchoverCoordinator {
     const isFrom = sameHostPort(mine.from, self);
     if (now > mine.until) {
       this.#handover = undefined;
+      this.#expiredHandovers.add(mine.id);
+      this.#host.logger.warn("switchover handover timed out; ignoring its record from now on", {
+        id: mine.id,
+      });
       if (isFrom && !isFinished(record!)) {
         this.#host.background("switchover-record", () =>
           control.updateSwitchover(

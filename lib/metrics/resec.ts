@@ -57,6 +57,8 @@ export class ResecMetrics {
   readonly #decision: Gauge<"decision">;
   readonly #paused: Gauge;
   readonly #agentCheck: Gauge;
+  readonly #invalidRecords: Counter<"key">;
+  readonly #evaluationErrors: Counter;
   #currentDecision: DecisionName | undefined;
 
   constructor(options: ResecMetricsOptions = {}) {
@@ -160,6 +162,18 @@ export class ResecMetrics {
         "1 while the agent's own check, which its lock sessions are tied to, is registered in " +
         "Consul; 0 when it is not (e.g. refused by ACL): a dead agent then frees the lock only " +
         "when its session expires.",
+    });
+
+    this.#invalidRecords = registry.counter({
+      name: "resec_invalid_records_total",
+      help: "Invalid values read from resec's Consul keys (each distinct value once), by key; " +
+        "candidacies count under their prefix. The agent log names the key and the reason.",
+      labelNames: ["key"],
+    });
+    this.#evaluationErrors = registry.counter({
+      name: "resec_evaluation_errors_total",
+      help: "Evaluations of the control loop that failed with an error; the loop went on. The " +
+        "agent log has the error.",
     });
 
     for (const status of CHECK_STATUSES) {
@@ -284,6 +298,19 @@ export class ResecMetrics {
   /** Call with whether the agent check (see lib/agent/presence.ts) is registered. */
   setAgentCheckRegistered(registered: boolean): void {
     this.#agentCheck.set(registered ? 1 : 0);
+  }
+
+  /**
+   * Call when a record read from Consul is invalid (once per distinct value), with its key, or the
+   * candidates prefix for a candidacy.
+   */
+  invalidRecord(key: string): void {
+    this.#invalidRecords.inc({ key });
+  }
+
+  /** Call when an evaluation of the control loop fails. */
+  evaluationFailed(): void {
+    this.#evaluationErrors.inc();
   }
 
   /** Every metric in the Prometheus text format. */

@@ -2,7 +2,7 @@
  * runCli(): the command line an operator types, with the agent replaced by a recorder (no I/O).
  */
 import assert from "node:assert/strict";
-import { EXIT_OK, EXIT_USAGE, runCli } from "../../lib/cli.ts";
+import { EXIT_OK, EXIT_USAGE, parseInvocation, runCli } from "../../lib/cli.ts";
 import type { Config } from "../../lib/config.ts";
 
 function harness(env: Record<string, string> = {}, files: Record<string, string> = {}) {
@@ -115,4 +115,17 @@ Deno.test("the USR1 dump keeps the Consul and Redis state, the USR2 dump everyth
   assert.equal(usr1.state.decision, undefined);
   const usr2 = JSON.parse(formatDump("SIGUSR2", state, 0));
   assert.equal(usr2.state.decision.name, "master");
+});
+
+Deno.test("switchover --timeout is refused above the 10m agents accept, and accepted up to it", () => {
+  assert.throws(
+    () => parseInvocation(["switchover", "--timeout", "11m"]),
+    /--timeout "11m" is longer than the 10m0s a switchover may take/,
+  );
+  assert.deepEqual(parseInvocation(["switchover", "--timeout", "10m"]), {
+    command: "switchover",
+    envFile: undefined,
+    to: undefined,
+    timeoutMs: 600_000,
+  });
 });

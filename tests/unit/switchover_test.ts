@@ -34,8 +34,8 @@ function coordinatorOn(self: string) {
   const base: SwitchoverRecord = {
     id: "sw-1",
     state: "in-progress",
-    to: TARGET,
-    from: OLD_MASTER,
+    to: parseHostPort(TARGET),
+    from: parseHostPort(OLD_MASTER),
     timeoutMs: 10_000,
     requestedAt: "2026-11-22T00:00:00Z",
   };
@@ -48,7 +48,7 @@ function coordinatorOn(self: string) {
     coordinator.follow(undefined, lock as never, leader, clock.now());
     return coordinator.handover();
   };
-  return { follow };
+  return { follow, clock };
 }
 
 const leaderAt = (address: string, session: string): LeaderView => ({
@@ -91,4 +91,15 @@ Deno.test("a failed switchover ends the handover for the target too", () => {
   const { follow } = coordinatorOn(TARGET);
   follow("in-progress", { phase: "competing" }, null);
   assert.equal(follow("failed", { phase: "competing" }, null), undefined);
+});
+
+Deno.test("a handover that ran out of time is not followed again, even while its record stays in progress", async () => {
+  // The old master is gone, so nobody marks the record failed: following it anew each time would
+  // keep every other node from competing for good.
+  const { follow, clock } = coordinatorOn("10.0.0.3:6379");
+  assert.ok(follow("in-progress", { phase: "idle" }, null), "following the handover");
+  await clock.advance(10_000 + 2 * 2_000 + 1);
+  assert.equal(follow("in-progress", { phase: "idle" }, null), undefined, "timed out");
+  await clock.advance(1_000);
+  assert.equal(follow("in-progress", { phase: "idle" }, null), undefined, "and stays over");
 });

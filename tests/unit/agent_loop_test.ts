@@ -1,0 +1,209 @@
+/**
+ * The control loop survives an error in one evaluation: it logs it (once per distinct message),
+ * counts it, and keeps evaluating, so fences, releases and check updates go on. Issue 14: an error
+ * thrown inside an evaluation escaped as an unhandled rejection and the loop never decided anything
+ * again. Real Agent, LockDriver, RedisActuator and ServiceRegistrar; Redis and Consul are fakes.
+ */
+import assert from "node:assert/strict";
+import { Agent, type LeaderSourcePort, type RedisObserverPort } from "../../lib/agent/agent.ts";
+import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
+import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
+import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
+import type { ControlPort } from "../../lib/agent/switchover.ts";
+import { systemClock } from "../../lib/clock.ts";
+import type { Config } from "../../lib/config.ts";
+import { CapturingLogger } from "../../lib/log.ts";
+import type { LeaderView, RedisView } from "../../lib/model.ts";
+
+const SELF = { host: "10.0.0.1", port: 6379 };
+
+const MASTER_UP: RedisView = {
+  kind: "up",
+  role: "master",
+  loading: false,
+  linkUp: false,
+  syncInProgress: false,
+  offset: 100,
+  replicationId: "a".repeat(40),
+  replicationId2: "0".repeat(40),
+  connectedReplicas: 0,
+  datasetEmpty: false,
+  priority: 100,
+  runId: "b".repeat(40),
+};
+
+/** Polls `condition` until it holds. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** An agent whose Redis, leader and controls the test sets; everything it does is recorded. */
+function agentWith(options: { control?: ControlPort } = {}) {
+  const logger = new CapturingLogger();
+  const state = {
+    redis: MASTER_UP as RedisView,
+    leader: null as LeaderView | null,
+    leaderError: undefined as Error | undefined,
+  };
+  const done = { released: 0, registered: [] as string[], checkUpdates: [] as string[] };
+  const listeners = new Set<() => void>();
+  const redis: RedisObserverPort = {
+    current: () => state.redis,
+    onChange: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    refresh: () => Promise.resolve(),
+    observedAt: () => Date.now(),
+  };
+  const leaderSource: LeaderSourcePort = {
+    leader: () => {
+      if (state.leaderError) throw state.leaderError;
+      return state.leader;
+    },
+    vacancy: () => 0,
+    reachable: () => true,
+    onChange: () => () => {},
+  };
+  const held: HeldLock = {
+    session: "s-1",
+    lockIndex: 1,
+    lost: new AbortController().signal,
+    lastConfirmedAt: () => Date.now(),
+    updateValue: () => Promise.resolve(),
+    release: () => {
+      done.released++;
+      return Promise.resolve();
+    },
+  };
+  // The lock driver reports to the agent built after it.
+  const wiring: { agent?: Agent } = {};
+  const lock = new LockDriver({
+    lock: { acquire: () => Promise.resolve(held) },
+    value: () => "{}",
+    onChange: () => wiring.agent?.requestEvaluation(),
+    onError: () => {},
+    logger,
+  });
+  const noop = () => Promise.resolve();
+  const actuator = new RedisActuator({
+    commands: {
+      promote: noop,
+      detach: () => Promise.resolve({ synced: true }),
+      replicateFrom: noop,
+      pauseWrites: noop,
+      unpauseWrites: noop,
+    },
+    fenceMs: 1_000,
+    logger,
+  });
+  const registrar = new ServiceRegistrar({
+    catalog: {
+      register: (service) => {
+        done.registered.push(`${service.name} ${service.check.status}`);
+        return Promise.resolve();
+      },
+      updateCheck: (_id, status) => {
+        done.checkUpdates.push(status);
+        return Promise.resolve();
+      },
+      deregister: noop,
+      isUnknownCheck: () => false,
+    },
+    definitionFor: (role, status, output) => ({
+      id: "redis@10.0.0.1:6379",
+      name: `redis-${role}`,
+      tags: [],
+      port: 6379,
+      check: {
+        id: "check",
+        name: "check",
+        ttlMs: 1_000,
+        deregisterCriticalAfterMs: 60_000,
+        status,
+        output,
+      },
+    }),
+    heartbeatMs: 20,
+    logger,
+  });
+  const agent = new Agent({
+    config: { announce: SELF, lock: { ttlMs: 2_000 } } as unknown as Config,
+    clock: systemClock,
+    logger,
+    redis,
+    leaderSource,
+    lock,
+    actuator,
+    registrar,
+    settings: { fenceAfterMs: 1_200, replicaLinkGraceMs: 1_000 },
+    tickMs: 20,
+    ...(options.control ? { control: options.control } : {}),
+  });
+  wiring.agent = agent;
+  const redisChanged = () => {
+    for (const listener of listeners) listener();
+  };
+  return { agent, state, done, logger, lock, redisChanged };
+}
+
+const errorLines = (logger: CapturingLogger, message: RegExp) =>
+  logger.lines.filter((line) => line.level === "error" && message.test(line.message));
+
+Deno.test("an evaluation that throws is logged once and counted, and the loop goes on to lead", async () => {
+  const { agent, state, logger, lock } = agentWith();
+  await using _agent = agent;
+  state.leaderError = new Error("the leader view broke");
+  agent.start();
+  await waitFor(() => agent.snapshot().evaluationErrors >= 3, "three failed evaluations (ticks)");
+  assert.equal(agent.snapshot().decision, undefined, "nothing was decided from a failed one");
+  assert.equal(errorLines(logger, /evaluation failed/).length, 1, "logged once, not every tick");
+
+  state.leaderError = undefined;
+  await waitFor(() => lock.view().phase === "held", "the lock to be taken");
+  await waitFor(() => agent.snapshot().decision?.name === "master", "the master decision");
+  assert.ok(logger.lines.some((line) => /evaluations work again/.test(line.message)));
+});
+
+Deno.test("a switchover port that throws is no switchover: a master whose Redis died still lets the lock go", async () => {
+  let broken = false;
+  const control: ControlPort = {
+    paused: () => false,
+    switchover: () => {
+      if (broken) throw new Error('Cannot parse address "no-port"');
+      return undefined;
+    },
+    updateSwitchover: () => Promise.resolve(true),
+  };
+  const { agent, state, done, logger, lock, redisChanged } = agentWith({ control });
+  await using _agent = agent;
+  agent.start();
+  await waitFor(() => agent.snapshot().decision?.name === "master", "the master decision");
+  await waitFor(() => done.registered.includes("redis-master passing"), "a passing master");
+
+  broken = true;
+  await waitFor(() => errorLines(logger, /switchover bookkeeping failed/).length > 0, "the error");
+  state.redis = { kind: "down", reason: "connection refused" };
+  redisChanged();
+  await waitFor(() => done.released === 1, "the lock to be released");
+  assert.equal(lock.view().phase, "idle");
+  await waitFor(() => done.checkUpdates.includes("critical"), "the check to turn critical");
+  assert.equal(agent.snapshot().decision?.name, "redis_unhealthy");
+  assert.equal(errorLines(logger, /switchover bookkeeping failed/).length, 1, "logged once");
+});
+
+Deno.test("a decision listener that throws does not keep the decision from being applied", async () => {
+  const { agent, done, logger } = agentWith();
+  await using _agent = agent;
+  agent.onDecision(() => {
+    throw new Error("listener bug");
+  });
+  agent.start();
+  await waitFor(() => done.registered.includes("redis-master passing"), "a passing master");
+  assert.ok(errorLines(logger, /decision listener failed/).length >= 1);
+  assert.equal(agent.snapshot().evaluationErrors, 0);
+});

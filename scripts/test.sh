@@ -20,6 +20,11 @@ export RESEC_TEST_TMP
 export DENO_JOBS="${DENO_JOBS:-4}"
 
 sweep() {
+  # Multi-host beds whose test process died (a timeout kill) leave namespaces and the processes in
+  # them: remove them. Beds of test runs still going elsewhere are left alone.
+  if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1; then
+    "$root/scripts/bed-clean.sh" >&2 || true
+  fi
   # Any server still naming this run's directory was leaked by a test: kill it and say so.
   local leaked
   leaked="$(pgrep -f -- "$RESEC_TEST_TMP" || true)"

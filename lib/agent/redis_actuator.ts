@@ -1,6 +1,8 @@
 /**
  * Applies the reconciler's Redis actions and remembers the one thing Redis cannot tell us: whether our
- * own write fence (CLIENT PAUSE WRITE) is in force.
+ * own write fence (CLIENT PAUSE WRITE) is in force. INFO does not show a pause, so one that an earlier
+ * run of the agent left (a graceful stop fences a master for a minute) is lifted whenever Redis turns
+ * replica or is promoted before this run has paused it itself.
  */
 import { formatHostPort, type HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -28,6 +30,8 @@ export interface RedisActuatorOptions {
 export class RedisActuator {
   readonly #options: RedisActuatorOptions;
   #fencedUntil = 0;
+  /** False until this run paused or unpaused Redis: an earlier run's pause may still be in force. */
+  #pauseKnown = false;
 
   constructor(options: RedisActuatorOptions) {
     this.#options = options;
@@ -53,19 +57,22 @@ export class RedisActuator {
       case "promote":
         logger.info("promoting Redis to master (REPLICAOF NO ONE)");
         await commands.promote();
+        // Promoted to take writes: a pause left by an earlier run would hold them for its minute.
+        if (!this.#pauseKnown) await this.#unfence();
         return;
       case "replicate": {
         logger.info("pointing Redis at the master", { master: formatHostPort(action.master) });
         await commands.replicateFrom(action.master);
         // REPLICAOF first, then lift the fence: writes held by the pause now fail as READONLY
         // instead of landing on a master that is about to be overwritten.
-        if (this.#fencedUntil > 0) await this.#unfence();
+        if (this.#fencedUntil > 0 || !this.#pauseKnown) await this.#unfence();
         return;
       }
       case "detach": {
         // Refuse writes first, so the moment it stops being a replica it does not take any.
         logger.warn("refusing writes, then stopping replication (REPLICAOF NO ONE)");
         this.#fencedUntil = now + this.#options.fenceMs;
+        this.#pauseKnown = true;
         const { synced } = await commands.detach(this.#options.fenceMs);
         return { synced };
       }
@@ -77,6 +84,7 @@ export class RedisActuator {
         }
         await commands.pauseWrites(this.#options.fenceMs);
         this.#fencedUntil = now + this.#options.fenceMs;
+        this.#pauseKnown = true;
         return;
       case "unfence":
         await this.#unfence();
@@ -84,9 +92,23 @@ export class RedisActuator {
     }
   }
 
+  /**
+   * Lifts a pause an earlier run may have left on a Redis that is a replica now (it refuses writes
+   * anyway, so this is always safe); the agent calls it once at start.
+   */
+  async liftLeftoverPause(): Promise<void> {
+    if (this.#pauseKnown) return;
+    await this.#options.commands.unpauseWrites();
+    this.#pauseKnown = true;
+    this.#options.logger.debug("lifted any write pause an earlier run left (CLIENT UNPAUSE)");
+  }
+
   async #unfence(): Promise<void> {
+    const ours = this.#fencedUntil > 0;
     await this.#options.commands.unpauseWrites();
     this.#fencedUntil = 0;
-    this.#options.logger.info("writes on Redis allowed again (CLIENT UNPAUSE)");
+    this.#pauseKnown = true;
+    if (ours) this.#options.logger.info("writes on Redis allowed again (CLIENT UNPAUSE)");
+    else this.#options.logger.debug("lifted any write pause an earlier run left (CLIENT UNPAUSE)");
   }
 }

@@ -22,6 +22,8 @@ import type { Logger } from "../log.ts";
 import type { CheckStatus, Role } from "../model.ts";
 import type { DecisionSettings } from "../reconciler.ts";
 import { RedisCommander } from "../redis/commander.ts";
+import { RedisError, RedisVersionError } from "../redis/errors.ts";
+import { isSupportedRedisVersion } from "../redis/info.ts";
 import { RedisObserver } from "../redis/observer.ts";
 import { Agent, type RedisObserverPort } from "./agent.ts";
 import { CandidacyBoard } from "./candidacy.ts";
@@ -185,6 +187,7 @@ export class AgentRuntime implements AsyncDisposable {
   readonly observer: RedisObserver;
   readonly metrics: ResecMetrics;
   readonly #commander: RedisCommander;
+  readonly #actuator: RedisActuator;
   readonly #leaderSource: LeaderSource;
   readonly #board: CandidacyBoard;
   readonly #presence: AgentPresence;
@@ -371,6 +374,19 @@ export class AgentRuntime implements AsyncDisposable {
       logger: logger.child("service"),
       onCheckUpdated: (status) => metrics.checkUpdated(status),
     });
+    this.#actuator = new RedisActuator({
+      commands: {
+        promote: () => this.#commander.promote(),
+        detach: (pauseMs) => this.#commander.detach(pauseMs),
+        replicateFrom: async (master) => {
+          await this.#commander.replicateFrom(master);
+        },
+        pauseWrites: (ms) => this.#commander.pauseWrites(ms),
+        unpauseWrites: () => this.#commander.unpauseWrites(),
+      },
+      fenceMs: timings.fenceMs,
+      logger: logger.child("redis"),
+    });
     this.#holderWatch = new HolderHostWatch({
       port: {
         sessionNode: async (session, signal) =>
@@ -393,19 +409,7 @@ export class AgentRuntime implements AsyncDisposable {
       redis: redisPort,
       leaderSource: this.#leaderSource,
       lock,
-      actuator: new RedisActuator({
-        commands: {
-          promote: () => this.#commander.promote(),
-          detach: (pauseMs) => this.#commander.detach(pauseMs),
-          replicateFrom: async (master) => {
-            await this.#commander.replicateFrom(master);
-          },
-          pauseWrites: (ms) => this.#commander.pauseWrites(ms),
-          unpauseWrites: () => this.#commander.unpauseWrites(),
-        },
-        fenceMs: timings.fenceMs,
-        logger: logger.child("redis"),
-      }),
+      actuator: this.#actuator,
       registrar,
       agentCheckConfirmedAt: () => presence.confirmedAt(),
       settings: {
@@ -448,6 +452,9 @@ export class AgentRuntime implements AsyncDisposable {
     });
     try {
       await commander.replicateFrom(self);
+      // Its agent may have fenced it on a graceful stop: a replica now, it must not stay paused (it
+      // would hold writes for the rest of that minute if it were promoted again).
+      await commander.unpauseWrites();
     } finally {
       await commander.close();
     }
@@ -491,8 +498,13 @@ export class AgentRuntime implements AsyncDisposable {
     void this.#hook?.run({ role, previous, master: master ? formatHostPort(master) : "" });
   }
 
-  /** Starts observing and deciding, and the HTTP endpoints when HTTP_ADDR is set. */
+  /**
+   * Starts observing and deciding, and the HTTP endpoints when HTTP_ADDR is set.
+   *
+   * @throws {RedisVersionError} when Redis answers and is older than 6.2; nothing was started.
+   */
   async start(): Promise<void> {
+    await this.#inspectRedis();
     if (this.config.httpAddress) {
       this.#http = await startHttpServer({
         address: this.config.httpAddress,
@@ -516,6 +528,35 @@ export class AgentRuntime implements AsyncDisposable {
     this.#holderWatch.start();
     this.observer.start();
     this.agent.start();
+  }
+
+  /**
+   * One look at Redis before anything else: refuse a version resec cannot manage, and lift a write
+   * pause an earlier run left on a Redis that is a replica now. A Redis that does not answer yet is
+   * left to the observer, which reports a too old one as down.
+   */
+  async #inspectRedis(): Promise<void> {
+    let info;
+    try {
+      info = await this.#commander.info();
+    } catch (error) {
+      if (!(error instanceof RedisError)) throw error;
+      this.#logger.child("redis").debug("Redis does not answer yet at start", { error });
+      return;
+    }
+    if (!isSupportedRedisVersion(info.redisVersion)) {
+      throw new RedisVersionError(
+        this.#commander.address,
+        info.redisVersion ?? "an unknown version",
+      );
+    }
+    if (info.role !== "replica") return;
+    try {
+      await this.#actuator.liftLeftoverPause();
+    } catch (error) {
+      if (!(error instanceof RedisError)) throw error;
+      this.#logger.child("redis").warn("cannot lift a write pause left on the replica", { error });
+    }
   }
 
   /** Stops gracefully (releases the lock, deregisters) and closes every connection. */

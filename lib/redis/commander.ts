@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from "../log.ts";
 import { type RedisArgument, RedisClient } from "./client.ts";
 import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
 import { RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
-import { type FailoverState, parseInfo } from "./info.ts";
+import { type FailoverState, parseInfo, type RedisInfo } from "./info.ts";
 
 export interface RedisCommanderOptions {
   connection: RedisConnectionConfig;
@@ -194,6 +194,11 @@ export class RedisCommander {
   async unpauseWrites(): Promise<void> {
     await this.#call("CLIENT", ["UNPAUSE"]);
     this.#logger.debug("redis writes unpaused", { address: this.address });
+  }
+
+  /** `INFO` (the default sections), parsed. */
+  async info(): Promise<RedisInfo> {
+    return parseInfo(String(await this.#call("INFO", [])));
   }
 
   /** Closes the connection. Commands after this throw. */

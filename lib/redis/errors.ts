@@ -56,6 +56,18 @@ export class RedisCommandError extends RedisError {
   }
 }
 
+/** The server runs a Redis older than resec can manage (see `MIN_REDIS_VERSION` in info.ts). */
+export class RedisVersionError extends RedisError {
+  override name = "RedisVersionError";
+  constructor(readonly address: string, readonly version: string) {
+    super(
+      `Redis at ${address} runs ${version}, older than 6.2: resec refuses writes with ` +
+        "CLIENT PAUSE … WRITE and hands over with FAILOVER, both new in 6.2. Upgrade Redis, or keep " +
+        "the Go resec beside this one",
+    );
+  }
+}
+
 /** What was being done when an error happened, for the message. */
 export interface ErrorContext {
   /** The command, in upper case, with no arguments that could be secret (`INFO`, `AUTH`). */

@@ -177,6 +177,32 @@ export function parseInfoFields(text: string): Map<string, string> {
   return fields;
 }
 
+/**
+ * The oldest Redis resec manages: its fence is `CLIENT PAUSE … WRITE` and `CLIENT UNPAUSE`, its
+ * switchover `FAILOVER`, all new in 6.2. On 6.0 the fence fails, and a replica that must detach or be
+ * promoted with writes refused never gets there.
+ */
+export const MIN_REDIS_VERSION = { major: 6, minor: 2 } as const;
+
+/**
+ * Whether resec can manage a Redis reporting `redis_version` (INFO's Server section). A version it
+ * cannot read (a proxy, a fork) is not refused for that: only a known-old one is.
+ *
+ * @example
+ * ```ts
+ * isSupportedRedisVersion("7.0.15"); // true
+ * isSupportedRedisVersion("6.0.16"); // false
+ * ```
+ */
+export function isSupportedRedisVersion(version: string | undefined): boolean {
+  const match = /^(\d+)\.(\d+)/.exec(version ?? "");
+  if (!match) return true;
+  const major = Number(match[1]);
+  const minor = Number(match[2]);
+  return major > MIN_REDIS_VERSION.major ||
+    (major === MIN_REDIS_VERSION.major && minor >= MIN_REDIS_VERSION.minor);
+}
+
 /** True when INFO's keyspace section lists no keys at all. */
 export function isDatasetEmpty(info: RedisInfo): boolean {
   return info.totalKeys === 0;

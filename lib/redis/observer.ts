@@ -15,8 +15,9 @@ import {
   RedisError,
   RedisTimeoutError,
   RedisUnavailableError,
+  RedisVersionError,
 } from "./errors.ts";
-import { isDatasetEmpty, parseInfo, type RedisInfo } from "./info.ts";
+import { isDatasetEmpty, isSupportedRedisVersion, parseInfo, type RedisInfo } from "./info.ts";
 
 /** Redis's default `replica-priority`, assumed when the server will not tell us. */
 export const DEFAULT_REPLICA_PRIORITY = 100;
@@ -305,6 +306,10 @@ export class RedisObserver {
     const info = parseInfo(infoReply);
     if (info.role === undefined) {
       throw new RedisCommandError("INFO", "the reply has no role line; is this a Redis server?");
+    }
+    // Observed as down, with the reason: the agent then never commands it, nor lets it lead.
+    if (!isSupportedRedisVersion(info.redisVersion)) {
+      throw new RedisVersionError(this.address, info.redisVersion ?? "an unknown version");
     }
     const observedAt = this.#clock.now();
     return {

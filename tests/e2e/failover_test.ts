@@ -3,7 +3,7 @@
  * failovers, and the Consul layout operators and clients rely on.
  */
 import assert from "node:assert/strict";
-import { Cluster, waitFor } from "../support/mod.ts";
+import { Cluster, type RedisServer, waitFor } from "../support/mod.ts";
 import { firstAcceptedWrite } from "../support/writes.ts";
 
 Deno.test("three agents elect one master, two replicas link up, and data written on the master reaches both", async () => {
@@ -164,3 +164,44 @@ async function lockSession(cluster: Cluster): Promise<string | undefined> {
   ).catch(() => undefined);
   return entries?.[0]?.Session;
 }
+
+/** Promotes a Redis by hand and tells whether it then takes a write within a second (no pause). */
+async function takesWritesOncePromoted(redis: RedisServer): Promise<boolean> {
+  await redis.cli("REPLICAOF", "NO", "ONE");
+  const client = redis.client({ commandTimeout: 1_000 });
+  try {
+    return (await client.set("resec:test:after-pause", "written")) === "OK";
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+Deno.test("the write pause of a graceful stop is lifted once the old master replicates from the new one, and a pause left on a replica by the next agent start", async () => {
+  await using cluster = await Cluster.start();
+  try {
+    const oldMaster = await cluster.waitForConvergence();
+    assert.equal(await oldMaster.agent.stop(), 0);
+    assert.match(oldMaster.agent.log(), /CLIENT PAUSE/);
+    const newMaster = await cluster.waitForMaster(30_000, oldMaster);
+    await waitFor(async () => {
+      const info = await oldMaster.redis.info();
+      return info.master_port === String(newMaster.redis.port) &&
+        info.master_link_status === "up";
+    }, { message: "the new master to point the old one at itself" });
+    // The stop fenced it for a minute: were the pause still there, this write would wait for it.
+    assert.ok(await takesWritesOncePromoted(oldMaster.redis), "the old master is still paused");
+
+    // A pause an earlier run left on what is a replica now: the next agent start lifts it.
+    await oldMaster.redis.cli("REPLICAOF", "127.0.0.1", String(newMaster.redis.port));
+    await oldMaster.redis.cli("CLIENT", "PAUSE", "60000", "WRITE");
+    cluster.startAgent(oldMaster);
+    await oldMaster.agent.waitForLog(/to 'replica'/);
+    assert.equal(await oldMaster.agent.stop(), 0);
+    assert.ok(await takesWritesOncePromoted(oldMaster.redis), "the replica is still paused");
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+});

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   isDatasetEmpty,
+  isSupportedRedisVersion,
   parseInfo,
   parseInfoFields,
   type RedisInfo,
@@ -266,4 +267,25 @@ Deno.test("parseInfo keeps every field verbatim for anything not modelled", () =
   const info = parseInfo(fixture("redis-7.0-replica-loading.txt"));
   assert.equal(info.fields.get("loading_eta_seconds"), "1");
   assert.equal(info.fields.get("mem_allocator"), "jemalloc-5.3.0");
+});
+
+Deno.test("Redis 6.2 and later are supported; 6.0 and 5.0 are not (no CLIENT PAUSE WRITE, no FAILOVER)", () => {
+  for (const version of ["6.2.0", "6.2.14", "7.0.15", "7.4.2", "8.0.0", "10.1.0", "255.255.255"]) {
+    assert.equal(isSupportedRedisVersion(version), true, version);
+  }
+  for (const version of ["6.0.16", "6.1.9", "5.0.14", "4.0.0", "3.2.12"]) {
+    assert.equal(isSupportedRedisVersion(version), false, version);
+  }
+  // What the hand-written 6.0 and 5.0 replies say, read through parseInfo.
+  assert.equal(
+    isSupportedRedisVersion(parseInfo(fixture("redis-6.0-master-promoted.txt")).redisVersion),
+    false,
+  );
+  assert.equal(
+    isSupportedRedisVersion(parseInfo(fixture("redis-5.0-master.txt")).redisVersion),
+    false,
+  );
+  // A server that names no version (a proxy, a fork) is not refused for it.
+  assert.equal(isSupportedRedisVersion(undefined), true);
+  assert.equal(isSupportedRedisVersion("unstable"), true);
 });

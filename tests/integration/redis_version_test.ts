@@ -1,0 +1,150 @@
+/**
+ * A Redis older than 6.2 (no CLIENT PAUSE … WRITE, no FAILOVER) is never managed: the agent refuses to
+ * start beside one (exit 2, with the reason), and the observer reports one that shows up later as down.
+ * The old Redis is a small stand-in speaking the protocol: only Redis 7.0 is installed here.
+ */
+import assert from "node:assert/strict";
+import { RedisObserver } from "../../lib/redis/observer.ts";
+import { AgentProcess, ConsulServer, waitFor } from "../support/mod.ts";
+
+/** Answers INFO as a Redis 6.0 master would, CONFIG GET with a priority, and anything else with OK. */
+class OldRedisStandIn implements AsyncDisposable {
+  readonly #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  readonly #served: Promise<void>;
+  readonly #connections = new Set<Deno.TcpConn>();
+  readonly commands: string[] = [];
+
+  constructor() {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#served = this.#serve();
+  }
+
+  get port(): number {
+    return this.#listener.addr.port;
+  }
+
+  async #serve(): Promise<void> {
+    const sessions: Promise<void>[] = [];
+    try {
+      for await (const connection of this.#listener) sessions.push(this.#session(connection));
+    } catch { /* closed */ }
+    await Promise.allSettled(sessions);
+  }
+
+  async #session(connection: Deno.TcpConn): Promise<void> {
+    this.#connections.add(connection);
+    const encoder = new TextEncoder();
+    const decoder = new TextDecoder();
+    let pending = "";
+    try {
+      for await (const chunk of connection.readable) {
+        pending += decoder.decode(chunk);
+        let parsed;
+        while ((parsed = takeCommand(pending)) !== undefined) {
+          pending = parsed.rest;
+          const name = parsed.args.map((arg) => arg.toUpperCase()).slice(0, 2).join(" ");
+          this.commands.push(name);
+          await connection.write(encoder.encode(reply(name)));
+        }
+      }
+    } catch {
+      /* closed */
+    } finally {
+      this.#connections.delete(connection);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#listener.close();
+    for (const connection of this.#connections) {
+      try {
+        connection.close();
+      } catch { /* already closed */ }
+    }
+    await this.#served;
+  }
+}
+
+const INFO_6_0 = [
+  "# Server",
+  "redis_version:6.0.16",
+  "run_id:4f2b7c9e1a3d5f6b8c0e2a4d6f8b0c2e4a6d8f0b",
+  "uptime_in_seconds:120",
+  "# Persistence",
+  "loading:0",
+  "# Replication",
+  "role:master",
+  "connected_slaves:0",
+  "master_replid:8d1e3f5a7c9b1d3f5a7c9e1b3d5f7a9c1e3b5d7f",
+  "master_replid2:0000000000000000000000000000000000000000",
+  "master_repl_offset:0",
+  "# Keyspace",
+  "",
+].join("\r\n");
+
+function reply(command: string): string {
+  if (command.startsWith("INFO")) {
+    return `$${new TextEncoder().encode(INFO_6_0).length}\r\n${INFO_6_0}\r\n`;
+  }
+  if (command.startsWith("CONFIG")) return "*2\r\n$16\r\nreplica-priority\r\n$3\r\n100\r\n";
+  return "+OK\r\n";
+}
+
+/** One RESP array of bulk strings from the front of `text`, or undefined when it is incomplete. */
+function takeCommand(text: string): { args: string[]; rest: string } | undefined {
+  const header = /^\*(\d+)\r\n/.exec(text);
+  if (!header) return undefined;
+  let offset = header[0].length;
+  const args: string[] = [];
+  for (let index = 0; index < Number(header[1]); index++) {
+    const length = /^\$(\d+)\r\n/.exec(text.slice(offset));
+    if (!length) return undefined;
+    offset += length[0].length;
+    const end = offset + Number(length[1]);
+    if (text.length < end + 2) return undefined;
+    args.push(text.slice(offset, end));
+    offset = end + 2;
+  }
+  return { args, rest: text.slice(offset) };
+}
+
+Deno.test("an agent beside a Redis older than 6.2 refuses to start (exit 2), says why, and leaves Consul alone", async () => {
+  await using consul = await ConsulServer.start();
+  await using redis = new OldRedisStandIn();
+  const result = await Promise.race([
+    AgentProcess.run({
+      env: { CONSUL_HTTP_ADDR: consul.address, REDIS_ADDR: `127.0.0.1:${redis.port}` },
+      label: "agent-old-redis",
+    }),
+    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000)),
+  ]);
+  assert.ok(result, "the agent was still running 20 s after it started beside Redis 6.0");
+  assert.equal(result.code, 2, result.output);
+  assert.match(result.output, /6\.0\.16, older than 6\.2.*CLIENT PAUSE/s);
+  // Nothing was sent that changes Redis.
+  assert.deepEqual(redis.commands.filter((command) => !/^(CLIENT SETNAME|INFO)/.test(command)), []);
+  const services = await consul.api<Record<string, unknown>>("GET", "/v1/agent/services");
+  assert.deepEqual(Object.keys(services), []);
+  const keys = await fetch(`${consul.url}/v1/kv/resec/?recurse`);
+  await keys.body?.cancel();
+  assert.equal(keys.status, 404, "no key under resec/");
+});
+
+Deno.test("the observer reports a Redis older than 6.2 as down, with the reason", async () => {
+  await using redis = new OldRedisStandIn();
+  const observer = new RedisObserver({
+    connection: { host: "127.0.0.1", port: redis.port },
+    intervalMs: 100,
+    timeoutMs: 1_000,
+    backoff: { initialMs: 50, maxMs: 200 },
+  });
+  try {
+    observer.start();
+    await waitFor(() => observer.current().kind === "down", { timeoutMs: 5_000 });
+    const current = observer.current();
+    assert.equal(current.kind, "down");
+    assert.match(current.kind === "down" ? current.reason : "", /6\.0\.16, older than 6\.2/);
+  } finally {
+    await observer.close();
+  }
+});

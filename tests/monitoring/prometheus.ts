@@ -1,0 +1,140 @@
+/**
+ * A real Prometheus server (Debian's `prometheus` package) for end-to-end tests: it scrapes the
+ * agents of a test cluster and evaluates alert rules, on 127.0.0.1 and a free port, with its storage
+ * in the run's scratch directory. Dispose it (`await using`) to stop it.
+ */
+import { prometheusBinary } from "./monitoring_files.ts";
+import { freePort, startOnFreePorts } from "../support/ports.ts";
+import { ManagedProcess } from "../support/process.ts";
+import { makeServerDir } from "../support/tmp.ts";
+import { GiveUpError, waitFor } from "../support/wait.ts";
+
+export interface PrometheusOptions {
+  /** host:port of each agent's HTTP_ADDR. */
+  targets: readonly string[];
+  /** The text of the rules file to load. */
+  rules: string;
+  /** Scrape and rule evaluation interval (default "1s"). */
+  interval?: string;
+  /** The scrape job's name (default "resec"). */
+  job?: string;
+}
+
+/** An alert as /api/v1/alerts reports it (pending or firing). */
+export interface ActiveAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  state: "pending" | "firing";
+  activeAt: string;
+  value: string;
+}
+
+export class PrometheusServer implements AsyncDisposable {
+  readonly port: number;
+  readonly dir: string;
+  #process: ManagedProcess | undefined;
+
+  private constructor(readonly options: PrometheusOptions) {
+    this.port = freePort();
+    this.dir = makeServerDir("prometheus");
+    const interval = options.interval ?? "1s";
+    Deno.writeTextFileSync(`${this.dir}/resec.rules.yml`, options.rules);
+    // JSON is YAML: no YAML writer needed.
+    Deno.writeTextFileSync(
+      `${this.dir}/prometheus.yml`,
+      JSON.stringify(
+        {
+          global: {
+            scrape_interval: interval,
+            scrape_timeout: interval,
+            evaluation_interval: interval,
+          },
+          rule_files: [`${this.dir}/resec.rules.yml`],
+          scrape_configs: [{
+            job_name: options.job ?? "resec",
+            static_configs: [{ targets: options.targets }],
+          }],
+        },
+        null,
+        2,
+      ),
+    );
+  }
+
+  /** Starts Prometheus and waits until it is ready (its rules loaded). */
+  static async start(options: PrometheusOptions): Promise<PrometheusServer> {
+    return await startOnFreePorts(
+      () => new PrometheusServer(options),
+      (server) => server.#launch(),
+    );
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Everything Prometheus logged so far. */
+  log(): string {
+    return this.#process?.readLog() ?? "";
+  }
+
+  /** The alerts that are pending or firing now. */
+  async alerts(): Promise<ActiveAlert[]> {
+    const response = await fetch(`${this.url}/api/v1/alerts`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`GET /api/v1/alerts answered ${response.status}`);
+    }
+    const body = await response.json() as { data: { alerts: ActiveAlert[] } };
+    return body.data.alerts;
+  }
+
+  /** The samples of an instant query, as label sets with their values. */
+  async query(promql: string): Promise<{ metric: Record<string, string>; value: string }[]> {
+    const response = await fetch(
+      `${this.url}/api/v1/query?query=${encodeURIComponent(promql)}`,
+      { signal: AbortSignal.timeout(5_000) },
+    );
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`GET /api/v1/query answered ${response.status}`);
+    }
+    const body = await response.json() as {
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
+    return body.data.result.map((sample) => ({ metric: sample.metric, value: sample.value[1] }));
+  }
+
+  async stop(): Promise<void> {
+    await this.#process?.stop();
+    this.#process = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #launch(): Promise<void> {
+    this.#process = new ManagedProcess(prometheusBinary(), {
+      args: [
+        `--config.file=${this.dir}/prometheus.yml`,
+        `--storage.tsdb.path=${this.dir}/data`,
+        `--web.listen-address=127.0.0.1:${this.port}`,
+        "--log.level=warn",
+      ],
+      logPath: `${this.dir}/prometheus.log`,
+      cwd: this.dir,
+    });
+    const process = this.#process;
+    await waitFor(async () => {
+      if (!(await process.isRunning())) {
+        throw new GiveUpError(`prometheus exited early; its log:\n${process.readLog()}`);
+      }
+      const response = await fetch(`${this.url}/-/ready`, { signal: AbortSignal.timeout(2_000) });
+      await response.body?.cancel();
+      return response.ok;
+    }, { timeoutMs: 30_000, intervalMs: 100, message: `prometheus on ${this.url} to be ready` });
+  }
+}

@@ -1,11 +1,14 @@
 /**
  * Who leads: a blocking watch on the lock key. The leader's own announcement in the key's value is the
- * truth; the health catalog is consulted only when a holder announced nothing (a Go resec holds the
- * lock during a rolling migration), and then only when it names exactly one passing master.
+ * truth. A holder that announced nothing is a Go resec (it writes an empty value, e.g. during a rolling
+ * migration): the lock is held all the same, never free, and its address comes from the health
+ * catalog, watched only meanwhile, once the catalog names that holder's master unambiguously.
  */
+import type { HostPort } from "../address.ts";
 import type { ConsulClient } from "../consul/client.ts";
-import { healthService } from "../consul/health.ts";
+import { type HealthEntry, watchHealthService } from "../consul/health.ts";
 import { readKey } from "../consul/kv.ts";
+import { sessionInfo } from "../consul/session.ts";
 import { BlockingWatch } from "../consul/watch.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
@@ -14,6 +17,7 @@ import type { LeaderView } from "../model.ts";
 import { InvalidRecordError } from "../record.ts";
 import type { LeaderSourcePort } from "./agent.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
+import { RESEC_META_KEY } from "./registrar.ts";
 
 export interface LeaderSourceOptions {
   client: ConsulClient;
@@ -27,15 +31,63 @@ export interface LeaderSourceOptions {
   onInvalidRecord?: (key: string) => void;
 }
 
+/** What the lock key says. */
+type LockState =
+  | { readonly kind: "free"; readonly vacancy: number }
+  | { readonly kind: "announced"; readonly leader: LeaderView }
+  | {
+    readonly kind: "unannounced";
+    readonly holder: { readonly session: string; readonly lockIndex: number };
+    /** The Consul node of the holder's session, when Consul told it. */
+    readonly node: string | undefined;
+  };
+
+/**
+ * The master of a lock holder that announced nothing (a Go resec), from the passing instances of the
+ * master service; undefined while the catalog does not single it out. Only instances that
+ *
+ * - pass: the Go resec registers its master check as `warning` when it promotes, and turns it passing
+ *   only once it has seen its Redis as master under the lock; a `warning` master may still be a
+ *   replica (its promotion failed or is not done), and following it would be worse than waiting the
+ *   one heartbeat (HEALTHCHECK_TIMEOUT) it takes;
+ * - were not registered by a resec agent: those always announce themselves while they hold the lock,
+ *   so theirs is a master that lost it (a stale entry, or one on its way out);
+ * - sit on the holder's Consul node, when known: the Go resec registers its service and makes its
+ *   session through the same agent, while a Go master that lost the lock keeps a passing master entry
+ *   (seatgeek/resec#69).
+ *
+ * @example
+ * ```ts
+ * masterOfUnannouncedHolder(entries, "redis-2"); // { host: "10.0.0.7", port: 6379 }
+ * ```
+ */
+export function masterOfUnannouncedHolder(
+  entries: readonly HealthEntry[],
+  holderNode: string | undefined,
+): HostPort | undefined {
+  const candidates = entries.filter((entry) =>
+    entry.status === "passing" && entry.meta[RESEC_META_KEY] === undefined &&
+    (holderNode === undefined || entry.node === holderNode)
+  );
+  const [only] = candidates;
+  return candidates.length === 1 && only ? { host: only.address, port: only.port } : undefined;
+}
+
 /** Watches the lock key; a LeaderSourcePort for the agent. */
 export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   readonly #options: LeaderSourceOptions;
   readonly #listeners = new Set<() => void>();
-  readonly #watch: BlockingWatch<{ leader: LeaderView | null; vacancy: number }>;
+  readonly #watch: BlockingWatch<LockState>;
   readonly #done: Promise<void>;
   readonly #invalid: InvalidRecordReporter;
-  #leader: LeaderView | null | undefined;
-  #vacancy = 0;
+  #state: LockState | undefined;
+  /** The master service's passing instances, watched only while the holder announced nothing. */
+  #catalog: { watch: BlockingWatch<HealthEntry[]>; done: Promise<void> } | undefined;
+  #catalogEntries: HealthEntry[] | undefined;
+  /** Settles once every catalog watch stopped so far has ended. */
+  #catalogClosed: Promise<void> = Promise.resolve();
+  /** The holder session whose missing address was last warned about. */
+  #warnedFor: string | undefined;
   #reachable: boolean | undefined;
 
   constructor(options: LeaderSourceOptions) {
@@ -45,7 +97,7 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
       clock: options.client.clock,
       ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
     });
-    this.#watch = new BlockingWatch<{ leader: LeaderView | null; vacancy: number }>({
+    this.#watch = new BlockingWatch<LockState>({
       name: `lock ${options.lockKey}`,
       clock: options.client.clock,
       logger: options.logger,
@@ -59,12 +111,7 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
           signal: query.signal,
         });
         this.#setReachable(true);
-        const leader = await this.#leaderFrom(result.entry, query.signal);
-        // Every agent reads the same ModifyIndex for the same vacancy: it names the election.
-        // A missing key (Consul lost its state, or the key was deleted) is vacancy -1: never the 0
-        // that marks candidacies published while the lock was held.
-        const vacancy = leader === null ? result.entry?.modifyIndex ?? -1 : 0;
-        return { value: { leader, vacancy }, index: result.index };
+        return { value: await this.#stateOf(result.entry, query.signal), index: result.index };
       },
       onError: () => this.#setReachable(false),
     });
@@ -72,11 +119,25 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   }
 
   leader(): LeaderView | null | undefined {
-    return this.#leader;
+    const state = this.#state;
+    switch (state?.kind) {
+      case undefined:
+        return undefined;
+      case "free":
+        return null;
+      case "announced":
+        return state.leader;
+      case "unannounced": {
+        // Held all the same: unknown (never free) until the catalog names the holder's master.
+        const entries = this.#catalogEntries;
+        const address = entries && masterOfUnannouncedHolder(entries, state.node);
+        return address ? { address, ...state.holder } : undefined;
+      }
+    }
   }
 
   vacancy(): number {
-    return this.#vacancy;
+    return this.#state?.kind === "free" ? this.#state.vacancy : 0;
   }
 
   reachable(): boolean | undefined {
@@ -91,6 +152,8 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   async close(): Promise<void> {
     this.#watch.close();
     await this.#done;
+    this.#stopCatalog();
+    await this.#catalogClosed;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -98,37 +161,86 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   }
 
   async #follow(): Promise<void> {
-    for await (const { leader, vacancy } of this.#watch) {
-      this.#leader = leader;
-      this.#vacancy = vacancy;
-      this.#notify();
+    for await (const state of this.#watch) {
+      this.#state = state;
+      if (state.kind === "unannounced") this.#startCatalog();
+      else this.#stopCatalog();
+      this.#changed();
     }
   }
 
-  async #leaderFrom(
-    entry: { value: string; session?: string; lockIndex: number } | undefined,
+  async #stateOf(
+    entry: { value: string; session?: string; lockIndex: number; modifyIndex: number } | undefined,
     signal: AbortSignal,
-  ): Promise<LeaderView | null> {
-    if (!entry?.session) return null;
+  ): Promise<LockState> {
+    // Every agent reads the same ModifyIndex for the same vacancy: it names the election. A missing
+    // key (Consul lost its state, or the key was deleted) is vacancy -1: never the 0 that marks
+    // candidacies published while the lock was held.
+    if (!entry?.session) return { kind: "free", vacancy: entry?.modifyIndex ?? -1 };
     const holder = { session: entry.session, lockIndex: entry.lockIndex };
     const announced = this.#announcement(entry.value);
-    if (announced) return { address: announced.address, ...holder };
-    // A holder that announced nothing: fall back to the catalog, if it is unambiguous.
-    const { name, tag } = this.#options.masterService;
-    const { entries } = await healthService(this.#options.client, name, {
-      tag,
-      passing: true,
-      signal,
-    });
-    if (entries.length !== 1) {
-      this.#options.logger.warn(
-        "the lock holder announced no address and the catalog does not name exactly one passing master",
-        { session: entry.session, passingMasters: entries.length },
-      );
-      return null;
+    if (announced) return { kind: "announced", leader: { address: announced.address, ...holder } };
+    const previous = this.#state;
+    const node = previous?.kind === "unannounced" && previous.holder.session === holder.session
+      ? previous.node
+      : await this.#sessionNode(holder.session, signal);
+    return { kind: "unannounced", holder, node };
+  }
+
+  /** The node of a session; undefined when Consul cannot tell (gone already, or no ACL). */
+  async #sessionNode(session: string, signal: AbortSignal): Promise<string | undefined> {
+    try {
+      return (await sessionInfo(this.#options.client, session, { signal }))?.node;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.#options.logger.debug("cannot read the lock holder's session", { session, error });
+      return undefined;
     }
-    const [master] = entries;
-    return { address: { host: master!.address, port: master!.port }, ...holder };
+  }
+
+  #startCatalog(): void {
+    if (this.#catalog) return;
+    const { name, tag } = this.#options.masterService;
+    const watch = watchHealthService(this.#options.client, name, {
+      ...(tag !== undefined ? { tag } : {}),
+      passing: true,
+      waitMs: this.#options.waitMs,
+      minIntervalMs: 20,
+      backoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    const done = (async () => {
+      for await (const entries of watch) {
+        if (this.#catalog?.watch !== watch) break;
+        this.#catalogEntries = entries;
+        this.#changed();
+      }
+    })();
+    this.#catalog = { watch, done };
+  }
+
+  #stopCatalog(): void {
+    const catalog = this.#catalog;
+    if (!catalog) return;
+    this.#catalog = undefined;
+    this.#catalogEntries = undefined;
+    catalog.watch.close();
+    this.#catalogClosed = Promise.all([this.#catalogClosed, catalog.done]).then(() => {});
+  }
+
+  /** Logs a holder whose master the catalog does not name (once per holder), and notifies. */
+  #changed(): void {
+    const state = this.#state;
+    if (state?.kind === "unannounced" && this.#catalogEntries !== undefined) {
+      if (this.leader() === undefined && this.#warnedFor !== state.holder.session) {
+        this.#warnedFor = state.holder.session;
+        this.#options.logger.warn(
+          "the lock holder announced no address and the catalog does not name its master yet; " +
+            "holding still until it does",
+          { session: state.holder.session, node: state.node },
+        );
+      }
+    }
+    this.#notify();
   }
 
   /** The holder's announcement; undefined when it announced nothing, or nothing valid. */

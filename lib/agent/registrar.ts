@@ -9,11 +9,19 @@ import type { Logger } from "../log.ts";
 import type { CheckStatus, Registration, Role } from "../model.ts";
 import type { ServiceIntent } from "../reconciler.ts";
 
+/**
+ * The Service.Meta key (the agent's version) on every service a resec agent registers. A resec agent
+ * always announces itself in the lock value while it holds the lock, so a master entry carrying this
+ * key is never the master of a holder that announced nothing (a Go resec): see leader_source.ts.
+ */
+export const RESEC_META_KEY = "resec_version";
+
 /** One service registration with its TTL check. */
 export interface ServiceDefinition {
   readonly id: string;
   readonly name: string;
   readonly tags: readonly string[];
+  readonly meta?: Readonly<Record<string, string>>;
   /** Omitted for a loopback announce address: Consul then uses the node's address. */
   readonly address?: string;
   readonly port: number;

@@ -42,7 +42,7 @@ import { HolderHostWatch } from "./holder_watch.ts";
 import { LeaderSource } from "./leader_source.ts";
 import { LockDriver } from "./lock_driver.ts";
 import { RedisActuator } from "./redis_actuator.ts";
-import { type ServiceDefinition, ServiceRegistrar } from "./registrar.ts";
+import { RESEC_META_KEY, type ServiceDefinition, ServiceRegistrar } from "./registrar.ts";
 import { toRedisView } from "./redis_view.ts";
 
 /** The flags the Go resec (hashicorp/consul api's Lock) puts on its lock key. */
@@ -125,6 +125,7 @@ export function serviceDefinition(
     id,
     name: naming.mode === "tags" ? naming.name : `${naming.prefix}-${role}`,
     tags: [...(role === "master" ? naming.masterTags : naming.slaveTags)],
+    meta: { [RESEC_META_KEY]: VERSION },
     ...(address !== undefined ? { address } : {}),
     port: config.announce.port,
     check: {
@@ -289,7 +290,7 @@ export class AgentRuntime implements AsyncDisposable {
             tags: [],
             ...(definition.address !== undefined ? { address: definition.address } : {}),
             port: definition.port,
-            meta: { resec_version: VERSION },
+            meta: { [RESEC_META_KEY]: VERSION },
             check: {
               id: definition.checkId,
               name: definition.checkName,
@@ -353,6 +354,7 @@ export class AgentRuntime implements AsyncDisposable {
             id: definition.id,
             name: definition.name,
             tags: [...definition.tags],
+            ...(definition.meta !== undefined ? { meta: { ...definition.meta } } : {}),
             ...(definition.address !== undefined ? { address: definition.address } : {}),
             port: definition.port,
             check: {

@@ -26,6 +26,8 @@ export interface HealthEntry {
   serviceId: string;
   serviceName: string;
   tags: string[];
+  /** Service.Meta (empty when none). */
+  meta: Record<string, string>;
   /** The worst status of the instance's checks (node checks included). */
   status: CheckStatus;
   checks: { id: string; name: string; status: CheckStatus; serviceId?: string }[];
@@ -147,9 +149,20 @@ export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
     serviceId: stringField(service, "ID", `${what}.Service`),
     serviceName: stringField(service, "Service", `${what}.Service`),
     tags: stringListField(service, "Tags", `${what}.Service`),
+    meta: serviceMeta(service.Meta, `${what}.Service.Meta`),
     status,
     checks,
   };
+}
+
+/** Service.Meta: null or an object of strings (Consul refuses any other value at registration). */
+function serviceMeta(value: unknown, what: string): Record<string, string> {
+  if (value === null || value === undefined) return {};
+  const meta: Record<string, string> = {};
+  for (const [key, item] of Object.entries(asObject(value, what))) {
+    if (typeof item === "string") meta[key] = item;
+  }
+  return meta;
 }
 
 /**

@@ -39,29 +39,86 @@ Commands (they use the same environment as the agent to reach Consul):
 Options:
   --env-file PATH   read variables from a .env file (the real environment wins)
   --check           validate the configuration, print it with secrets masked, and exit
-  --version         print the version and the Deno/V8 versions it was built with
+  -v, --version     print the version and the Deno/V8 versions it was built with
   -h, --help        print this help
 
 Configuration comes from environment variables; see README.md or systemd/resec.env.example.
+The Go resec's flags set the same variables and win over the environment, as they did there:
+  --announce-addr --consul-deregister-service-after --consul-lock-key --consul-lock-monitor-retries
+  --consul-lock-monitor-retry-interval --consul-lock-session-name --consul-lock-ttl
+  --consul-service-name --consul-service-prefix --consul-master-tags (MASTER_TAGS)
+  --consul-slave-tags (SLAVE_TAGS) --healthcheck-interval --healthcheck-timeout --log-level
+  --log-format --redis-addr --redis-password
 Exit codes: 0 stopped cleanly, 1 failed, 2 invalid usage or configuration.`;
+
+/**
+ * The Go resec's command-line flags (urfave/cli) and the variable each one sets. As there, a flag
+ * wins over the variable, which wins over the default.
+ */
+export const GO_RESEC_FLAGS: Readonly<Record<string, string>> = {
+  "announce-addr": "ANNOUNCE_ADDR",
+  "consul-deregister-service-after": "CONSUL_DEREGISTER_SERVICE_AFTER",
+  "consul-lock-key": "CONSUL_LOCK_KEY",
+  "consul-lock-monitor-retries": "CONSUL_LOCK_MONITOR_RETRIES",
+  "consul-lock-monitor-retry-interval": "CONSUL_LOCK_MONITOR_RETRY_INTERVAL",
+  "consul-lock-session-name": "CONSUL_LOCK_SESSION_NAME",
+  "consul-lock-ttl": "CONSUL_LOCK_TTL",
+  "consul-service-name": "CONSUL_SERVICE_NAME",
+  "consul-service-prefix": "CONSUL_SERVICE_PREFIX",
+  "consul-master-tags": "MASTER_TAGS",
+  "consul-slave-tags": "SLAVE_TAGS",
+  "healthcheck-interval": "HEALTHCHECK_INTERVAL",
+  "healthcheck-timeout": "HEALTHCHECK_TIMEOUT",
+  "log-level": "LOG_LEVEL",
+  "log-format": "LOG_FORMAT",
+  "redis-addr": "REDIS_ADDR",
+  "redis-password": "REDIS_PASSWORD",
+};
+
+/** Variables set on the command line (Go resec flags), by variable name. */
+export type FlagSettings = Readonly<Record<string, string>>;
 
 /** What the command line asked for. */
 export type Invocation =
   | { readonly command: "help" }
   | { readonly command: "version" }
-  | { readonly command: "run"; readonly envFile?: string; readonly checkOnly: boolean }
+  | {
+    readonly command: "run";
+    readonly envFile?: string;
+    readonly settings?: FlagSettings;
+    readonly checkOnly: boolean;
+  }
   | {
     readonly command: "switchover";
     readonly envFile?: string;
+    readonly settings?: FlagSettings;
     readonly to?: string;
     readonly timeoutMs: number;
   }
-  | { readonly command: "pause"; readonly envFile?: string; readonly reason: string }
-  | { readonly command: "resume"; readonly envFile?: string };
+  | {
+    readonly command: "pause";
+    readonly envFile?: string;
+    readonly settings?: FlagSettings;
+    readonly reason: string;
+  }
+  | { readonly command: "resume"; readonly envFile?: string; readonly settings?: FlagSettings };
 
 /** Thrown for a command line we cannot understand. */
 export class UsageError extends Error {
   override name = "UsageError";
+}
+
+/**
+ * The Go flag package took `-name` as well as `--name`: spell the Go resec's flags with two dashes,
+ * so `parseArgs` reads them (it takes single letters only after one dash).
+ */
+function withGoFlagsSpelledLong(args: readonly string[]): string[] {
+  const end = args.indexOf("--");
+  return args.map((arg, index) => {
+    if (end >= 0 && index > end) return arg;
+    const name = /^-([a-z][a-z-]+)(?:=|$)/.exec(arg)?.[1];
+    return name !== undefined && name in GO_RESEC_FLAGS ? `-${arg}` : arg;
+  });
 }
 
 /** Parses argv (without the program name). */
@@ -69,15 +126,18 @@ export function parseInvocation(args: readonly string[]): Invocation {
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: withGoFlagsSpelledLong(args),
       options: {
         help: { type: "boolean", short: "h" },
-        version: { type: "boolean" },
+        version: { type: "boolean", short: "v" },
         check: { type: "boolean" },
         "env-file": { type: "string" },
         to: { type: "string" },
         timeout: { type: "string" },
         reason: { type: "string" },
+        ...Object.fromEntries(
+          Object.keys(GO_RESEC_FLAGS).map((flag) => [flag, { type: "string" as const }]),
+        ),
       },
       allowPositionals: true,
       strict: true,
@@ -90,7 +150,35 @@ export function parseInvocation(args: readonly string[]): Invocation {
   if (values.version) return { command: "version" };
   const [command = "run", ...rest] = positionals;
   if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
+  const flagged = Object.entries(GO_RESEC_FLAGS).flatMap(([flag, variable]) => {
+    const value = (values as Record<string, unknown>)[flag];
+    return typeof value === "string" ? [[variable, value] as const] : [];
+  });
   const envFile = values["env-file"];
+  const settings: FlagSettings | undefined = flagged.length > 0
+    ? Object.fromEntries(flagged)
+    : undefined;
+  return withSettings(parseCommand(command, values, envFile), settings);
+}
+
+/** The invocation with the flags' settings, when any flag was given. */
+function withSettings(invocation: Invocation, settings: FlagSettings | undefined): Invocation {
+  if (settings === undefined || invocation.command === "help" || invocation.command === "version") {
+    return invocation;
+  }
+  return { ...invocation, settings };
+}
+
+function parseCommand(
+  command: string,
+  values: {
+    check?: boolean;
+    to?: string;
+    timeout?: string;
+    reason?: string;
+  },
+  envFile: string | undefined,
+): Invocation {
   const only = (allowed: string[]) => {
     for (const option of ["to", "timeout", "reason", "check"] as const) {
       if (values[option] !== undefined && !allowed.includes(option)) {
@@ -175,7 +263,13 @@ export function describeEffectiveConfig(config: Config, env: Environment): strin
       ? `service          ${config.service.name} master tags [${
         config.service.masterTags.join(",")
       }] slave tags [${config.service.slaveTags.join(",")}]`
-      : `services         ${config.service.prefix}-master / ${config.service.prefix}-slave`,
+      : `services         ${config.service.prefix}-master / ${config.service.prefix}-slave${
+        config.service.masterTags.length + config.service.slaveTags.length > 0
+          ? ` master tags [${config.service.masterTags.join(",")}] slave tags [${
+            config.service.slaveTags.join(",")
+          }]`
+          : ""
+      }`,
     `agent service    ${
       config.service.mode === "tags" ? config.service.name : config.service.prefix
     }-agent (lock sessions are tied to its check)`,
@@ -240,7 +334,8 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       return EXIT_USAGE;
     }
   }
-  const env = readEnvironment(io.getEnv, envFileText);
+  // Flags win over the environment, as the Go resec's urfave/cli flags did.
+  const env = { ...readEnvironment(io.getEnv, envFileText), ...invocation.settings };
   const result = parseConfig(env, { readTextFile: io.readTextFile });
   if (!result.ok) {
     io.stderr(

@@ -91,6 +91,70 @@ Deno.test("--env-file supplies variables and the real environment wins over it",
   assert.equal(h.started[0]?.lock.key, "team/.lock");
 });
 
+Deno.test("every command-line flag of the Go resec sets its variable, and wins over the environment as there", async () => {
+  const h = harness({ CONSUL_LOCK_TTL: "20s", REDIS_ADDR: "10.0.0.9:6379", LOG_LEVEL: "debug" });
+  const args = [
+    "--announce-addr=10.0.0.5:7000",
+    "--consul-deregister-service-after",
+    "1h",
+    "--consul-lock-key=team/.lock",
+    "--consul-lock-monitor-retries",
+    "5",
+    "--consul-lock-monitor-retry-interval=2s",
+    "--consul-lock-session-name",
+    "team",
+    "--consul-lock-ttl=30s",
+    "--consul-service-name",
+    "cache",
+    "--consul-service-prefix=ignored",
+    "--consul-master-tags",
+    "primary,a",
+    "--consul-slave-tags=secondary",
+    "--healthcheck-interval",
+    "4s",
+    "--healthcheck-timeout=3s",
+    // The Go flag package also takes one dash.
+    "-log-level",
+    "WARNING",
+    "-log-format=json",
+    "--redis-addr",
+    "10.0.0.5:6380",
+    "--redis-password=hunter2",
+  ];
+  assert.equal(await runCli(args, h.io), EXIT_OK, h.err.join("\n"));
+  const config = h.started[0]!;
+  assert.deepEqual(config.announce, { host: "10.0.0.5", port: 7000 });
+  assert.equal(config.deregisterServiceAfterMs, 3_600_000);
+  assert.equal(config.lock.key, "team/.lock");
+  assert.equal(config.lock.monitorRetries, 5);
+  assert.equal(config.lock.monitorRetryIntervalMs, 2_000);
+  assert.equal(config.lock.sessionName, "team");
+  assert.equal(config.lock.ttlMs, 30_000, "the flag wins over CONSUL_LOCK_TTL");
+  assert.deepEqual(config.service, {
+    mode: "tags",
+    name: "cache",
+    masterTags: ["primary", "a"],
+    slaveTags: ["secondary"],
+  });
+  assert.equal(config.healthcheckIntervalMs, 4_000);
+  assert.equal(config.healthcheckTimeoutMs, 3_000);
+  assert.equal(config.logLevel, "warn");
+  assert.equal(config.logFormat, "json");
+  assert.deepEqual([config.redis.host, config.redis.port], ["10.0.0.5", 6380]);
+  assert.equal(config.redis.password, "hunter2");
+});
+
+Deno.test("a Go flag's value is checked like its variable, and -v prints the version as the Go resec's did", async () => {
+  const bad = harness();
+  assert.equal(await runCli(["--consul-lock-ttl", "soon"], bad.io), EXIT_USAGE);
+  assert.match(bad.err.join(), /CONSUL_LOCK_TTL "soon"/);
+  const version = harness();
+  assert.equal(await runCli(["-v"], version.io), EXIT_OK);
+  assert.match(version.out.join(), /^resec \d+\.\d+\.\d+/);
+  const missing = harness();
+  assert.equal(await runCli(["--consul-lock-key"], missing.io), EXIT_USAGE);
+});
+
 Deno.test("a missing env file exits 2 naming the file", async () => {
   const h = harness();
   assert.equal(await runCli(["--env-file", "/nope/.env"], h.io), EXIT_USAGE);

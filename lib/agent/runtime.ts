@@ -30,7 +30,7 @@ import { CandidacyBoard } from "./candidacy.ts";
 import { ControlSource } from "./control_source.ts";
 import { type HookRole, RoleChangeHook } from "../hooks.ts";
 import type { ElectionSettings } from "../candidates.ts";
-import { formatHostPort, type HostPort } from "../address.ts";
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
 import { ResecMetrics } from "../metrics/resec.ts";
 import { VERSION } from "../version.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
@@ -50,6 +50,14 @@ export const GO_RESEC_LOCK_FLAGS = 3304740253564472344n;
 
 /** How long startup keeps trying to end an earlier run's sessions while Consul is unreachable. */
 const EARLIER_RUN_DEADLINE_MS = 3_000;
+
+/**
+ * How long a graceful stop of the master waits for another node to lead, to make its Redis that
+ * node's replica (a Go resec or a Redis with no agent never lifts the fence). Well inside the hard
+ * exit (HARD_EXIT_AFTER_MS); a Go resec takes a released lock within a second, ours within
+ * HEALTHCHECK_TIMEOUT plus a moment.
+ */
+const HAND_OVER_WAIT_MS = 10_000;
 
 /** Timings derived from the configuration; documented in the README's failure-behaviour section. */
 export interface AgentTimings extends DecisionSettings {
@@ -561,11 +569,55 @@ export class AgentRuntime implements AsyncDisposable {
     }
   }
 
+  /**
+   * After a graceful stop fenced our master Redis and gave the lock up: once another node leads (a
+   * bounded wait), make our Redis its replica and lift the fence, as its agent would. Without this,
+   * the Redis keeps the fence for its whole minute when a Go resec (or nobody) takes over. A Redis
+   * with no replica hands over to nobody: no peer holds its data.
+   */
+  async #handOver(): Promise<void> {
+    const clock = this.#clock;
+    if (!this.#actuator.isFenced(clock.now())) return;
+    const logger = this.#logger.child("agent");
+    try {
+      const info = await this.#commander.info();
+      if (info.role !== "master" || info.connectedReplicas === 0) return;
+      const self = this.config.announce;
+      const source = this.#leaderSource;
+      const other = () => {
+        const leader = source.leader();
+        return leader && !sameHostPort(leader.address, self) ? leader : undefined;
+      };
+      const stop = new AbortController();
+      const unsubscribe = source.onChange(() => other() && stop.abort());
+      try {
+        if (!other()) await clock.sleep(HAND_OVER_WAIT_MS, stop.signal).catch(() => {});
+      } finally {
+        unsubscribe();
+      }
+      const leader = other();
+      if (!leader) {
+        logger.warn("no other node leads yet; Redis stays fenced until its pause lapses", {
+          waitedMs: HAND_OVER_WAIT_MS,
+        });
+        return;
+      }
+      await this.#actuator.apply({ kind: "replicate", master: leader.address }, clock.now());
+      logger.info("handed over: Redis replicates from the new leader", {
+        leader: formatHostPort(leader.address),
+      });
+    } catch (error) {
+      if (!(error instanceof RedisError)) throw error;
+      logger.warn("cannot hand Redis over to the new leader", { error });
+    }
+  }
+
   /** Stops gracefully (releases the lock, deregisters) and closes every connection. */
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.#holderWatch.stop();
       await this.agent.stop();
+      await this.#handOver();
       // After the lock is released: deregistering the check would end the session anyway.
       await this.#presence.stop();
       await this.#hook?.settled();

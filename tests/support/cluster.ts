@@ -4,6 +4,7 @@
  */
 import { AgentProcess } from "./agent.ts";
 import { ConsulServer } from "./consul.ts";
+import { GoResecProcess } from "./go_resec.ts";
 import { TcpProxy } from "./proxy.ts";
 import { RedisServer, type RedisServerOptions } from "./redis.ts";
 import { waitFor } from "./wait.ts";
@@ -34,9 +35,9 @@ export interface ClusterOptions {
   consulAcl?: boolean;
 }
 
-/** One node: a Redis and the agent beside it. */
+/** One node: a Redis and the agent beside it (ours, or the Go resec for mixed clusters). */
 export class ClusterNode {
-  #agent: AgentProcess | undefined;
+  #agent: AgentProcess | GoResecProcess | undefined;
 
   constructor(
     readonly index: number,
@@ -46,7 +47,7 @@ export class ClusterNode {
   ) {}
 
   /** The node's agent; throws when it was never started. */
-  get agent(): AgentProcess {
+  get agent(): AgentProcess | GoResecProcess {
     if (!this.#agent) throw new Error(`The agent of node ${this.index} was not started`);
     return this.#agent;
   }
@@ -57,8 +58,34 @@ export class ClusterNode {
 
   /** Starts (or restarts, after a kill or stop) the agent with the node's environment. */
   startAgent(): AgentProcess {
-    this.#agent = AgentProcess.start({ env: this.env, label: `agent-${this.index}` });
-    return this.#agent;
+    const agent = AgentProcess.start({ env: this.env, label: `agent-${this.index}` });
+    this.#agent = agent;
+    return agent;
+  }
+
+  /**
+   * Starts (or restarts) the node's agent as the Go resec: the node's Consul and Redis addresses (and
+   * token), plus `env`. None of our test timings: the Go resec refuses a lock TTL under 15 s.
+   */
+  startGoAgent(env: Record<string, string> = {}): GoResecProcess {
+    const { CONSUL_HTTP_ADDR, REDIS_ADDR, CONSUL_HTTP_TOKEN } = this.env;
+    const agent = GoResecProcess.start({
+      env: {
+        CONSUL_HTTP_ADDR: CONSUL_HTTP_ADDR!,
+        REDIS_ADDR: REDIS_ADDR!,
+        ...(CONSUL_HTTP_TOKEN ? { CONSUL_HTTP_TOKEN } : {}),
+        ...env,
+      },
+      label: `go-resec-${this.index}`,
+    });
+    this.#agent = agent;
+    return agent;
+  }
+
+  /** Which resec runs beside this node's Redis now. */
+  get flavour(): "deno" | "go" | undefined {
+    if (!this.#agent) return undefined;
+    return this.#agent instanceof GoResecProcess ? "go" : "deno";
   }
 }
 
@@ -188,7 +215,9 @@ export class Cluster implements AsyncDisposable {
   /** Dumps every agent's log tail, for a failing test's output. */
   logs(tail = 4000): string {
     return this.nodes.filter((node) => node.started).map((node) =>
-      `--- agent ${node.index} (redis ${node.redis.port})\n${node.agent.log().slice(-tail)}`
+      `--- agent ${node.index} (${node.flavour}, redis ${node.redis.port})\n${
+        node.agent.log().slice(-tail)
+      }`
     ).join("\n");
   }
 

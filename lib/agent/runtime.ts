@@ -6,9 +6,9 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { announcedServiceAddress, type Config, serviceId, serviceIdAddress } from "../config.ts";
 import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
-import { ConsulPermissionDeniedError } from "../consul/errors.ts";
+import { ConsulError, ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { ConsulLock } from "../consul/lock.ts";
-import { nodeGossipHealth } from "../consul/health.ts";
+import { healthService, nodeGossipHealth } from "../consul/health.ts";
 import { destroySession, sessionInfo } from "../consul/session.ts";
 import {
   deregisterService,
@@ -170,6 +170,14 @@ export function presenceDefinition(
     deregisterCriticalAfterMs: config.deregisterServiceAfterMs,
     output: `resec ${VERSION} manages the Redis at ${formatHostPort(config.announce)}`,
   };
+}
+
+/** Where the slave services live in the catalog: by name, or by the first slave tag if any. */
+export function slaveServiceQuery(config: Config): { name: string; tag?: string } {
+  const naming = config.service;
+  if (naming.mode === "prefix") return { name: `${naming.prefix}-slave` };
+  const tag = naming.slaveTags[0];
+  return tag === undefined ? { name: naming.name } : { name: naming.name, tag };
 }
 
 /** Where the master service lives in the catalog (the leader fallback reads it). */
@@ -572,7 +580,8 @@ export class AgentRuntime implements AsyncDisposable {
   /**
    * After a graceful stop fenced our master Redis and gave the lock up: once another node leads (a
    * bounded wait), make our Redis its replica and lift the fence, as its agent would. Without this,
-   * the Redis keeps the fence for its whole minute when a Go resec (or nobody) takes over. A Redis
+   * the Redis keeps the fence for its whole minute when a Go resec (or nobody) takes over. It gives
+   * up at once when no peer is left that could lead (every agent stopping together), and a Redis
    * with no replica hands over to nobody: no peer holds its data.
    */
   async #handOver(): Promise<void> {
@@ -588,28 +597,61 @@ export class AgentRuntime implements AsyncDisposable {
         const leader = source.leader();
         return leader && !sameHostPort(leader.address, self) ? leader : undefined;
       };
-      const stop = new AbortController();
-      const unsubscribe = source.onChange(() => other() && stop.abort());
+      const wake = new AbortController();
+      const unsubscribe = source.onChange(() => other() && wake.abort());
+      const deadline = clock.now() + HAND_OVER_WAIT_MS;
       try {
-        if (!other()) await clock.sleep(HAND_OVER_WAIT_MS, stop.signal).catch(() => {});
+        while (!other()) {
+          if (clock.now() >= deadline) {
+            logger.warn("no other node leads yet; Redis stays fenced until its pause lapses", {
+              waitedMs: HAND_OVER_WAIT_MS,
+            });
+            return;
+          }
+          if (!(await this.#peerMayLead())) {
+            logger.info(
+              "no other agent is left to lead; Redis stays fenced until its pause lapses",
+            );
+            return;
+          }
+          await clock.sleep(Math.min(250, deadline - clock.now()), wake.signal).catch(() => {});
+        }
       } finally {
         unsubscribe();
       }
-      const leader = other();
-      if (!leader) {
-        logger.warn("no other node leads yet; Redis stays fenced until its pause lapses", {
-          waitedMs: HAND_OVER_WAIT_MS,
-        });
-        return;
-      }
+      const leader = other()!;
       await this.#actuator.apply({ kind: "replicate", master: leader.address }, clock.now());
       logger.info("handed over: Redis replicates from the new leader", {
         leader: formatHostPort(leader.address),
       });
     } catch (error) {
-      if (!(error instanceof RedisError)) throw error;
+      if (!(error instanceof RedisError) && !(error instanceof ConsulError)) throw error;
       logger.warn("cannot hand Redis over to the new leader", { error });
     }
+  }
+
+  /**
+   * Whether another agent could still take the lock: a passing agent service of ours other than
+   * this one, or a passing slave (a Go resec registers nothing else).
+   */
+  async #peerMayLead(): Promise<boolean> {
+    const presence = presenceDefinition(this.config, this.timings);
+    const slaves = slaveServiceQuery(this.config);
+    const [agents, replicas] = await Promise.all([
+      healthService(this.consul, presence.name, { passing: true }),
+      healthService(this.consul, slaves.name, {
+        passing: true,
+        ...(slaves.tag !== undefined ? { tag: slaves.tag } : {}),
+      }),
+    ]);
+    const otherAgent = agents.entries.some((entry) =>
+      entry.serviceId !== presence.serviceId || entry.node !== this.#node
+    );
+    const masterTag = masterServiceQuery(this.config).tag;
+    const replica = replicas.entries.some((entry) =>
+      masterTag === undefined || !entry.tags.includes(masterTag)
+    );
+    return otherAgent || replica;
   }
 
   /** Stops gracefully (releases the lock, deregisters) and closes every connection. */

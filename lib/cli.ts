@@ -17,6 +17,7 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import { parseHostPort } from "./address.ts";
 import { MAX_SWITCHOVER_TIMEOUT_MS } from "./control.ts";
 import type { CommandIo } from "./commands.ts";
+import { mayRunHooks } from "./permissions.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration (nothing was touched). */
 export const EXIT_OK = 0;
@@ -291,12 +292,24 @@ export function describeEffectiveConfig(config: Config, env: Environment): strin
   return lines;
 }
 
+/**
+ * Why an agent with ON_ROLE_CHANGE but without the permission to run it refuses to start: the
+ * executable's permissions are fixed when it is built, and a hook that never runs is a failure found
+ * only at the first failover.
+ */
+export const HOOK_NOT_ALLOWED =
+  "ON_ROLE_CHANGE is set, but this resec may not run programs (it lacks --allow-run=/bin/sh): " +
+  "build the executable with `scripts/compile.sh --hooks`, or run the bundle with the flags " +
+  "`deno run lib/permissions.ts --hooks` prints; or unset ON_ROLE_CHANGE";
+
 /** Dependencies of the CLI, injectable for tests. */
 export interface CliIo {
   getEnv: (name: string) => string | undefined;
   readTextFile: (path: string) => string;
   stdout: (line: string) => void;
   stderr: (line: string) => void;
+  /** Whether the hook's shell may be started (default: the process's Deno permissions). */
+  mayRunHooks?: () => boolean;
   /** Runs the agent until it stops; returns the exit code. */
   runAgent: (config: Config) => Promise<number>;
   /** Runs an operator command against Consul; returns the exit code. */
@@ -337,11 +350,18 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   // Flags win over the environment, as the Go resec's urfave/cli flags did.
   const env = { ...readEnvironment(io.getEnv, envFileText), ...invocation.settings };
   const result = parseConfig(env, { readTextFile: io.readTextFile });
-  if (!result.ok) {
+  const problems = result.ok ? [] : result.problems.map((problem) => problem.message);
+  if (
+    result.ok && invocation.command === "run" && result.config.roleChangeHook !== undefined &&
+    !(io.mayRunHooks ?? mayRunHooks)()
+  ) {
+    problems.push(HOOK_NOT_ALLOWED);
+  }
+  if (!result.ok || problems.length > 0) {
     io.stderr(
-      `resec: invalid configuration, nothing was started (${result.problems.length} problem${
-        result.problems.length === 1 ? "" : "s"
-      }):\n${result.problems.map((problem) => `  - ${problem.message}`).join("\n")}`,
+      `resec: invalid configuration, nothing was started (${problems.length} problem${
+        problems.length === 1 ? "" : "s"
+      }):\n${problems.map((message) => `  - ${message}`).join("\n")}`,
     );
     return EXIT_USAGE;
   }

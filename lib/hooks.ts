@@ -2,6 +2,11 @@
  * ON_ROLE_CHANGE: an operator's command run after every role change, with the new role, the old
  * role and the master's address as arguments and environment. It runs beside the agent, one at a
  * time and in order, under a deadline; its failure is logged and never stops the agent.
+ *
+ * The hook gets a fresh environment, never the agent's: `PATH` (a default when the agent has none),
+ * `HOME`, `LANG`, `LC_ALL` and `TZ` when the agent has them, and `RESEC_ROLE`,
+ * `RESEC_PREVIOUS_ROLE`, `RESEC_MASTER_ADDR`. The agent's secrets (REDIS_PASSWORD, CONSUL_HTTP_TOKEN,
+ * CONSUL_HTTP_AUTH…) and every other variable stay out of it.
  */
 import type { Milliseconds } from "./duration.ts";
 import type { Logger } from "./log.ts";
@@ -19,8 +24,11 @@ export interface RoleChange {
 /** The shell the hook runs under: the one program the compiled binary may start. */
 export const HOOK_SHELL = "/bin/sh";
 
-/** The one variable besides the agent's own that it reads: the hook's search path. */
-export const HOOK_PATH_VARIABLE = "PATH";
+/**
+ * The variables passed from the agent's environment to the hook when set: its search path, home and
+ * locale. They are the only ones the agent reads besides its own (see lib/permissions.ts).
+ */
+export const HOOK_INHERITED_VARIABLES = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"] as const;
 
 /** Used when the agent was started without PATH (a bare container), so hooks still find commands. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -59,12 +67,9 @@ export class RoleChangeHook {
     try {
       child = new Deno.Command(HOOK_SHELL, {
         args: ["-c", `${command} "$@"`, "resec-hook", change.role, change.previous, change.master],
-        env: {
-          PATH: Deno.env.get(HOOK_PATH_VARIABLE) ?? DEFAULT_PATH,
-          RESEC_ROLE: change.role,
-          RESEC_PREVIOUS_ROLE: change.previous,
-          RESEC_MASTER_ADDR: change.master,
-        },
+        // Without clearEnv, Deno adds `env` to the agent's whole environment, secrets included.
+        clearEnv: true,
+        env: hookEnvironment(change, (name) => Deno.env.get(name)),
         stdin: "null",
         stdout: "null",
         stderr: "piped",
@@ -111,6 +116,32 @@ export class RoleChangeHook {
       void child.stderr.cancel().catch(() => {});
     }
   }
+}
+
+/**
+ * The whole environment of one hook run: the inherited variables the agent has (PATH always) and the
+ * change itself.
+ *
+ * @example
+ * ```ts
+ * hookEnvironment({ role: "master", previous: "slave", master: "10.0.0.1:6379" }, () => undefined);
+ * // { PATH: "/usr/local/sbin:…", RESEC_ROLE: "master", RESEC_PREVIOUS_ROLE: "slave", RESEC_MASTER_ADDR: "10.0.0.1:6379" }
+ * ```
+ */
+export function hookEnvironment(
+  change: RoleChange,
+  getEnv: (name: string) => string | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of HOOK_INHERITED_VARIABLES) {
+    const value = getEnv(name);
+    if (value !== undefined && value !== "") env[name] = value;
+  }
+  env.PATH ??= DEFAULT_PATH;
+  env.RESEC_ROLE = change.role;
+  env.RESEC_PREVIOUS_ROLE = change.previous;
+  env.RESEC_MASTER_ADDR = change.master;
+  return env;
 }
 
 /** Reads up to `limit` characters of a stream, for a log line. */

@@ -4,40 +4,58 @@
  * and the test harness all read, so a missing permission fails a test rather than a production failover.
  */
 import { ENVIRONMENT_VARIABLES } from "./config.ts";
-import { HOOK_PATH_VARIABLE, HOOK_SHELL } from "./hooks.ts";
+import { HOOK_INHERITED_VARIABLES, HOOK_SHELL } from "./hooks.ts";
+
+export interface PermissionOptions {
+  /**
+   * Let the agent run ON_ROLE_CHANGE: start `/bin/sh` and read the variables a hook inherits. Off by
+   * default, so an agent without a hook cannot start any program at all.
+   */
+  hooks?: boolean;
+}
 
 /**
  * The permission flags for `deno run` / `deno compile`.
  *
  * - net: Consul's HTTP API and Redis, at addresses only known at run time.
- * - env: exactly the variables the agent reads (and PATH, for the hook); `--ignore-env` makes every
- *   other read `undefined`
+ * - env: exactly the variables the agent reads (and, with hooks, PATH, HOME and the locale a hook
+ *   inherits); `--ignore-env` makes every other read `undefined`
  *   (ioredis's `debug` dependency enumerates the environment and would otherwise fail).
- * - read: the files the operator names (env file, token file, certificates) are only known at run
- *   time, and a compiled binary cannot widen its permissions then.
- * - run: only /bin/sh, which runs the operator's ON_ROLE_CHANGE hook.
+ * - read: the files the operator names (env file, token and password files, certificates) are only
+ *   known at run time, and a compiled binary cannot widen its permissions then.
+ * - run: with hooks only, and only /bin/sh, which runs the operator's ON_ROLE_CHANGE hook. An agent
+ *   given a hook without this permission refuses to start (lib/cli.ts), rather than fail at the
+ *   first role change.
  * - nothing else: no write, no FFI, no system information; `--no-prompt` turns any other access into
  *   an error instead of a prompt a daemon cannot answer.
  *
  * @example
  * ```ts
  * const command = new Deno.Command(Deno.execPath(), {
- *   args: ["run", ...agentPermissionFlags(), "main.ts", "--check"],
+ *   args: ["run", ...agentPermissionFlags({ hooks: true }), "main.ts", "--check"],
  * });
  * ```
  */
-export function agentPermissionFlags(): string[] {
+export function agentPermissionFlags(options: PermissionOptions = {}): string[] {
+  const variables = options.hooks
+    ? [...ENVIRONMENT_VARIABLES, ...HOOK_INHERITED_VARIABLES]
+    : [...ENVIRONMENT_VARIABLES];
   return [
     "--allow-net",
-    `--allow-env=${[...ENVIRONMENT_VARIABLES, HOOK_PATH_VARIABLE].join(",")}`,
+    `--allow-env=${variables.join(",")}`,
     "--ignore-env",
     "--allow-read",
-    `--allow-run=${HOOK_SHELL}`,
+    ...(options.hooks ? [`--allow-run=${HOOK_SHELL}`] : []),
     "--no-prompt",
   ];
 }
 
+/** Whether this process may start the hook's shell (it was given `agentPermissionFlags({ hooks: true })`). */
+export function mayRunHooks(): boolean {
+  return Deno.permissions.querySync({ name: "run", command: HOOK_SHELL }).state === "granted";
+}
+
 if (import.meta.main) {
-  // `deno run lib/permissions.ts` prints the flags, one per line, for shell scripts.
-  console.log(agentPermissionFlags().join("\n"));
+  // `deno run lib/permissions.ts [--hooks]` prints the flags, one per line, for shell scripts.
+  console.log(agentPermissionFlags({ hooks: Deno.args.includes("--hooks") }).join("\n"));
 }

@@ -3,7 +3,10 @@
 # lib/permissions.ts (the same ones the tests run the agent with).
 #
 #   scripts/compile.sh [--target x86_64-unknown-linux-gnu|aarch64-unknown-linux-gnu] [--output PATH]
-#                      [--cached-only] [--no-check]
+#                      [--cached-only] [--no-check] [--hooks]
+#
+# --hooks bakes in the permission to run /bin/sh, which ON_ROLE_CHANGE needs; without it the executable
+# cannot start any program, and refuses to start (exit 2) when ON_ROLE_CHANGE is set.
 #
 # `deno compile` appends the program to a runtime base binary, `denort`, that it takes from DENORT_BIN (the
 # path of an unzipped denort), else from Deno's cache ($DENO_DIR/dl/release/v<version>/denort-<target>.zip),
@@ -47,6 +50,7 @@ target="$(host_target)"
 output="$root/dist/resec"
 cached_only=0
 check_flags=()
+permission_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) [ $# -ge 2 ] || usage; target="$2"; shift 2 ;;
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
     --output=*) output="${1#--output=}"; shift ;;
     --cached-only) cached_only=1; shift ;;
     --no-check) check_flags=(--no-check); shift ;;
+    --hooks) permission_args=(--hooks); shift ;;
     -h | --help) usage ;;
     *) echo "compile.sh: unknown argument \"$1\"" >&2; usage ;;
   esac
@@ -114,7 +119,7 @@ else
   echo "compile.sh: no cached denort for $target; deno compile will try $download_url" >&2
 fi
 
-mapfile -t permission_flags < <("$deno" run --quiet --no-prompt "$root/lib/permissions.ts")
+mapfile -t permission_flags < <("$deno" run --quiet --no-prompt "$root/lib/permissions.ts" "${permission_args[@]}")
 [ ${#permission_flags[@]} -gt 0 ] || { echo "compile.sh: lib/permissions.ts printed no flags" >&2; exit 1; }
 
 mkdir -p "$(dirname "$output")"

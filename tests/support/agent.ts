@@ -12,14 +12,20 @@ import { waitFor } from "./wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** The command and leading arguments that start the agent under test. */
-export function agentCommand(): { command: string; args: string[] } {
+/**
+ * The command and leading arguments that start the agent under test; with `hooks`, the permissions to
+ * run ON_ROLE_CHANGE (a compiled binary has what it was built with: `scripts/compile.sh --hooks`).
+ */
+export function agentCommand(
+  options: { hooks?: boolean } = {},
+): { command: string; args: string[] } {
   const underTest = Deno.env.get("RESEC_UNDER_TEST") ?? "source";
+  const flags = agentPermissionFlags({ hooks: options.hooks });
   if (underTest === "source") {
-    return { command: Deno.execPath(), args: ["run", ...agentPermissionFlags(), `${ROOT}main.ts`] };
+    return { command: Deno.execPath(), args: ["run", ...flags, `${ROOT}main.ts`] };
   }
   if (underTest.endsWith(".js")) {
-    return { command: Deno.execPath(), args: ["run", ...agentPermissionFlags(), underTest] };
+    return { command: Deno.execPath(), args: ["run", ...flags, underTest] };
   }
   return { command: underTest, args: [] };
 }
@@ -30,6 +36,8 @@ export interface AgentProcessOptions {
   /** Extra command-line arguments. */
   args?: string[];
   label?: string;
+  /** Give the agent the permissions to run ON_ROLE_CHANGE (default: when the variable is set). */
+  hooks?: boolean;
 }
 
 /** A running agent; dispose it to stop it gracefully. */
@@ -39,7 +47,9 @@ export class AgentProcess {
 
   private constructor(readonly options: AgentProcessOptions) {
     this.dir = makeServerDir(options.label ?? "agent");
-    const { command, args } = agentCommand();
+    const { command, args } = agentCommand({
+      hooks: options.hooks ?? (options.env.ON_ROLE_CHANGE ?? "") !== "",
+    });
     // A bundle runs as an operator would run it: from an empty directory with an empty Deno cache,
     // so a dependency that is not inlined fails the test.
     const bundle = args.some((arg) => arg.endsWith(".js"));

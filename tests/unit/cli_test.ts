@@ -2,7 +2,7 @@
  * runCli(): the command line an operator types, with the agent replaced by a recorder (no I/O).
  */
 import assert from "node:assert/strict";
-import { EXIT_OK, EXIT_USAGE, parseInvocation, runCli } from "../../lib/cli.ts";
+import { EXIT_OK, EXIT_USAGE, HOOK_NOT_ALLOWED, parseInvocation, runCli } from "../../lib/cli.ts";
 import type { Config } from "../../lib/config.ts";
 
 function harness(env: Record<string, string> = {}, files: Record<string, string> = {}) {
@@ -80,6 +80,26 @@ Deno.test("--check with default settings says the host's address comes from its 
     h.out.join("\n"),
     /announce +<the local Consul node's address>:6379 \(resolved at start\)/,
   );
+});
+
+Deno.test("ON_ROLE_CHANGE without the permission to run /bin/sh exits 2 saying how to grant it", async () => {
+  const h = harness({ ON_ROLE_CHANGE: "/usr/local/bin/notify" });
+  const io = { ...h.io, mayRunHooks: () => false };
+  assert.equal(await runCli([], io), EXIT_USAGE);
+  assert.equal(await runCli(["--check"], io), EXIT_USAGE);
+  assert.equal(
+    h.err[0],
+    `resec: invalid configuration, nothing was started (1 problem):\n  - ${HOOK_NOT_ALLOWED}`,
+  );
+  assert.match(
+    HOOK_NOT_ALLOWED,
+    /--allow-run=\/bin\/sh.*compile\.sh --hooks.*permissions\.ts --hooks/,
+  );
+  assert.equal(h.started.length, 0);
+  // Without a hook, or with the permission, the agent starts.
+  assert.equal(await runCli([], { ...harness().io, mayRunHooks: () => false }), EXIT_OK);
+  assert.equal(await runCli([], { ...h.io, mayRunHooks: () => true }), EXIT_OK);
+  assert.equal(h.started.length, 1);
 });
 
 Deno.test("--env-file supplies variables and the real environment wins over it", async () => {

@@ -253,7 +253,9 @@ export function readEnvironment(
 /** The effective configuration as `NAME=value` lines, secrets masked. */
 export function describeEffectiveConfig(config: Config, env: Environment): string[] {
   const lines = [
-    `redis            ${config.redis.host}:${config.redis.port}`,
+    `redis            ${config.redis.host}:${config.redis.port}${
+      config.redis.password === undefined ? "" : " (password set)"
+    }`,
     announcesNodeAddress(config)
       ? `announce         <the local Consul node's address>:${config.announce.port} (resolved at start)`
       : `announce         ${config.announce.host}:${config.announce.port}${

@@ -147,3 +147,11 @@ export class EnvReader {
     if (this.problems.length > 0) throw new ConfigError(this.problems);
   }
 }
+
+/** Why a file named by a variable could not be read, in a few words for a problem's message. */
+export function describeFileError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.IsADirectory) return "it is a directory";
+  return error instanceof Error ? error.message : String(error);
+}

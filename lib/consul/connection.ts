@@ -3,7 +3,7 @@
  * operator configures resec exactly like the `consul` command.
  */
 import { AddressSyntaxError, formatHostPort, parseHostPort } from "../address.ts";
-import type { EnvReader } from "../env.ts";
+import { describeFileError, type EnvReader } from "../env.ts";
 
 /** TLS settings for an `https://` Consul address. */
 export interface ConsulTlsConfig {
@@ -45,7 +45,8 @@ export const DEFAULT_CONSUL_ADDRESS = "127.0.0.1:8500";
  * Reads the Consul CLI's environment variables into a connection config, recording every problem on
  * `reader` (never the token or the basic-auth password) instead of throwing.
  *
- * A token file wins over CONSUL_HTTP_TOKEN, as in the Consul CLI. CONSUL_HTTP_SSL only matters for an
+ * CONSUL_HTTP_TOKEN_FILE names a file holding the token (a systemd credential), read once here and
+ * trimmed; setting it beside CONSUL_HTTP_TOKEN is refused. CONSUL_HTTP_SSL only matters for an
  * address without a scheme.
  *
  * @example
@@ -197,6 +198,15 @@ function readToken(
   let token = reader.raw("CONSUL_HTTP_TOKEN");
   let source = "CONSUL_HTTP_TOKEN";
   const tokenFile = reader.raw("CONSUL_HTTP_TOKEN_FILE");
+  if (tokenFile !== undefined && token !== undefined) {
+    // The Consul CLI lets the file win; two sources of one secret are more likely a mistake.
+    reader.problem(
+      "CONSUL_HTTP_TOKEN_FILE",
+      "CONSUL_HTTP_TOKEN and CONSUL_HTTP_TOKEN_FILE are both set: keep one (the file keeps the " +
+        "token out of the environment)",
+    );
+    return undefined;
+  }
   if (tokenFile !== undefined) {
     source = "CONSUL_HTTP_TOKEN_FILE";
     try {
@@ -283,12 +293,6 @@ function readTls(
     );
   }
   return any ? tls : undefined;
-}
-
-function describeFileError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { RedisOptions } from "ioredis";
 import { AddressSyntaxError, formatHostPort, parseHostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
-import type { EnvReader } from "../env.ts";
+import { describeFileError, type EnvReader } from "../env.ts";
 
 /** TLS settings, with PEM texts already read from their files. */
 export interface RedisTlsConfig {
@@ -38,6 +38,7 @@ export const REDIS_ENV_VARIABLES = [
   "REDIS_ADDR",
   "REDIS_USERNAME",
   "REDIS_PASSWORD",
+  "REDIS_PASSWORD_FILE",
   "REDIS_TLS",
   "REDIS_TLS_CA_CERT",
   "REDIS_TLS_CERT",
@@ -54,7 +55,8 @@ const DEFAULT_ADDRESS = "127.0.0.1:6379";
  *
  * - `REDIS_ADDR`: `host:port` or `[ipv6]:port` (default `127.0.0.1:6379`); the port is required.
  * - `REDIS_USERNAME`, `REDIS_PASSWORD`: ACL user and password (the password is taken verbatim, spaces
- *   included).
+ *   included). `REDIS_PASSWORD_FILE` instead names a file holding the password (a systemd credential),
+ *   read once here, its trailing line break dropped; setting both is refused.
  * - `REDIS_TLS`: true to connect with TLS; `REDIS_TLS_CA_CERT`, `REDIS_TLS_CERT`, `REDIS_TLS_KEY` are
  *   paths of PEM files; `REDIS_TLS_SERVER_NAME`; `REDIS_TLS_SKIP_VERIFY` (true: accept any certificate).
  *
@@ -85,12 +87,11 @@ export function parseRedisEnv(
   const config: RedisConnectionConfig = { host: address.host, port: address.port };
 
   const username = reader.string("REDIS_USERNAME");
-  // Not trimmed: a password may begin or end with spaces. Empty means unset.
-  const password = reader.env.REDIS_PASSWORD;
-  if (password !== undefined && password !== "") config.password = password;
+  const password = readPassword(reader, readTextFile);
+  if (password !== undefined) config.password = password;
   if (username !== undefined) {
     config.username = username;
-    if (config.password === undefined) {
+    if (config.password === undefined && reader.raw("REDIS_PASSWORD_FILE") === undefined) {
       reader.problem(
         "REDIS_USERNAME",
         `REDIS_USERNAME "${username}" is set without REDIS_PASSWORD: AUTH needs both`,
@@ -156,6 +157,42 @@ export function parseRedisEnv(
   }
   config.tls = tls;
   return config;
+}
+
+/**
+ * The password from REDIS_PASSWORD or REDIS_PASSWORD_FILE. The variable is taken verbatim (a password
+ * may begin or end with spaces; empty means unset); the file loses only its trailing line breaks,
+ * which editors and `echo` add and no one means as part of a password.
+ */
+function readPassword(reader: EnvReader, readTextFile: ReadTextFile): string | undefined {
+  const fromEnv = reader.env.REDIS_PASSWORD;
+  const password = fromEnv === undefined || fromEnv === "" ? undefined : fromEnv;
+  const file = reader.raw("REDIS_PASSWORD_FILE");
+  if (file === undefined) return password;
+  if (password !== undefined) {
+    reader.problem(
+      "REDIS_PASSWORD_FILE",
+      "REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set: keep one (the file keeps the password " +
+        "out of the environment)",
+    );
+    return undefined;
+  }
+  let text: string;
+  try {
+    text = readTextFile(file);
+  } catch (error) {
+    reader.problem(
+      "REDIS_PASSWORD_FILE",
+      `Cannot read REDIS_PASSWORD_FILE "${file}": ${describeFileError(error)}`,
+    );
+    return undefined;
+  }
+  const fromFile = text.replace(/[\r\n]+$/, "");
+  if (fromFile === "") {
+    reader.problem("REDIS_PASSWORD_FILE", `REDIS_PASSWORD_FILE "${file}" is empty`);
+    return undefined;
+  }
+  return fromFile;
 }
 
 /** Options for ioredisOptions. */

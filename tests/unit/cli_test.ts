@@ -82,6 +82,22 @@ Deno.test("--check with default settings says the host's address comes from its 
   );
 });
 
+Deno.test("--check names the password and token files, never what they hold", async () => {
+  const h = harness({
+    REDIS_PASSWORD_FILE: "/run/credentials/resec.service/redis-password",
+    CONSUL_HTTP_TOKEN_FILE: "/run/credentials/resec.service/consul-token",
+  }, {
+    "/run/credentials/resec.service/redis-password": "hunter2\n",
+    "/run/credentials/resec.service/consul-token": "tok-secret\n",
+  });
+  assert.equal(await runCli(["--check"], h.io), EXIT_OK);
+  const text = h.out.join("\n");
+  assert.match(text, /redis +127\.0\.0\.1:6379 \(password set\)/);
+  assert.match(text, /\(token set\)/);
+  assert.match(text, /REDIS_PASSWORD_FILE=\/run\/credentials\/resec\.service\/redis-password/);
+  assert.doesNotMatch(text, /hunter2|tok-secret/);
+});
+
 Deno.test("ON_ROLE_CHANGE without the permission to run /bin/sh exits 2 saying how to grant it", async () => {
   const h = harness({ ON_ROLE_CHANGE: "/usr/local/bin/notify" });
   const io = { ...h.io, mayRunHooks: () => false };

@@ -122,14 +122,24 @@ Deno.test("credentials inside CONSUL_HTTP_ADDR are refused without echoing them"
   assert.doesNotMatch(JSON.stringify(reader.problems), /s3cret/);
 });
 
-Deno.test("the token comes from CONSUL_HTTP_TOKEN, and a token file wins over it", () => {
+Deno.test("the token comes from CONSUL_HTTP_TOKEN or, trimmed, from CONSUL_HTTP_TOKEN_FILE", () => {
   assert.equal(parse({ CONSUL_HTTP_TOKEN: TOKEN }).config.token, TOKEN);
+  const fromFile = parse({ CONSUL_HTTP_TOKEN_FILE: "/etc/consul/token", CONSUL_HTTP_TOKEN: "" });
+  assert.equal(fromFile.config.token, TOKEN, "the file's content, trimmed");
+  assert.deepEqual(fromFile.reader.problems, []);
+});
+
+Deno.test("CONSUL_HTTP_TOKEN beside CONSUL_HTTP_TOKEN_FILE is refused without echoing either token", () => {
   const both = parse({
     CONSUL_HTTP_TOKEN: "other-token",
     CONSUL_HTTP_TOKEN_FILE: "/etc/consul/token",
   });
-  assert.equal(both.config.token, TOKEN, "the file's content, trimmed");
-  assert.deepEqual(both.reader.problems, []);
+  assert.equal(both.config.token, undefined);
+  assert.deepEqual(messages(both.reader), [
+    "CONSUL_HTTP_TOKEN and CONSUL_HTTP_TOKEN_FILE are both set: keep one (the file keeps the " +
+    "token out of the environment)",
+  ]);
+  assert.doesNotMatch(JSON.stringify(both.reader.problems), new RegExp(`other-token|${TOKEN}`));
 });
 
 Deno.test("an unreadable or empty token file is a problem naming the file", () => {

@@ -15,7 +15,11 @@ const PEM = {
   "/etc/resec/client.pem": "-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFICATE-----\n",
   "/etc/resec/client.key": "-----BEGIN PRIVATE KEY-----\nKEY\n-----END PRIVATE KEY-----\n",
   "/etc/resec/not-pem.txt": "hello\n",
+  "/run/credentials/resec.service/redis-password": " pa ss \r\n",
+  "/etc/resec/empty-password": "\n\n",
 } as Record<string, string>;
+
+const PASSWORD_FILE = "/run/credentials/resec.service/redis-password";
 
 function readFixture(path: string): string {
   const text = PEM[path];
@@ -55,6 +59,16 @@ const accepted: { name: string; env: Record<string, string>; config: RedisConnec
     name: "an empty password means none",
     env: { REDIS_PASSWORD: "" },
     config: { host: "127.0.0.1", port: 6379 },
+  },
+  {
+    name: "a password file, only its trailing line break dropped",
+    env: { REDIS_PASSWORD_FILE: PASSWORD_FILE },
+    config: { host: "127.0.0.1", port: 6379, password: " pa ss " },
+  },
+  {
+    name: "an ACL user with a password file",
+    env: { REDIS_USERNAME: "resec", REDIS_PASSWORD_FILE: PASSWORD_FILE, REDIS_PASSWORD: "" },
+    config: { host: "127.0.0.1", port: 6379, username: "resec", password: " pa ss " },
   },
   {
     name: "TLS with the built-in roots",
@@ -152,6 +166,24 @@ const refused: { name: string; env: Record<string, string>; variable: string; me
       env: { REDIS_TLS: "true", REDIS_TLS_CA_CERT: "/etc/resec/not-pem.txt" },
       variable: "REDIS_TLS_CA_CERT",
       message: /is not a PEM file/,
+    },
+    {
+      name: "REDIS_PASSWORD beside REDIS_PASSWORD_FILE",
+      env: { REDIS_PASSWORD: "pw", REDIS_PASSWORD_FILE: PASSWORD_FILE },
+      variable: "REDIS_PASSWORD_FILE",
+      message: /REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set: keep one/,
+    },
+    {
+      name: "a password file that does not exist, naming it",
+      env: { REDIS_PASSWORD_FILE: "/etc/resec/missing" },
+      variable: "REDIS_PASSWORD_FILE",
+      message: /^Cannot read REDIS_PASSWORD_FILE "\/etc\/resec\/missing": no such file$/,
+    },
+    {
+      name: "an empty password file",
+      env: { REDIS_PASSWORD_FILE: "/etc/resec/empty-password" },
+      variable: "REDIS_PASSWORD_FILE",
+      message: /^REDIS_PASSWORD_FILE "\/etc\/resec\/empty-password" is empty$/,
     },
     {
       name: "a client certificate without its key",

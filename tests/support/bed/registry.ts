@@ -43,8 +43,11 @@ export function processStartTime(pid: number): string | undefined {
     // The command name in parentheses may contain spaces: count fields after the last ")".
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return fields[19]; // field 3 (state) is fields[0], so field 22 is fields[19]
-  } catch {
-    return undefined;
+  } catch (error) {
+    // Only a missing process means "dead". Anything else (Deno refuses /proc without --allow-all)
+    // must not make a live bed look stale: the clean-up would then kill a running test's bed.
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
   }
 }
 

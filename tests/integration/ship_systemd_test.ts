@@ -13,6 +13,7 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const SERVICE = `${ROOT}systemd/resec.service`;
 const TEMPLATE = `${ROOT}systemd/resec@.service`;
 const ENV_EXAMPLE = `${ROOT}systemd/resec.env.example`;
+const CREDENTIALS_DROP_IN = `${ROOT}systemd/resec.service.d/credentials.conf`;
 /** lib/agent.ts ends a graceful stop that takes longer than this; systemd must wait longer. */
 const AGENT_HARD_EXIT_SECONDS = HARD_EXIT_AFTER_MS / 1_000;
 /** `systemd-analyze security` exposure (0 safest … 10 unsafe) the units must stay below. */
@@ -79,7 +80,7 @@ function systemdAnalyze(): string {
  * A file system root for systemd-analyze: systemd's own units (it resolves sysinit.target and friends),
  * our units in /etc/systemd/system, and a stand-in /usr/local/bin/resec (verify checks ExecStart exists).
  */
-function analysisRoot(): string {
+function analysisRoot(options: { credentials?: boolean } = {}): string {
   const root = makeServerDir("systemd-root");
   Deno.mkdirSync(`${root}/usr/lib/systemd`, { recursive: true });
   Deno.mkdirSync(`${root}/etc/systemd/system`, { recursive: true });
@@ -88,6 +89,13 @@ function analysisRoot(): string {
   Deno.copyFileSync(SERVICE, `${root}/etc/systemd/system/resec.service`);
   Deno.copyFileSync(TEMPLATE, `${root}/etc/systemd/system/resec@.service`);
   Deno.writeTextFileSync(`${root}/usr/local/bin/resec`, "#!/bin/sh\n", { mode: 0o755 });
+  if (options.credentials) {
+    Deno.mkdirSync(`${root}/etc/systemd/system/resec.service.d`);
+    Deno.copyFileSync(
+      CREDENTIALS_DROP_IN,
+      `${root}/etc/systemd/system/resec.service.d/credentials.conf`,
+    );
+  }
   return root;
 }
 
@@ -197,6 +205,46 @@ Deno.test("systemd-analyze verify accepts resec.service and an instance of resec
       // verify exits 0 on unknown keys and bad values, which it only prints: any output is a finding.
       assert.equal(result.output, "", `verify ${unit} found problems:\n${result.output}`);
     }
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("the credentials drop-in hands the Redis password over as a systemd credential that REDIS_PASSWORD_FILE names, and verify accepts it", async () => {
+  const text = Deno.readTextFileSync(CREDENTIALS_DROP_IN);
+  const dropIn = parseUnit(text);
+  assert.equal(
+    value(dropIn, "Service", "LoadCredential"),
+    "redis-password:/etc/resec/redis-password",
+  );
+  assert.equal(
+    value(dropIn, "Service", "Environment"),
+    "REDIS_PASSWORD_FILE=/run/credentials/resec.service/redis-password",
+  );
+  // The token's lines, commented out, follow the same pattern.
+  assert.match(text, /^#LoadCredential=consul-token:\/etc\/resec\/consul-token$/m);
+  assert.match(
+    text,
+    /^#Environment=CONSUL_HTTP_TOKEN_FILE=\/run\/credentials\/resec\.service\/consul-token$/m,
+  );
+  // What the agent makes of it: the credential's content, without the line break printf added.
+  const credential = "/run/credentials/resec.service/redis-password";
+  const result = parseConfig({ REDIS_PASSWORD_FILE: credential }, {
+    readTextFile: (path) => path === credential ? "s3cret\n" : "",
+  });
+  assert.ok(result.ok, JSON.stringify(result));
+  assert.equal(result.config.redis.password, "s3cret");
+
+  const analyze = systemdAnalyze();
+  const root = analysisRoot({ credentials: true });
+  try {
+    const result = await run(analyze, [
+      "verify",
+      `--root=${root}`,
+      "/etc/systemd/system/resec.service",
+    ]);
+    assert.equal(result.code, 0, `verify failed:\n${result.output}`);
+    assert.equal(result.output, "", `verify found problems in the drop-in:\n${result.output}`);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }

@@ -17,7 +17,10 @@ import { BlockingWatch, type WatchOptions } from "./watch.ts";
 
 export type CheckStatus = "passing" | "warning" | "critical";
 
-/** One instance of a service with its health. Check output is left out: it changes too often. */
+/**
+ * One instance of a service with its health. Check output is left out unless asked for: it changes on
+ * every heartbeat, and a watch compares whole answers.
+ */
 export interface HealthEntry {
   node: string;
   /** Service.Address, or Node.Address when the service registered none. */
@@ -30,7 +33,7 @@ export interface HealthEntry {
   meta: Record<string, string>;
   /** The worst status of the instance's checks (node checks included). */
   status: CheckStatus;
-  checks: { id: string; name: string; status: CheckStatus; serviceId?: string }[];
+  checks: { id: string; name: string; status: CheckStatus; serviceId?: string; output?: string }[];
 }
 
 export interface HealthServiceOptions {
@@ -38,6 +41,8 @@ export interface HealthServiceOptions {
   tag?: string;
   /** Only instances whose checks all pass (`?passing`). */
   passing?: boolean;
+  /** Keep each check's `Output` (for a one-off read, such as `resec list`; never for a watch). */
+  checkOutput?: boolean;
   index?: number;
   waitMs?: Milliseconds;
   signal?: AbortSignal;
@@ -78,7 +83,10 @@ export async function healthService(
     blocking: options.index !== undefined && options.index > 0
       ? { index: options.index, waitMs: options.waitMs ?? 300_000 }
       : undefined,
-    decode: (json) => asArray(json, "the answer").map(decodeHealthEntry),
+    decode: (json) =>
+      asArray(json, "the answer").map((entry, position) =>
+        decodeHealthEntry(entry, position, { checkOutput: options.checkOutput })
+      ),
   });
   return { entries: response.value ?? [], index: response.meta.index ?? 0, meta: response.meta };
 }
@@ -119,8 +127,12 @@ function checkStatusField(fields: JsonObject, what: string): CheckStatus {
   return status as CheckStatus;
 }
 
-/** Decodes one element of `/v1/health/service/<name>`. */
-export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
+/** Decodes one element of `/v1/health/service/<name>`; check outputs only with `checkOutput`. */
+export function decodeHealthEntry(
+  json: unknown,
+  position = 0,
+  options: { checkOutput?: boolean } = {},
+): HealthEntry {
   const what = `entry ${position}`;
   const object = asObject(json, what);
   const node = asObject(object.Node, `${what}.Node`);
@@ -130,11 +142,15 @@ export function decodeHealthEntry(json: unknown, position = 0): HealthEntry {
     const fields = asObject(check, checkWhat);
     const status = checkStatusField(fields, checkWhat);
     const serviceId = optionalStringField(fields, "ServiceID", checkWhat);
+    const output = options.checkOutput
+      ? optionalStringField(fields, "Output", checkWhat)
+      : undefined;
     return {
       id: stringField(fields, "CheckID", checkWhat),
       name: optionalStringField(fields, "Name", checkWhat) ?? "",
       status,
       ...(serviceId ? { serviceId } : {}),
+      ...(output !== undefined ? { output } : {}),
     };
   });
   const status = checks.reduce<CheckStatus>(

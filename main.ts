@@ -4,6 +4,7 @@
 import { runCli } from "./lib/cli.ts";
 import { runAgent } from "./lib/agent.ts";
 import { pauseCluster, requestSwitchover, resumeCluster } from "./lib/commands.ts";
+import { listClusterOnTerminal } from "./lib/list/command.ts";
 
 if (import.meta.main) {
   const code = await runCli(Deno.args, {
@@ -22,6 +23,12 @@ if (import.meta.main) {
           return requestSwitchover(
             config,
             { to: invocation.to, timeoutMs: invocation.timeoutMs },
+            io,
+          );
+        case "list":
+          return listClusterOnTerminal(
+            config,
+            { json: invocation.json, watchMs: invocation.watchMs },
             io,
           );
       }

@@ -13,7 +13,7 @@ import {
 } from "./config.ts";
 import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { formatDuration, type Milliseconds, parseDuration } from "./duration.ts";
 import { parseHostPort } from "./address.ts";
 import { MAX_SWITCHOVER_TIMEOUT_MS } from "./control.ts";
 import type { CommandIo } from "./commands.ts";
@@ -28,6 +28,7 @@ export const USAGE = `Usage: resec [options]
        resec switchover [--to host:port] [--timeout 30s]
        resec pause [--reason text]
        resec resume
+       resec list [--json] [--watch[=2s]]
 
 Runs the resec agent beside one Redis server: elects one master through a Consul lock, points every
 other Redis at it, and registers each Redis in Consul under its role.
@@ -36,6 +37,9 @@ Commands (they use the same environment as the agent to reach Consul):
   switchover        hand the master role to the best replica (or --to one) with no write lost
   pause             maintenance mode: no agent promotes or demotes anything until resume
   resume            end maintenance mode
+  list              the group from Consul alone: each Redis's role, check, lag, priority and
+                    eligibility, the lock holder and epoch, pause and switchover; --json for
+                    scripts, --watch to refresh every 2s (or --watch=5s) until Ctrl-C
 
 Options:
   --env-file PATH   read variables from a .env file (the real environment wins)
@@ -50,7 +54,10 @@ The Go resec's flags set the same variables and win over the environment, as the
   --consul-service-name --consul-service-prefix --consul-master-tags (MASTER_TAGS)
   --consul-slave-tags (SLAVE_TAGS) --healthcheck-interval --healthcheck-timeout --log-level
   --log-format --redis-addr --redis-password
-Exit codes: 0 stopped cleanly, 1 failed, 2 invalid usage or configuration.`;
+Exit codes: 0 stopped cleanly, 1 failed, 2 invalid usage or configuration.
+resec list exits 0 healthy (one master, every member passing and eligible), 1 degraded, 2 invalid
+usage, 3 no passing master, 4 two passing masters (or one that does not hold the lock), 5 cannot
+read Consul.`;
 
 /**
  * The Go resec's command-line flags (urfave/cli) and the variable each one sets. As there, a flag
@@ -102,7 +109,15 @@ export type Invocation =
     readonly settings?: FlagSettings;
     readonly reason: string;
   }
-  | { readonly command: "resume"; readonly envFile?: string; readonly settings?: FlagSettings };
+  | { readonly command: "resume"; readonly envFile?: string; readonly settings?: FlagSettings }
+  | {
+    readonly command: "list";
+    readonly envFile?: string;
+    readonly settings?: FlagSettings;
+    readonly json: boolean;
+    /** `--watch`: refresh this often until Ctrl-C. */
+    readonly watchMs?: Milliseconds;
+  };
 
 /** Thrown for a command line we cannot understand. */
 export class UsageError extends Error {
@@ -122,12 +137,45 @@ function withGoFlagsSpelledLong(args: readonly string[]): string[] {
   });
 }
 
+/** The refresh interval of a bare `resec list --watch`. */
+export const DEFAULT_WATCH_MS: Milliseconds = 2_000;
+
+/** The shortest refresh `--watch` takes: each one is four Consul reads. */
+export const MIN_WATCH_MS: Milliseconds = 1_000;
+
+/**
+ * `--watch` takes an optional value, which `parseArgs` cannot express: a bare `--watch` becomes
+ * `--watch=<the next argument>` when that starts with a digit, else `--watch=2s`.
+ */
+function withWatchValue(args: readonly string[]): string[] {
+  const spelled: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === "--") {
+      spelled.push(...args.slice(index));
+      break;
+    }
+    if (arg !== "--watch") {
+      spelled.push(arg);
+      continue;
+    }
+    const next = args[index + 1];
+    if (next !== undefined && /^\d/.test(next)) {
+      spelled.push(`--watch=${next}`);
+      index++;
+    } else {
+      spelled.push(`--watch=${formatDuration(DEFAULT_WATCH_MS)}`);
+    }
+  }
+  return spelled;
+}
+
 /** Parses argv (without the program name). */
 export function parseInvocation(args: readonly string[]): Invocation {
   let parsed;
   try {
     parsed = parseArgs({
-      args: withGoFlagsSpelledLong(args),
+      args: withWatchValue(withGoFlagsSpelledLong(args)),
       options: {
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
@@ -136,6 +184,8 @@ export function parseInvocation(args: readonly string[]): Invocation {
         to: { type: "string" },
         timeout: { type: "string" },
         reason: { type: "string" },
+        json: { type: "boolean" },
+        watch: { type: "string" },
         ...Object.fromEntries(
           Object.keys(GO_RESEC_FLAGS).map((flag) => [flag, { type: "string" as const }]),
         ),
@@ -177,11 +227,13 @@ function parseCommand(
     to?: string;
     timeout?: string;
     reason?: string;
+    json?: boolean;
+    watch?: string;
   },
   envFile: string | undefined,
 ): Invocation {
   const only = (allowed: string[]) => {
-    for (const option of ["to", "timeout", "reason", "check"] as const) {
+    for (const option of ["to", "timeout", "reason", "check", "json", "watch"] as const) {
       if (values[option] !== undefined && !allowed.includes(option)) {
         throw new UsageError(`--${option} does not go with "${command}"`);
       }
@@ -227,11 +279,33 @@ function parseCommand(
     case "resume":
       only([]);
       return { command: "resume", envFile };
+    case "list":
+      only(["json", "watch"]);
+      return {
+        command: "list",
+        envFile,
+        json: values.json ?? false,
+        ...(values.watch !== undefined ? { watchMs: parseWatchInterval(values.watch) } : {}),
+      };
     default:
       throw new UsageError(
-        `Unknown command "${command}": expected run, switchover, pause or resume`,
+        `Unknown command "${command}": expected run, switchover, pause, resume or list`,
       );
   }
+}
+
+/** `--watch`'s value: a duration (`5s`) or a number of seconds (`5`), at least `MIN_WATCH_MS`. */
+function parseWatchInterval(text: string): Milliseconds {
+  let ms: Milliseconds;
+  try {
+    ms = /^\d+$/.test(text) ? Number(text) * 1_000 : parseDuration(text);
+  } catch {
+    throw new UsageError(`Cannot parse --watch "${text}": expected a duration such as "5s"`);
+  }
+  if (ms < MIN_WATCH_MS) {
+    throw new UsageError(`--watch "${text}" is shorter than ${formatDuration(MIN_WATCH_MS)}`);
+  }
+  return ms;
 }
 
 /**

@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from "../log.ts";
 import type { ConsulConnectionConfig } from "./connection.ts";
 import {
   ConsulMalformedResponseError,
+  ConsulResponseTooLargeError,
   ConsulTimeoutError,
   ConsulUnreachableError,
   httpErrorFor,
@@ -89,10 +90,21 @@ export interface ConsulClientOptions {
   requestTimeoutMs?: Milliseconds;
   /** Added to a blocking query's wait and Consul's wait/16 jitter (default 5 s). */
   blockingMarginMs?: Milliseconds;
+  /** The most bytes read of one answer (default MAX_RESPONSE_BYTES). */
+  maxResponseBytes?: number;
 }
 
 /** Consul caps `wait` at 10 minutes. */
 export const MAX_BLOCKING_WAIT_MS = 600_000;
+
+/**
+ * The most bytes read of one answer, error answers included. One instance in a health answer is about
+ * 3 KiB (node, service and two checks, measured on Consul 1.x), 11 KiB with both check outputs at
+ * Consul's 4 KiB cap: 32 MiB holds thousands of instances even then. A KV value is capped at 512 KiB.
+ * Past this an answer is broken or hostile, and reading on would only exhaust the agent's memory
+ * (the systemd unit allows 256 MB).
+ */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * A client of one Consul agent. Owns the TLS/socket HTTP client when the connection needs one: close it
@@ -110,6 +122,7 @@ export class ConsulClient {
   readonly logger: Logger;
   readonly requestTimeoutMs: Milliseconds;
   readonly blockingMarginMs: Milliseconds;
+  readonly maxResponseBytes: number;
   readonly #fetch: FetchLike;
   readonly #onRequest: ((event: ConsulRequestEvent) => void) | undefined;
   readonly #httpClient: Deno.HttpClient | undefined;
@@ -123,6 +136,7 @@ export class ConsulClient {
     this.logger = options.logger ?? silentLogger;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.blockingMarginMs = options.blockingMarginMs ?? 5_000;
+    this.maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#onRequest = options.onRequest;
     const transport = buildTransport(this.connection, this.logger);
@@ -174,10 +188,10 @@ export class ConsulClient {
     if (this.#httpClient) init.client = this.#httpClient;
 
     let response: Response;
-    let text: string;
+    let text: string | undefined;
     try {
       response = await this.#fetch(url, init);
-      text = await response.text();
+      text = await readBody(response, this.maxResponseBytes);
     } catch (error) {
       if (request.signal?.aborted) {
         report(0, "cancelled");
@@ -191,6 +205,10 @@ export class ConsulClient {
       throw new ConsulUnreachableError(this.connection.baseUrl, this.#describe(error), {
         cause: error,
       });
+    }
+    if (text === undefined) {
+      report(response.status, "malformed");
+      throw new ConsulResponseTooLargeError(method, path, this.maxResponseBytes);
     }
 
     let meta: ResponseMeta;
@@ -293,6 +311,44 @@ export class ConsulClient {
 /** Encodes a KV key or an ID as URL path segments, keeping `/` between segments. */
 export function encodePath(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
+}
+
+/**
+ * The body as text, or undefined when it is longer than `limit` bytes: then it is read no further (a
+ * Content-Length over the limit is not read at all) and the stream is cancelled.
+ */
+async function readBody(response: Response, limit: number): Promise<string | undefined> {
+  const body = response.body;
+  if (body === null) return "";
+  const declared = Number(response.headers.get("Content-Length") ?? "0");
+  if (declared > limit) {
+    await body.cancel().catch(() => {});
+    return undefined;
+  }
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      length += value.byteLength;
+      if (length > limit) {
+        await reader.cancel().catch(() => {});
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function clampWait(waitMs: Milliseconds): Milliseconds {

@@ -97,6 +97,17 @@ export class ConsulMalformedResponseError extends ConsulError {
 }
 
 /**
+ * Consul's answer was longer than the client reads (`MAX_RESPONSE_BYTES`): broken or hostile. Reading
+ * stopped at the limit, so such an answer costs bounded memory.
+ */
+export class ConsulResponseTooLargeError extends ConsulMalformedResponseError {
+  override name = "ConsulResponseTooLargeError";
+  constructor(method: string, path: string, readonly limitBytes: number) {
+    super(method, path, `the answer is longer than the ${limitBytes} bytes the client reads`);
+  }
+}
+
+/**
  * True for failures worth retrying unchanged: Consul unreachable, a deadline passed, a 5xx (no leader,
  * a server restarting) or a 429.
  *

@@ -3,7 +3,11 @@
  * parameters, deadlines) and how each kind of failure becomes a typed error without leaking the token.
  */
 import assert from "node:assert/strict";
-import { ConsulClient, type ConsulRequestEvent } from "../../lib/consul/client.ts";
+import {
+  ConsulClient,
+  type ConsulRequestEvent,
+  MAX_RESPONSE_BYTES,
+} from "../../lib/consul/client.ts";
 import type { ConsulConnectionConfig } from "../../lib/consul/connection.ts";
 import {
   ConsulHttpError,
@@ -11,6 +15,7 @@ import {
   ConsulNoLeaderError,
   ConsulNotFoundError,
   ConsulPermissionDeniedError,
+  ConsulResponseTooLargeError,
   ConsulTimeoutError,
   ConsulUnreachableError,
   isTransientConsulError,
@@ -261,4 +266,101 @@ Deno.test("onRequest reports endpoint, status and outcome of each request, and n
     ],
   );
   assert.ok(events.every((event) => event.durationMs === 0), "durations come from the clock");
+});
+
+/** A body of `chunks` chunks of `size` bytes, counting what was pulled and whether it was cancelled. */
+function streamedBody(size: number, chunks = Infinity) {
+  const state = { pulled: 0, cancelled: false };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (state.pulled >= chunks) return controller.close();
+      state.pulled++;
+      controller.enqueue(new Uint8Array(size).fill(0x20));
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  });
+  return { stream, state };
+}
+
+Deno.test("an answer longer than the client reads is ConsulResponseTooLargeError after at most the limit, never an OOM", async () => {
+  const events: ConsulRequestEvent[] = [];
+  const endless = streamedBody(64 * 1024);
+  const fetch = new ScriptedFetch([new Response(endless.stream, { status: 200 })]);
+  const client = new ConsulClient({
+    connection: { baseUrl: "http://consul.test:8500" },
+    fetch: fetch.fetch,
+    maxResponseBytes: 1024 * 1024,
+    onRequest: (event) => events.push(event),
+  });
+  await assert.rejects(
+    client.request({ method: "GET", path: "/v1/health/service/redis", endpoint: "health.service" }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConsulResponseTooLargeError);
+      assert.ok(error instanceof ConsulMalformedResponseError, "a kind of malformed answer");
+      assert.equal(error.limitBytes, 1024 * 1024);
+      assert.match(error.message, /longer than the 1048576 bytes the client reads/);
+      return true;
+    },
+  );
+  assert.ok(endless.state.pulled <= 1024 / 64 + 2, `${endless.state.pulled} chunks read`);
+  assert.ok(endless.state.cancelled, "the rest of the body is cancelled, not drained");
+  assert.equal(events[0]?.outcome, "malformed");
+  assert.equal(isTransientConsulError(new ConsulResponseTooLargeError("GET", "/", 1)), false);
+});
+
+Deno.test("an answer of exactly the limit is read, JSON and error bodies alike", async () => {
+  const limit = 4096;
+  const json = JSON.stringify({ pad: "x".repeat(limit - 10) });
+  assert.equal(json.length, limit);
+  const fetch = new ScriptedFetch([
+    new Response(json, { status: 200 }),
+    new Response("e".repeat(limit + 1), { status: 500 }),
+  ]);
+  const client = new ConsulClient({
+    connection: { baseUrl: "http://consul.test:8500" },
+    fetch: fetch.fetch,
+    maxResponseBytes: limit,
+  });
+  const answer = await client.request<{ pad: string }>({
+    method: "GET",
+    path: "/v1/kv/a",
+    endpoint: "kv.read",
+  });
+  assert.equal(answer.value?.pad.length, limit - 10);
+  // An error answer is bounded too.
+  await assert.rejects(
+    client.request({ method: "GET", path: "/v1/kv/a", endpoint: "kv.read" }),
+    ConsulResponseTooLargeError,
+  );
+});
+
+Deno.test("a Content-Length over the limit is refused without reading the body", async () => {
+  const body = streamedBody(1024, 1);
+  const fetch = new ScriptedFetch([
+    new Response(body.stream, { status: 200, headers: { "Content-Length": "999999999" } }),
+  ]);
+  const client = new ConsulClient({
+    connection: { baseUrl: "http://consul.test:8500" },
+    fetch: fetch.fetch,
+    maxResponseBytes: 1024 * 1024,
+  });
+  await assert.rejects(
+    client.request({ method: "GET", path: "/v1/kv/a", endpoint: "kv.read" }),
+    ConsulResponseTooLargeError,
+  );
+  assert.equal(body.state.pulled <= 1, true);
+  assert.ok(body.state.cancelled);
+});
+
+Deno.test("the default limit holds the health of thousands of instances and Consul's largest KV value", () => {
+  // About 3 KiB per instance in a real health answer (node, service, two checks).
+  assert.ok(MAX_RESPONSE_BYTES >= 5_000 * 3 * 1024);
+  // A 512 KiB value, base64-encoded inside its JSON entry.
+  assert.ok(MAX_RESPONSE_BYTES >= Math.ceil((512 * 1024 * 4) / 3) + 1024);
+  assert.equal(
+    new ConsulClient({ connection: { baseUrl: "http://c" } }).maxResponseBytes,
+    MAX_RESPONSE_BYTES,
+  );
 });

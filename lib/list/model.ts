@@ -138,7 +138,10 @@ export interface MemberRow {
   readonly consulRole?: "master" | "slave";
   /** The worst status of its role service's checks (node checks included). */
   readonly check?: CheckStatus;
-  /** The role check's output: the agent's summary (`role=slave master=… offset=… link=up`). */
+  /**
+   * The role check's output, the agent's summary (`role=slave master=… offset=… link=up`), as the
+   * catalog has it: a change of output alone reaches it only every `check_update_interval` (5 min).
+   */
   readonly checkOutput?: string;
   /** Its agent's own service: alive (passing), down (not passing), absent (not registered). */
   readonly agent: "alive" | "down" | "absent";

@@ -400,9 +400,16 @@ class Hold implements LockHold {
     });
     this.#lost.abort(reason);
     // Stop renewing, and give the key up in case Consul still counts us as its holder (a watch that
-    // failed while Consul was unreachable): the next leader should not wait for our TTL.
+    // failed while Consul was unreachable): the next leader should not wait for our TTL. While Consul
+    // stays unreachable (a server election), keep trying: a session left behind holds the lock for
+    // up to 2 × TTL after Consul is back, and every agent waits that long for a new master.
+    const { ttlMs } = this.#options.lock;
     void this.#end().then(() =>
-      bestEffortDestroy(this.#client, this.session, this.#options.logger)
+      destroyUntilGone(this.#client, this.session, {
+        giveUpAfterMs: 2 * ttlMs,
+        clock: this.#options.clock,
+        logger: this.#options.logger,
+      })
     );
   }
 
@@ -460,6 +467,40 @@ class Hold implements LockHold {
         }
         index = 0; // Consul may have restarted with a lower index: read once without blocking.
       }
+    }
+  }
+}
+
+/** Pause between attempts to end a session Consul cannot be asked about right now. */
+const DESTROY_RETRY: BackoffPolicy = { initialMs: 250, maxMs: 1_000 };
+
+/**
+ * Destroys a session, retrying while Consul is unreachable, until it answers or `giveUpAfterMs` has
+ * passed (by then Consul has expired the session on its own).
+ */
+export async function destroyUntilGone(
+  client: ConsulClient,
+  session: string,
+  options: { giveUpAfterMs: Milliseconds; clock: Clock; logger: Logger },
+): Promise<boolean> {
+  const { clock, logger } = options;
+  const giveUpAt = clock.now() + options.giveUpAfterMs;
+  for (let attempt = 1;; attempt++) {
+    try {
+      await destroySession(client, session, { timeoutMs: 2_000 });
+      if (attempt > 1) logger.info("ended the lost lock's session", { session, attempts: attempt });
+      return true;
+    } catch (error) {
+      const waitMs = backoffDelay(DESTROY_RETRY, attempt);
+      if (!isTransientConsulError(error) || clock.now() + waitMs > giveUpAt) {
+        logger.warn("destroying the lock session failed; it will expire with its TTL", {
+          session,
+          attempts: attempt,
+          error,
+        });
+        return false;
+      }
+      await clock.sleep(waitMs);
     }
   }
 }

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { ConsulClient } from "../../lib/consul/client.ts";
-import { ConsulLock, LockLostError } from "../../lib/consul/lock.ts";
+import { ConsulLock, destroyUntilGone, LockLostError } from "../../lib/consul/lock.ts";
+import { silentLogger } from "../../lib/log.ts";
 import {
   consulJson,
   consulText,
@@ -152,4 +153,44 @@ Deno.test("a monitor answer naming another session loses the lock at once", asyn
   assert.equal((hold.lost.reason as LockLostError).lossCause, "other-holder");
   assert.match(String(hold.lost.reason), /session "someone-else" holds it now/);
   await hold.release();
+});
+
+Deno.test("a lost lock's session is destroyed once Consul answers again, not left to expire", async () => {
+  const clock = new ManualClock(0);
+  const noLeader = () => consulText(500, "rpc error making call: No cluster leader");
+  const fetch = new ScriptedFetch([noLeader(), noLeader(), noLeader(), consulJson(true)]);
+  const client = new ConsulClient({
+    connection: { baseUrl: "http://consul.test:8500" },
+    fetch: fetch.fetch,
+    clock,
+  });
+  const done = destroyUntilGone(client, SESSION, {
+    giveUpAfterMs: 30_000,
+    clock,
+    logger: silentLogger,
+  });
+  while (fetch.requests.length < 4) await clock.advance(250);
+  assert.equal(await done, true);
+  assert.ok(fetch.requests.every((request) => request.url.pathname.endsWith(SESSION)));
+  assert.ok(clock.now() < 5_000, `destroyed ${clock.now()} ms later`);
+});
+
+Deno.test("destroying a lost lock's session gives up once Consul has surely expired it (2 × TTL)", async () => {
+  const clock = new ManualClock(0);
+  const fetch = new ScriptedFetch([], consulText(500, "rpc error making call: No cluster leader"));
+  const client = new ConsulClient({
+    connection: { baseUrl: "http://consul.test:8500" },
+    fetch: fetch.fetch,
+    clock,
+  });
+  let result: boolean | undefined;
+  const done = destroyUntilGone(client, SESSION, {
+    giveUpAfterMs: 30_000,
+    clock,
+    logger: silentLogger,
+  }).then((value) => result = value);
+  while (result === undefined) await clock.advance(1_000);
+  await done;
+  assert.equal(result, false);
+  assert.ok(clock.now() <= 31_000 && fetch.requests.length >= 20, `${fetch.requests.length} tries`);
 });

@@ -1,0 +1,303 @@
+/**
+ * One multi-host chaos round: a fresh bed (three hosts, resec with default settings), the client
+ * workload writing from its own host, the master monitor and the writability probe; one fault; then
+ * every Redis read back and the round judged by the chaos suite's pure analysis (tests/chaos/analysis.ts).
+ */
+import {
+  checkpointPrefixKept,
+  type Comeback,
+  isWrongPromotion,
+  type MasterSample,
+  type PromotionCheck,
+  type RoundResult,
+  summarizeLoss,
+  summarizeProbes,
+  summarizeTimeline,
+  violations,
+} from "../chaos/analysis.ts";
+import { Bed, type BedWriterReport, WRITER_KEY } from "../support/bed/mod.ts";
+import { delay, waitFor } from "../support/wait.ts";
+import type { BedFault } from "./faults.ts";
+import { BedMasterMonitor, BedWritabilityProbe } from "./observe.ts";
+
+/** Default timings: HEALTHCHECK_INTERVAL 5 s + HEALTHCHECK_TIMEOUT 2 s, twice over (see comebackGraceMs). */
+export const DEFAULT_COMEBACK_GRACE_MS = 2 * (5_000 + 2_000);
+/** A healed host's Consul agent may take up to ~30 s to be taken back by the cluster's gossip. */
+const CONVERGE_TIMEOUT_MS = 120_000;
+
+export interface BedRoundOutcome {
+  readonly result: RoundResult;
+  readonly violations: readonly string[];
+  /** Longest stretch without an acknowledged write, as the client saw it. */
+  readonly longestWriteGapMs: number;
+  /** Every log of the bed when a promise broke (or RESEC_BED_LOGS is set), for a person to read. */
+  readonly logs: string;
+}
+
+export interface BedRoundOptions {
+  round?: number;
+  warmupMs?: number;
+  settleMs?: number;
+  note?: (message: string) => void;
+}
+
+/** Runs one round of `fault` on a fresh bed. */
+export async function runBedRound(
+  fault: BedFault,
+  options: BedRoundOptions = {},
+): Promise<BedRoundOutcome> {
+  const round = options.round ?? 1;
+  const note = (message: string) => options.note?.(`[${fault.name} #${round}] ${message}`);
+  const startedAt = new Date().toISOString();
+  await using bed = await Bed.start();
+  let result: RoundResult;
+  let gap = 0;
+  try {
+    const measured = await measure(bed, fault, { round, startedAt, note, ...options });
+    result = measured.result;
+    gap = measured.longestWriteGapMs;
+  } catch (error) {
+    result = failedRound(fault.name, round, startedAt, (error as Error).message);
+  }
+  const broken = violations(result, fault.expect);
+  return {
+    result,
+    violations: broken,
+    longestWriteGapMs: gap,
+    logs: broken.length > 0 || Deno.env.get("RESEC_BED_LOGS") ? bed.logs(20_000) : "",
+  };
+}
+
+async function measure(
+  bed: Bed,
+  fault: BedFault,
+  options: BedRoundOptions & { round: number; startedAt: string; note: (m: string) => void },
+): Promise<{ result: RoundResult; longestWriteGapMs: number }> {
+  const { note } = options;
+  const before = await converged(bed, 60_000);
+  note(`converged on host ${before}`);
+  await using monitor = new BedMasterMonitor(bed);
+  monitor.start();
+  await using probe = new BedWritabilityProbe(bed);
+  probe.start();
+  const writer = bed.startWriter();
+  let report: BedWriterReport;
+  const checks: Promise<PromotionCheck>[] = [];
+  const comebacks: Comeback[] = [];
+  let faultAt = 0;
+  let after: number | undefined;
+  let convergedAt: number | undefined;
+  let checkpoint: string[] = [];
+  try {
+    await writer.waitForAcks(20);
+    await delay(options.warmupMs ?? 1_000);
+    checkpoint = await replicatedCheckpoint(bed, before);
+    note(`${checkpoint.length} writes on every host; injecting ${fault.name}`);
+    const unsubscribe = monitor.onMasterAppeared((host, at) => {
+      if (at >= faultAt) checks.push(checkPromotion(bed, host, at, checkpoint));
+    });
+    faultAt = Date.now();
+    try {
+      await fault.inject({
+        bed,
+        master: before,
+        newMaster: (timeoutMs = 60_000) => bed.waitForMaster({ exclude: before, timeoutMs }),
+        cameBack: (host) => comebacks.push({ port: host, at: Date.now() }),
+        note,
+      });
+      note(`fault done after ${Date.now() - faultAt} ms; waiting for convergence`);
+      try {
+        after = await converged(bed, CONVERGE_TIMEOUT_MS);
+        convergedAt = Date.now();
+        note(`converged on host ${after} after ${convergedAt - faultAt} ms`);
+      } catch (error) {
+        note(`no convergence: ${(error as Error).message}`);
+      }
+      await delay(options.settleMs ?? 2_000);
+    } finally {
+      unsubscribe();
+    }
+  } finally {
+    report = await writer.stop();
+  }
+  const samples = await monitor.stop();
+  const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 600, faultAt });
+  const promotions = await Promise.all(checks);
+  const held = await readBack(bed, after, report);
+  const firstAfter = samples.findIndex((sample) => sample.at >= faultAt);
+  const timeline = summarizeTimeline(
+    firstAfter < 0 ? [] : samples.slice(Math.max(0, firstAfter - 1)),
+  );
+  const loss = summarizeLoss({
+    acknowledged: report.acknowledged,
+    lost: held.lost,
+    replicatedBeforeFault: new Set(checkpoint),
+  });
+  const result: RoundResult = {
+    fault: fault.name,
+    round: options.round,
+    startedAt: options.startedAt,
+    acknowledged: report.acknowledged.length,
+    failedAttempts: report.failed,
+    lost: loss.lost.length,
+    lostRuns: loss.lostRuns,
+    lostAfterReplication: loss.lostAfterReplication.length,
+    lostByNode: held.lostByNode,
+    divergentNodes: held.divergent,
+    writerProbeRounds: 0,
+    writerSplitBrainRounds: 0,
+    probeRounds: probes.rounds,
+    splitBrain: probes.splitBrain.map((round) => ({
+      afterMs: round.at - faultAt,
+      writable: round.writable,
+    })),
+    comebacks: comebacks.map((comeback) => comeback.port),
+    comebackRounds: probes.comebackRounds.length,
+    comebackWritableMs: probes.comebackWritableMs,
+    comebackGraceMs: DEFAULT_COMEBACK_GRACE_MS,
+    multiMasterSamples: timeline.multiMasterSamples,
+    maxNoMasterMs: timeline.maxNoMasterMs,
+    unansweredMs: timeline.unansweredMs,
+    roleChanges: timeline.roleChanges,
+    masterSequence: timeline.sequence,
+    checkpoint: checkpoint.length,
+    promotions,
+    wrongPromotions: promotions.filter(isWrongPromotion).length,
+    newMasterAfterMs: firstOtherMaster(samples, before, faultAt),
+    converged: after !== undefined,
+    convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultAt,
+  };
+  return { result, longestWriteGapMs: longestGapAfter(report, faultAt) };
+}
+
+/** One passing master, every other host a passing slave with its link up: returns the master. */
+async function converged(bed: Bed, timeoutMs: number): Promise<number> {
+  return await waitFor(async () => {
+    const [masters, slaves] = await Promise.all([bed.passingMasters(), bed.passingSlaves()]);
+    const master = masters.length === 1 ? masters[0]!.host : undefined;
+    if (master === undefined || slaves.length !== bed.hosts.length - 1) return false;
+    for (const host of bed.hosts.filter((host) => host.index !== master)) {
+      const info = await host.redis.info().catch(() => ({} as Record<string, string>));
+      if (info.master_link_status !== "up") return false;
+    }
+    return master;
+  }, { timeoutMs, intervalMs: 250, message: "one master and every other host its replica" });
+}
+
+/** The master's list once every replica holds all of it: what no failover may lose. */
+async function replicatedCheckpoint(bed: Bed, master: number): Promise<string[]> {
+  const values = await bed.host(master).redis.client.lrange(WRITER_KEY, 0, -1);
+  for (const host of bed.hosts.filter((host) => host.index !== master)) {
+    await waitFor(async () => (await host.redis.client.llen(WRITER_KEY)) >= values.length, {
+      timeoutMs: 10_000,
+      message: `${host.name} to replicate the checkpoint`,
+    });
+  }
+  return values;
+}
+
+async function checkPromotion(
+  bed: Bed,
+  host: number,
+  at: number,
+  checkpoint: readonly string[],
+): Promise<PromotionCheck> {
+  try {
+    const head = await bed.host(host).redis.client.lrange(WRITER_KEY, 0, checkpoint.length - 1);
+    return {
+      port: host,
+      at,
+      kept: checkpointPrefixKept(checkpoint, head),
+      checkpoint: checkpoint.length,
+    };
+  } catch {
+    return { port: host, at, kept: undefined, checkpoint: checkpoint.length };
+  }
+}
+
+async function readBack(
+  bed: Bed,
+  master: number | undefined,
+  report: BedWriterReport,
+): Promise<{ lost: string[]; lostByNode: Record<string, number>; divergent: string[] }> {
+  if (master === undefined) throw new Error("No single master to read back from");
+  const read = async (host: number) =>
+    new Set(await bed.host(host).redis.client.lrange(WRITER_KEY, 0, -1));
+  const masterLength = await bed.host(master).redis.client.llen(WRITER_KEY);
+  const divergent: string[] = [];
+  const lostByNode: Record<string, number> = {};
+  const stored = await read(master);
+  const lost = report.acknowledged.filter((value) => !stored.has(value));
+  lostByNode[bed.host(master).name] = lost.length;
+  for (const host of bed.hosts.filter((host) => host.index !== master)) {
+    try {
+      await waitFor(async () => (await host.redis.client.llen(WRITER_KEY)) === masterLength, {
+        timeoutMs: 15_000,
+        message: `${host.name} to catch up`,
+      });
+      const held = await read(host.index);
+      lostByNode[host.name] = report.acknowledged.filter((value) => !held.has(value)).length;
+    } catch {
+      divergent.push(host.name);
+    }
+  }
+  return { lost, lostByNode, divergent };
+}
+
+function firstOtherMaster(
+  samples: readonly MasterSample[],
+  old: number,
+  faultAt: number,
+): number | undefined {
+  const first = samples.find((sample) =>
+    sample.at >= faultAt && sample.masters?.length === 1 && sample.masters[0] !== old
+  );
+  return first ? first.at - faultAt : undefined;
+}
+
+/** The longest stretch without an acknowledged write from the fault on, from the client's events. */
+function longestGapAfter(report: BedWriterReport, faultAt: number): number {
+  let last = faultAt;
+  let longest = 0;
+  for (const event of report.events) {
+    if (event.event !== "ack" || event.at < faultAt) continue;
+    longest = Math.max(longest, event.at - last);
+    last = event.at;
+  }
+  return longest;
+}
+
+function failedRound(fault: string, round: number, startedAt: string, error: string): RoundResult {
+  return {
+    fault,
+    round,
+    startedAt,
+    acknowledged: 0,
+    failedAttempts: 0,
+    lost: 0,
+    lostRuns: 0,
+    lostAfterReplication: 0,
+    lostByNode: {},
+    divergentNodes: [],
+    writerProbeRounds: 0,
+    writerSplitBrainRounds: 0,
+    probeRounds: 0,
+    splitBrain: [],
+    comebacks: [],
+    comebackRounds: 0,
+    comebackWritableMs: undefined,
+    comebackGraceMs: 0,
+    multiMasterSamples: 0,
+    maxNoMasterMs: 0,
+    unansweredMs: 0,
+    roleChanges: 0,
+    masterSequence: [],
+    checkpoint: 0,
+    promotions: [],
+    wrongPromotions: 0,
+    newMasterAfterMs: undefined,
+    converged: false,
+    convergedAfterMs: undefined,
+    error,
+  };
+}

@@ -135,15 +135,23 @@ function median(values: readonly (number | undefined)[]): string {
 }
 
 /**
- * Replaces the generated section of a markdown document (between RESULTS_BEGIN and RESULTS_END), or
- * appends one under a "Results" heading when the markers are missing.
+ * Replaces the generated section of a markdown document (between the begin and end markers, by
+ * default RESULTS_BEGIN and RESULTS_END), or appends one under `heading` when the markers are missing.
  */
-export function replaceResults(document: string, section: string): string {
-  const begin = document.indexOf(RESULTS_BEGIN);
-  const end = document.indexOf(RESULTS_END);
-  const block = `${RESULTS_BEGIN}\n${section}\n${RESULTS_END}`;
+export function replaceResults(
+  document: string,
+  section: string,
+  markers: { begin: string; end: string; heading: string } = {
+    begin: RESULTS_BEGIN,
+    end: RESULTS_END,
+    heading: "Results",
+  },
+): string {
+  const begin = document.indexOf(markers.begin);
+  const end = document.indexOf(markers.end);
+  const block = `${markers.begin}\n${section}\n${markers.end}`;
   if (begin >= 0 && end > begin) {
-    return document.slice(0, begin) + block + document.slice(end + RESULTS_END.length);
+    return document.slice(0, begin) + block + document.slice(end + markers.end.length);
   }
-  return `${document.trimEnd()}\n\n## Results\n\n${block}\n`;
+  return `${document.trimEnd()}\n\n## ${markers.heading}\n\n${block}\n`;
 }

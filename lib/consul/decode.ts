@@ -50,6 +50,41 @@ export function numberField(object: JsonObject, key: string, what: string): numb
   return value;
 }
 
+/**
+ * A whole number from 0 up: Consul's counters and flags are uint64, which JSON.parse may round above
+ * 2^53 (the Go resec's lock flags do) but never makes fractional or negative.
+ */
+export function unsignedField(object: JsonObject, key: string, what: string): number {
+  const value = object[key];
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+    throw new TypeError(`expected ${what}.${key} to be a whole number, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A Raft index (CreateIndex, ModifyIndex, LockIndex): a whole number below 2^53, so it compares,
+ * goes back into `?index=` and serves as a fencing epoch exactly.
+ */
+export function indexField(object: JsonObject, key: string, what: string): number {
+  const value = unsignedField(object, key, what);
+  if (!Number.isSafeInteger(value)) {
+    throw new TypeError(
+      `expected ${what}.${key} to be an index below 2^53, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** A TCP port: 0 (a service registered without one) to 65535. */
+export function portField(object: JsonObject, key: string, what: string): number {
+  const value = object[key];
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 65_535) {
+    throw new TypeError(`expected ${what}.${key} to be a port number, got ${describe(value)}`);
+  }
+  return value;
+}
+
 export function stringListField(object: JsonObject, key: string, what: string): string[] {
   return asArray(object[key], `${what}.${key}`).map((item, index) => {
     if (typeof item !== "string") {

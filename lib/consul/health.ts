@@ -8,8 +8,8 @@ import {
   asArray,
   asObject,
   type JsonObject,
-  numberField,
   optionalStringField,
+  portField,
   stringField,
   stringListField,
 } from "./decode.ts";
@@ -121,7 +121,8 @@ export function watchHealthService(
 /** A check's `Status`, refused unless it is one Consul documents. */
 function checkStatusField(fields: JsonObject, what: string): CheckStatus {
   const status = stringField(fields, "Status", what);
-  if (!(status in STATUS_RANK)) {
+  // Own keys only: `in` would take "toString" or "__proto__" for a status.
+  if (!Object.hasOwn(STATUS_RANK, status)) {
     throw new TypeError(`expected ${what}.Status to be a check status, got "${status}"`);
   }
   return status as CheckStatus;
@@ -161,7 +162,7 @@ export function decodeHealthEntry(
     node: stringField(node, "Node", `${what}.Node`),
     address: optionalStringField(service, "Address", `${what}.Service`) ??
       stringField(node, "Address", `${what}.Node`),
-    port: numberField(service, "Port", `${what}.Service`),
+    port: portField(service, "Port", `${what}.Service`),
     serviceId: stringField(service, "ID", `${what}.Service`),
     serviceName: stringField(service, "Service", `${what}.Service`),
     tags: stringListField(service, "Tags", `${what}.Service`),

@@ -8,9 +8,10 @@ import {
   asArray,
   asBoolean,
   asObject,
-  numberField,
+  indexField,
   optionalStringField,
   stringField,
+  unsignedField,
 } from "./decode.ts";
 import { BlockingWatch, type WatchOptions } from "./watch.ts";
 
@@ -269,9 +270,9 @@ export function decodeEntry(json: unknown, position = 0): KvEntry {
     value: new TextDecoder().decode(bytes),
     bytes,
     ...(session ? { session } : {}),
-    lockIndex: numberField(object, "LockIndex", what),
-    modifyIndex: numberField(object, "ModifyIndex", what),
-    createIndex: numberField(object, "CreateIndex", what),
-    flags: numberField(object, "Flags", what),
+    lockIndex: indexField(object, "LockIndex", what),
+    modifyIndex: indexField(object, "ModifyIndex", what),
+    createIndex: indexField(object, "CreateIndex", what),
+    flags: unsignedField(object, "Flags", what),
   };
 }

@@ -7,7 +7,15 @@ import { type Clock, systemClock } from "../clock.ts";
 import { consulDuration, type Milliseconds, parseDuration } from "../duration.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { type ConsulClient, encodePath } from "./client.ts";
-import { asArray, asObject, numberField, optionalStringField, stringField } from "./decode.ts";
+import {
+  asArray,
+  asObject,
+  indexField,
+  optionalStringField,
+  stringField,
+  stringListField,
+  unsignedField,
+} from "./decode.ts";
 import {
   ConsulError,
   ConsulHttpError,
@@ -201,11 +209,16 @@ export function decodeSession(json: unknown): SessionInfo {
     node: optionalStringField(object, "Node", what) ?? "",
     ttlMs,
     // Consul encodes LockDelay as nanoseconds.
-    lockDelayMs: numberField(object, "LockDelay", what) / 1e6,
+    lockDelayMs: unsignedField(object, "LockDelay", what) / 1e6,
     behavior,
-    nodeChecks: asArray(object.NodeChecks ?? object.Checks, `${what}.NodeChecks`).map(String),
+    nodeChecks: stringListField(
+      object,
+      // Consul before 1.7 named them Checks.
+      object.NodeChecks === undefined || object.NodeChecks === null ? "Checks" : "NodeChecks",
+      what,
+    ),
     serviceChecks,
-    createIndex: numberField(object, "CreateIndex", what),
+    createIndex: indexField(object, "CreateIndex", what),
   };
 }
 

@@ -106,9 +106,11 @@ export function parseInfo(text: string): RedisInfo {
   const fields = parseInfoFields(text);
   const get = (name: string) => fields.get(name);
   const int = (name: string) => parseInteger(fields.get(name));
+  const count = (name: string) => parseCount(fields.get(name));
+  const port = (name: string) => parsePort(fields.get(name));
   const flag = (name: string) => fields.get(name) === "1";
 
-  const uptimeSeconds = int("uptime_in_seconds");
+  const uptimeSeconds = count("uptime_in_seconds");
   const replicas: ConnectedReplica[] = [];
   const keyspace: KeyspaceDb[] = [];
   for (const [name, value] of fields) {
@@ -116,7 +118,7 @@ export function parseInfo(text: string): RedisInfo {
       const replica = parseReplicaLine(value);
       if (replica) replicas.push(replica);
     } else if (/^db\d+$/.test(name)) {
-      const db = parseKeyspaceLine(Number(name.slice(2)), value);
+      const db = parseKeyspaceLine(parseCount(name.slice(2)), value);
       if (db) keyspace.push(db);
     }
   }
@@ -128,14 +130,14 @@ export function parseInfo(text: string): RedisInfo {
     redisVersion: get("redis_version"),
     runId: get("run_id"),
     uptimeSeconds,
-    tcpPort: int("tcp_port"),
+    tcpPort: port("tcp_port"),
 
     loading: flag("loading"),
     asyncLoading: flag("async_loading"),
 
     role: parseRole(get("role")),
     masterHost: get("master_host"),
-    masterPort: int("master_port"),
+    masterPort: port("master_port"),
     masterLinkUp: get("master_link_status") === "up",
     masterLinkDownSinceSeconds: parseLinkDownSince(
       int("master_link_down_since_seconds"),
@@ -143,19 +145,20 @@ export function parseInfo(text: string): RedisInfo {
     ),
     masterLastIoSecondsAgo: int("master_last_io_seconds_ago"),
     masterSyncInProgress: flag("master_sync_in_progress"),
-    slaveReplOffset: int("slave_repl_offset"),
-    replicaPriority: int("slave_priority") ?? int("replica_priority"),
+    slaveReplOffset: count("slave_repl_offset"),
+    replicaPriority: count("slave_priority") ?? count("replica_priority"),
     replicaReadOnly: readOnly === undefined ? undefined : readOnly === "1",
-    connectedReplicas: int("connected_slaves") ?? replicas.length,
+    connectedReplicas: count("connected_slaves") ?? replicas.length,
     replicas,
     masterFailoverState: get("master_failover_state"),
     masterReplId: get("master_replid"),
     masterReplId2: replId2 === undefined || replId2 === NO_REPLID ? undefined : replId2,
-    masterReplOffset: int("master_repl_offset"),
+    masterReplOffset: count("master_repl_offset"),
     secondReplOffset: secondOffset === undefined || secondOffset < 0 ? undefined : secondOffset,
 
     keyspace,
-    totalKeys: keyspace.reduce((sum, db) => sum + db.keys, 0),
+    // Capped so that a sum of huge counts stays a safe integer.
+    totalKeys: Math.min(keyspace.reduce((sum, db) => sum + db.keys, 0), Number.MAX_SAFE_INTEGER),
     fields,
   };
 }
@@ -239,19 +242,19 @@ function parseReplicaLine(value: string): ConnectedReplica | undefined {
   if (ip === undefined) return undefined;
   return {
     ip,
-    port: parseInteger(parts.get("port")),
+    port: parsePort(parts.get("port")),
     state: parts.get("state") ?? "unknown",
-    offset: parseInteger(parts.get("offset")),
-    lagSeconds: parseInteger(parts.get("lag")),
+    offset: parseCount(parts.get("offset")),
+    lagSeconds: parseCount(parts.get("lag")),
   };
 }
 
 /** `keys=12,expires=0,avg_ttl=0` */
-function parseKeyspaceLine(db: number, value: string): KeyspaceDb | undefined {
+function parseKeyspaceLine(db: number | undefined, value: string): KeyspaceDb | undefined {
   const parts = parseKeyValueList(value);
-  const keys = parseInteger(parts.get("keys"));
-  if (keys === undefined || !Number.isInteger(db)) return undefined;
-  return { db, keys, expires: parseInteger(parts.get("expires")) };
+  const keys = parseCount(parts.get("keys"));
+  if (keys === undefined || db === undefined) return undefined;
+  return { db, keys, expires: parseCount(parts.get("expires")) };
 }
 
 function parseKeyValueList(value: string): Map<string, string> {
@@ -263,6 +266,22 @@ function parseKeyValueList(value: string): Map<string, string> {
   return parts;
 }
 
+/**
+ * A count, offset, priority or duration Redis prints as a non-negative number; anything else (a sign,
+ * a value past 2^53) reads as unknown rather than as a number no Redis reports.
+ */
+function parseCount(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  const number = Number(value);
+  return Number.isSafeInteger(number) ? number : undefined;
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  const port = parseCount(value);
+  return port !== undefined && port <= 65_535 ? port : undefined;
+}
+
+/** A number Redis may print negative: -1 for "never" (link down since, last I/O, second offset). */
 function parseInteger(value: string | undefined): number | undefined {
   if (value === undefined || !/^-?\d+$/.test(value)) return undefined;
   const number = Number(value);

@@ -289,3 +289,66 @@ Deno.test("Redis 6.2 and later are supported; 6.0 and 5.0 are not (no CLIENT PAU
   assert.equal(isSupportedRedisVersion(undefined), true);
   assert.equal(isSupportedRedisVersion("unstable"), true);
 });
+
+// Found by fuzzing (tests/fuzz/redis_info_test.ts): signed or oversized numbers where Redis prints
+// only counts, offsets and ports.
+Deno.test("negative or oversized counts, offsets and ports read as unknown, never as numbers Redis does not print", () => {
+  const info = parseInfo(
+    [
+      "uptime_in_seconds:-1",
+      "tcp_port:70000",
+      "role:slave",
+      "master_port:-6379",
+      "slave_repl_offset:-5",
+      "slave_priority:-1",
+      "connected_slaves:-2",
+      "master_repl_offset:99999999999999999999",
+      "slave0:ip=10.0.0.1,port=-1,state=online,offset=-7,lag=-3",
+      "db0:keys=-5,expires=-1",
+      "db99999999999999999999:keys=1",
+    ].join("\r\n"),
+  );
+  assert.deepEqual(
+    pick(info, {
+      uptimeSeconds: undefined,
+      tcpPort: undefined,
+      masterPort: undefined,
+      slaveReplOffset: undefined,
+      replicaPriority: undefined,
+      masterReplOffset: undefined,
+      keyspace: [],
+      totalKeys: 0,
+    }),
+    {
+      uptimeSeconds: undefined,
+      tcpPort: undefined,
+      masterPort: undefined,
+      slaveReplOffset: undefined,
+      replicaPriority: undefined,
+      masterReplOffset: undefined,
+      keyspace: [],
+      totalKeys: 0,
+    },
+  );
+  assert.equal(info.connectedReplicas, 1, "the slaveN lines counted instead");
+  assert.deepEqual(info.replicas, [
+    { ip: "10.0.0.1", port: undefined, state: "online", offset: undefined, lagSeconds: undefined },
+  ]);
+});
+
+Deno.test("the keys of all databases add up to a safe integer even when each is huge", () => {
+  const info = parseInfo(
+    `db0:keys=${Number.MAX_SAFE_INTEGER}\r\ndb1:keys=${Number.MAX_SAFE_INTEGER}`,
+  );
+  assert.equal(info.totalKeys, Number.MAX_SAFE_INTEGER);
+  assert.equal(isDatasetEmpty(info), false);
+});
+
+Deno.test("-1 stays meaningful where Redis prints it: a link never up, no last I/O, no second offset", () => {
+  const info = parseInfo(
+    "role:slave\r\nmaster_link_down_since_seconds:-1\r\nmaster_last_io_seconds_ago:-1\r\nsecond_repl_offset:-1",
+  );
+  assert.equal(info.masterLinkDownSinceSeconds, "never");
+  assert.equal(info.masterLastIoSecondsAgo, -1);
+  assert.equal(info.secondReplOffset, undefined);
+});

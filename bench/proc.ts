@@ -77,3 +77,53 @@ export async function measureUsage(
   }
   return usage;
 }
+
+/** Socket inodes of the established TCP connections (IPv4 and IPv6) whose remote port is `port`. */
+function establishedSocketsTo(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(table);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
+      const fields = line.trim().split(/\s+/);
+      const remote = fields[2];
+      if (fields[3] !== "01" || remote === undefined || fields[9] === undefined) continue;
+      if (parseInt(remote.slice(remote.lastIndexOf(":") + 1), 16) === port) inodes.add(fields[9]);
+    }
+  }
+  return inodes;
+}
+
+/**
+ * How many established TCP connections each process holds to `port` (the Consul HTTP port): its
+ * socket descriptors matched against the kernel's connection table. A process that has exited is
+ * left out.
+ */
+export function connectionsTo(pids: readonly number[], port: number): Map<number, number> {
+  const sockets = establishedSocketsTo(port);
+  const counts = new Map<number, number>();
+  for (const pid of pids) {
+    let count = 0;
+    try {
+      for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+        let target: string;
+        try {
+          target = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+        } catch {
+          continue; // closed meanwhile
+        }
+        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+        if (inode !== undefined && sockets.has(inode)) count++;
+      }
+    } catch {
+      continue;
+    }
+    counts.set(pid, count);
+  }
+  return counts;
+}

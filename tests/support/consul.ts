@@ -17,6 +17,11 @@ export interface ConsulOptions {
   logLevel?: string;
   /** Run as a client agent (not -dev) joined to this server's gossip pool. */
   joinTo?: ConsulServer;
+  /**
+   * Keep Prometheus metrics (`/v1/agent/metrics?format=prometheus`), for the benchmarks: cumulative
+   * counters such as `consul_raft_apply`.
+   */
+  telemetry?: boolean;
 }
 
 /**
@@ -163,6 +168,9 @@ export class ConsulServer {
       config.retry_join = [`127.0.0.1:${join.serfLanPort}`];
       config.retry_interval = "1s";
       delete config.session_ttl_min; // a server setting: the server it joins has it
+    }
+    if (this.options.telemetry) {
+      config.telemetry = { prometheus_retention_time: "24h", disable_hostname: true };
     }
     if (this.managementToken) {
       config.acl = {

@@ -26,6 +26,7 @@ import {
   type RedisConnectionConfig,
 } from "./redis/connection.ts";
 import { parseHttpAddr } from "./http/addr.ts";
+import { MAX_ADDRESS_CHARS, MAX_TEXT_CHARS } from "./record.ts";
 
 /**
  * How services are named in Consul (the seeds' two modes). Both carry the role's tags, as the Go resec
@@ -88,6 +89,9 @@ export interface Config {
 /** Consul refuses session TTLs outside this range unless its servers lowered `session_ttl_min`. */
 export const CONSUL_SESSION_TTL_MIN_MS = 10_000;
 export const CONSUL_SESSION_TTL_MAX_MS = 86_400_000;
+
+/** The longest duration Go, and so Consul, represents: 2^63 - 1 nanoseconds, about 2562047h. */
+export const GO_MAX_DURATION_MS = 9_223_372_036_854;
 
 /** Every environment variable the agent reads (the compiled binary may read only these). */
 export const ENVIRONMENT_VARIABLES = [
@@ -180,6 +184,18 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     }
   }
 
+  // Other agents read the announced address and the session name back from the lock value and the
+  // candidacies, which refuse longer ones (lib/record.ts): refuse them here, before anything starts.
+  const announced = formatHostPort(announce);
+  if (announced.length > MAX_ADDRESS_CHARS) {
+    const variable = announceText === undefined ? "REDIS_ADDR" : "ANNOUNCE_ADDR";
+    reader.problem(
+      variable,
+      `${variable} is ${announced.length} characters long: an address may have at most ` +
+        `${MAX_ADDRESS_CHARS}`,
+    );
+  }
+
   const service = parseServiceNaming(reader);
 
   const sessionTtlMinMs = reader.duration("CONSUL_SESSION_TTL_MIN", CONSUL_SESSION_TTL_MIN_MS, {
@@ -189,7 +205,7 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
   });
   const lock: LockSettings = {
     key: parseLockKey(reader),
-    sessionName: reader.string("CONSUL_LOCK_SESSION_NAME", "resec"),
+    sessionName: parseSessionName(reader),
     ttlMs: reader.duration("CONSUL_LOCK_TTL", 15_000, {
       minMs: sessionTtlMinMs,
       maxMs: CONSUL_SESSION_TTL_MAX_MS,
@@ -203,9 +219,11 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
       describe: "between 0s and 60s (Consul's limit)",
     }),
     monitorRetries: reader.integer("CONSUL_LOCK_MONITOR_RETRIES", 3, { min: 0, max: 1_000 }),
+    // A timer fires at once past 2^31 ms (24.8 days): cap the pause well below that.
     monitorRetryIntervalMs: reader.duration("CONSUL_LOCK_MONITOR_RETRY_INTERVAL", 1_000, {
       minMs: 1,
-      describe: "a positive duration",
+      maxMs: CONSUL_SESSION_TTL_MAX_MS,
+      describe: "between 1ms and 24h",
     }),
     nodeChecks: reader.list("CONSUL_LOCK_NODE_CHECKS"),
   };
@@ -230,7 +248,8 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     lock,
     deregisterServiceAfterMs: reader.duration("CONSUL_DEREGISTER_SERVICE_AFTER", 72 * 3_600_000, {
       minMs: 60_000,
-      describe: "at least 1m (Consul's minimum)",
+      maxMs: GO_MAX_DURATION_MS,
+      describe: "between 1m (Consul's minimum) and 2562047h (the longest duration Consul reads)",
     }),
     healthcheckIntervalMs,
     healthcheckTimeoutMs,
@@ -318,6 +337,18 @@ function parseServiceNaming(reader: EnvReader): ServiceNaming {
     );
   }
   return { mode: "tags", name, masterTags, slaveTags };
+}
+
+function parseSessionName(reader: EnvReader): string {
+  const name = reader.string("CONSUL_LOCK_SESSION_NAME", "resec");
+  if (name.length > MAX_TEXT_CHARS) {
+    reader.problem(
+      "CONSUL_LOCK_SESSION_NAME",
+      `CONSUL_LOCK_SESSION_NAME is ${name.length} characters long: the lock value carries at most ` +
+        `${MAX_TEXT_CHARS}`,
+    );
+  }
+  return name;
 }
 
 function parseLockKey(reader: EnvReader): string {

@@ -99,13 +99,13 @@ export class EnvReader {
       return fallback;
     }
     const value = Number(text);
-    if (
-      (bounds.min !== undefined && value < bounds.min) ||
-      (bounds.max !== undefined && value > bounds.max)
-    ) {
-      const range = bounds.max === undefined
+    // Past 2^53 a number is no longer exact: refuse it like any value out of range.
+    const max = bounds.max ?? Number.MAX_SAFE_INTEGER;
+    const min = bounds.min ?? -Number.MAX_SAFE_INTEGER;
+    if (value < min || value > max) {
+      const range = bounds.max === undefined && value <= max
         ? `at least ${bounds.min}`
-        : `between ${bounds.min ?? "-∞"} and ${bounds.max}`;
+        : `between ${bounds.min ?? min} and ${max}`;
       this.problem(name, `${name} "${text}" is out of range: expected a number ${range}`);
       return fallback;
     }

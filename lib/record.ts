@@ -18,7 +18,7 @@ export const MAX_TEXT_CHARS = 1_024;
 export const MAX_ID_CHARS = 128;
 
 /** The longest address: a DNS name has at most 253 characters, then `:port`. */
-const MAX_ADDRESS_CHARS = 300;
+export const MAX_ADDRESS_CHARS = 300;
 
 /** The longest timestamp (ISO 8601 with milliseconds is 24 characters). */
 const MAX_TIMESTAMP_CHARS = 64;

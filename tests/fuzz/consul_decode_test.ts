@@ -194,6 +194,6 @@ Deno.test("the client rejects with a ConsulError only, whatever Consul answers t
         }
       },
     ),
-    { runs: 200 },
+    { runs: 500 },
   );
 });

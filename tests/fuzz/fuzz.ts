@@ -12,7 +12,7 @@ import fc from "fast-check";
 export const DEFAULT_SEED = 14_2026;
 
 /** Runs per property in CI: all fuzz tests together take a few seconds. */
-export const DEFAULT_RUNS = 400;
+export const DEFAULT_RUNS = 1_000;
 
 /** The seed of this run: RESEC_FUZZ_SEED (a number, or "random"), else DEFAULT_SEED. */
 export function fuzzSeed(): number {

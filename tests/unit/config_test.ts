@@ -217,3 +217,50 @@ Deno.test("an ANNOUNCE_ADDR that names no host is refused", () => {
 Deno.test("a malformed ANNOUNCE_ADDR is refused", () => {
   assert.match(problemsOf({ ANNOUNCE_ADDR: "10.0.0.1" })[0]!, /ANNOUNCE_ADDR/);
 });
+
+// Found by fuzzing (tests/fuzz/config_test.ts): values accepted here that broke something later.
+Deno.test("a deregistration delay past Go's longest duration is refused: Consul could not read it", () => {
+  assert.match(
+    problemsOf({ CONSUL_DEREGISTER_SERVICE_AFTER: "3000000h" })[0]!,
+    /CONSUL_DEREGISTER_SERVICE_AFTER "3000000h" is out of range: expected between 1m .* and 2562047h/,
+  );
+  assert.equal(
+    configOf({ CONSUL_DEREGISTER_SERVICE_AFTER: "2562047h" }).deregisterServiceAfterMs,
+    2562047 * 3_600_000,
+  );
+});
+
+Deno.test("a lock monitor retry interval over 24h is refused: a timer that long fires at once", () => {
+  assert.match(
+    problemsOf({ CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "9000000000ms" })[0]!,
+    /CONSUL_LOCK_MONITOR_RETRY_INTERVAL "9000000000ms" is out of range: expected between 1ms and 24h/,
+  );
+  assert.equal(
+    configOf({ CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "24h" }).lock.monitorRetryIntervalMs,
+    86_400_000,
+  );
+});
+
+Deno.test("a whole number past 2^53 is refused, not rounded", () => {
+  assert.deepEqual(problemsOf({ MAX_LAG_ON_FAILOVER: "99999999999999999999" }), [
+    'MAX_LAG_ON_FAILOVER "99999999999999999999" is out of range: expected a number between 0 and 9007199254740991',
+  ]);
+  assert.equal(
+    configOf({ MAX_LAG_ON_FAILOVER: "9007199254740991" }).election.maxLagBytes,
+    2 ** 53 - 1,
+  );
+});
+
+Deno.test("an announced address or a session name too long for the lock value other agents read is refused", () => {
+  const host = "h".repeat(300);
+  assert.deepEqual(problemsOf({ ANNOUNCE_ADDR: `${host}:6379` }), [
+    "ANNOUNCE_ADDR is 305 characters long: an address may have at most 300",
+  ]);
+  assert.deepEqual(problemsOf({ REDIS_ADDR: `${host}:6379` }), [
+    "REDIS_ADDR is 305 characters long: an address may have at most 300",
+  ]);
+  assert.deepEqual(problemsOf({ CONSUL_LOCK_SESSION_NAME: "s".repeat(1_025) }), [
+    "CONSUL_LOCK_SESSION_NAME is 1025 characters long: the lock value carries at most 1024",
+  ]);
+  assert.equal(configOf({ ANNOUNCE_ADDR: `${"h".repeat(295)}:6379` }).announce.port, 6379);
+});

@@ -59,7 +59,7 @@ const EARLIER_RUN_DEADLINE_MS = 3_000;
  */
 const HAND_OVER_WAIT_MS = 10_000;
 
-/** Timings derived from the configuration; documented in the README's failure-behaviour section. */
+/** Timings derived from the configuration; documented in docs/failure-behaviour.md. */
 export interface AgentTimings extends DecisionSettings {
   /** TTL of the service check: twice HEALTHCHECK_INTERVAL, as the seed README documents. */
   readonly checkTtlMs: Milliseconds;

@@ -1,6 +1,6 @@
 /**
  * The Go resec (built from ../shared/peers/go-resec) and ours in one cluster: one lock, one master,
- * failovers either way, and the README's rolling migration and its rollback under a continuous
+ * failovers either way, and docs/migration.md's rolling migration and its rollback under a continuous
  * writer. Real Consul, redis-server and both agents; the Go resec refuses a lock TTL under 15 s, so
  * every agent runs with the Go resec's default timings.
  */
@@ -177,7 +177,7 @@ async function passingSlave(cluster: Cluster, node: ClusterNode): Promise<void> 
 
 Deno.test({
   name:
-    "the README's rolling migration from the Go resec, and its rollback, under a continuous writer: one master, no write lost",
+    "the rolling migration of docs/migration.md from the Go resec, and its rollback, under a continuous writer: one master, no write lost",
   ignore,
   fn: async () => {
     const started = Date.now();

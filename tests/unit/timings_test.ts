@@ -1,5 +1,5 @@
 /**
- * The timings the agent derives from its configuration (documented in the README).
+ * The timings the agent derives from its configuration (documented in docs/failure-behaviour.md).
  */
 import assert from "node:assert/strict";
 import { agentTimings, redisPollIntervalMs } from "../../lib/agent/runtime.ts";

@@ -97,7 +97,26 @@ export interface AgentOptions {
   onEvaluated?: (observed: Observed, decision: Decision, previous: Decision | undefined) => void;
   /** Called when an evaluation fails (metrics); the loop goes on. */
   onEvaluationFailed?: (error: unknown) => void;
+  /** The ticker and wake-up timers; the global ones by default (the simulator passes its own). */
+  timers?: AgentTimers;
 }
+
+/** The timer functions the loop uses, injectable so a simulated scheduler can drive it. */
+export interface AgentTimers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+type TimerHandle = ReturnType<typeof setTimeout>;
+
+const GLOBAL_TIMERS: AgentTimers = {
+  setInterval: (callback, ms) => setInterval(callback, ms),
+  clearInterval: (handle) => clearInterval(handle as TimerHandle | undefined),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as TimerHandle | undefined),
+};
 
 /** A snapshot of the agent for SIGUSR2 and /state. Never holds a secret. */
 export interface AgentSnapshot {
@@ -124,8 +143,9 @@ export class Agent implements AsyncDisposable {
   #running: Promise<void> | undefined;
   #dirty = false;
   #stopping = false;
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #wakeTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #timers: AgentTimers;
+  #ticker: unknown;
+  #wakeTimer: unknown;
   /** Last error message per step, so a failure repeating every tick is logged once. */
   readonly #failing = new Map<string, string>();
   readonly #listeners = new Set<(decision: Decision) => void>();
@@ -150,6 +170,7 @@ export class Agent implements AsyncDisposable {
 
   constructor(options: AgentOptions) {
     this.#options = options;
+    this.#timers = options.timers ?? GLOBAL_TIMERS;
     this.#log = options.logger.child("agent");
     this.#startedAt = options.clock.now();
     this.#switchover = new SwitchoverCoordinator({
@@ -170,7 +191,7 @@ export class Agent implements AsyncDisposable {
     const wake = () => this.requestEvaluation();
     this.#unsubscribe.push(this.#options.redis.onChange(wake));
     this.#unsubscribe.push(this.#options.leaderSource.onChange(wake));
-    this.#ticker = setInterval(wake, this.#options.tickMs);
+    this.#ticker = this.#timers.setInterval(wake, this.#options.tickMs);
     this.requestEvaluation();
   }
 
@@ -212,8 +233,8 @@ export class Agent implements AsyncDisposable {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    clearInterval(this.#ticker);
-    clearTimeout(this.#wakeTimer);
+    this.#timers.clearInterval(this.#ticker);
+    this.#timers.clearTimeout(this.#wakeTimer);
     this.#switchover.close();
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     await this.settled();
@@ -384,9 +405,9 @@ export class Agent implements AsyncDisposable {
       });
     }
 
-    clearTimeout(this.#wakeTimer);
+    this.#timers.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined && !this.#stopping) {
-      this.#wakeTimer = setTimeout(
+      this.#wakeTimer = this.#timers.setTimeout(
         () => this.requestEvaluation(),
         Math.max(0, decision.wakeAt - clock.now()) + 1,
       );

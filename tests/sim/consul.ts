@@ -1,0 +1,125 @@
+/**
+ * A simulated Consul server: KV entries with raft-style indexes, sessions with TTLs, `?acquire=` and
+ * `?release=`, and lock-delay after a session is invalidated. Consul checks TTLs lazily: a session
+ * expires somewhere between TTL and 2 × TTL after its last renewal, drawn from the seed.
+ */
+import type { EventHandle, Random, Scheduler } from "./scheduler.ts";
+
+export interface KvEntry {
+  readonly key: string;
+  readonly value: string;
+  readonly session: string | undefined;
+  readonly modifyIndex: number;
+  readonly lockIndex: number;
+}
+
+interface Session {
+  readonly id: string;
+  readonly node: string;
+  readonly ttlMs: number;
+  expiry: EventHandle;
+}
+
+export class SimConsul {
+  index = 1;
+  readonly kv = new Map<string, KvEntry>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #lockDelayUntil = new Map<string, number>();
+  #sessionSeq = 0;
+
+  constructor(
+    readonly sched: Scheduler,
+    readonly rng: Random,
+    readonly lockDelayMs: number,
+    /** Called after every change of the KV (watches fire). */
+    readonly onChange: () => void,
+    readonly trace: (line: string) => void,
+  ) {}
+
+  createSession(node: string, ttlMs: number): string {
+    const id = `s${++this.#sessionSeq}-${node}`;
+    const session: Session = { id, node, ttlMs, expiry: { cancel() {} } };
+    this.#sessions.set(id, session);
+    this.#armExpiry(session);
+    return id;
+  }
+
+  /** False when the session is gone (expired or destroyed). */
+  renew(id: string): boolean {
+    const session = this.#sessions.get(id);
+    if (!session) return false;
+    session.expiry.cancel();
+    this.#armExpiry(session);
+    return true;
+  }
+
+  hasSession(id: string): boolean {
+    return this.#sessions.has(id);
+  }
+
+  destroy(id: string): void {
+    this.#invalidate(id, "destroyed");
+  }
+
+  /** `PUT ?acquire=`: false when another session holds it, or lock-delay is in force. */
+  acquire(key: string, session: string, value: string): boolean {
+    if (!this.#sessions.has(session)) return false;
+    const entry = this.kv.get(key);
+    if (entry?.session === session) {
+      this.#set(key, value, session, entry.lockIndex);
+      return true;
+    }
+    if (entry?.session !== undefined) return false;
+    if (this.sched.now < (this.#lockDelayUntil.get(key) ?? 0)) return false;
+    this.#set(key, value, session, (entry?.lockIndex ?? 0) + 1);
+    return true;
+  }
+
+  /** `PUT ?release=`: no lock-delay. */
+  release(key: string, session: string): boolean {
+    const entry = this.kv.get(key);
+    if (entry?.session !== session) return false;
+    this.#set(key, entry.value, undefined, entry.lockIndex);
+    return true;
+  }
+
+  /** A plain PUT: the holder, if any, keeps the key. */
+  put(key: string, value: string): void {
+    const entry = this.kv.get(key);
+    this.#set(key, value, entry?.session, entry?.lockIndex ?? 0);
+  }
+
+  delete(key: string): void {
+    if (!this.kv.delete(key)) return;
+    this.index++;
+    this.onChange();
+  }
+
+  #set(key: string, value: string, session: string | undefined, lockIndex: number): void {
+    this.kv.set(key, { key, value, session, modifyIndex: ++this.index, lockIndex });
+    this.onChange();
+  }
+
+  #armExpiry(session: Session): void {
+    // Never before TTL after the last renewal; up to 2 × TTL.
+    const after = session.ttlMs + Math.floor(this.rng.next() * session.ttlMs);
+    session.expiry = this.sched.after(after, "session expiry", () => {
+      this.#invalidate(session.id, "expired");
+    });
+  }
+
+  #invalidate(id: string, why: string): void {
+    const session = this.#sessions.get(id);
+    if (!session) return;
+    session.expiry.cancel();
+    this.#sessions.delete(id);
+    for (const entry of [...this.kv.values()]) {
+      if (entry.session !== id) continue;
+      this.trace(
+        `consul: session ${id} ${why}; ${entry.key} freed, lock-delay ${this.lockDelayMs}ms`,
+      );
+      this.#lockDelayUntil.set(entry.key, this.sched.now + this.lockDelayMs);
+      this.#set(entry.key, entry.value, undefined, entry.lockIndex);
+    }
+  }
+}

@@ -1,0 +1,618 @@
+/**
+ * One simulated host: a Redis, a clock that may be stepped, a link to Consul that may be cut or slow,
+ * and the resec agent running on it. The agent is the real `Agent` with the real `LockDriver`,
+ * `RedisActuator` and `ServiceRegistrar`; only the ports that do I/O are simulated here: the Consul
+ * lock (session, renewals, monitor), the lock-key watch, the candidacy board, the Redis observer and
+ * commands, and the catalog. A crash of the agent drops the whole incarnation; a restart builds a new
+ * one with an empty memory, as a new process would have.
+ */
+import { formatHostPort, type HostPort, sameHostPort } from "../../lib/address.ts";
+import {
+  Agent,
+  type CandidacyBoardPort,
+  type LeaderSourcePort,
+  type RedisObserverPort,
+} from "../../lib/agent/agent.ts";
+import { parseCandidacy } from "../../lib/agent/candidacy.ts";
+import type { HeldLock, LockPort } from "../../lib/agent/lock_driver.ts";
+import { LockDriver } from "../../lib/agent/lock_driver.ts";
+import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
+import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
+import type { AgentTimings } from "../../lib/agent/runtime.ts";
+import type { Candidacy, SeenCandidacy } from "../../lib/candidates.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { Config } from "../../lib/config.ts";
+import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/leader.ts";
+import { silentLogger } from "../../lib/log.ts";
+import type { LeaderView, RedisView } from "../../lib/model.ts";
+import type { KvEntry, SimConsul } from "./consul.ts";
+import type { SimRedis } from "./redis.ts";
+import type { Random, Scheduler } from "./scheduler.ts";
+
+export const LOCK_KEY = "resec/.lock";
+export const PAUSE_KEY = `${LOCK_KEY}.paused`;
+export const CANDIDATES_PREFIX = `${LOCK_KEY}.candidates/`;
+/** As lib/agent/candidacy.ts: a vanished entry is kept this long. */
+const FORGET_AFTER_MS = 600_000;
+
+/** What a node needs from the simulated world. */
+export interface NodeEnv {
+  readonly sched: Scheduler;
+  readonly rng: Random;
+  readonly consul: SimConsul;
+  readonly timings: AgentTimings;
+  readonly lockTtlMs: number;
+  readonly monitorRetries: number;
+  readonly monitorRetryIntervalMs: number;
+  /** ConsulClient's request deadline for this TTL. */
+  readonly requestTimeoutMs: number;
+  readonly pollMs: number;
+  readonly trace: (line: string) => void;
+  redisAt(address: HostPort): SimRedis | undefined;
+  connectedReplicas(redis: SimRedis): number;
+}
+
+/** The lock session as `ConsulLock` would hold it. */
+class SimHeldLock implements HeldLock {
+  readonly #lost = new AbortController();
+  #confirmedAt: number;
+  #stopped = false;
+
+  constructor(
+    readonly inc: Incarnation,
+    readonly session: string,
+    readonly lockIndex: number,
+    confirmedAt: number,
+  ) {
+    this.#confirmedAt = confirmedAt;
+    this.#keep();
+  }
+
+  get lost(): AbortSignal {
+    return this.#lost.signal;
+  }
+
+  get active(): boolean {
+    return !this.#stopped && !this.#lost.signal.aborted;
+  }
+
+  lastConfirmedAt(): number {
+    return this.#confirmedAt;
+  }
+
+  updateValue(value: string): Promise<void> {
+    const { consul } = this.inc.env;
+    return this.inc.request("lock value", () => {
+      if (consul.kv.get(LOCK_KEY)?.session === this.session) consul.put(LOCK_KEY, value);
+    });
+  }
+
+  release(): Promise<void> {
+    this.#stopped = true;
+    const { consul } = this.inc.env;
+    return this.inc.request("release", () => {
+      consul.release(LOCK_KEY, this.session);
+      consul.destroy(this.session);
+    });
+  }
+
+  /** The lock watch answered: the key is gone or another session holds it. */
+  checkKey(entry: KvEntry | undefined): void {
+    if (!this.active) return;
+    if (entry?.session !== this.session) this.lose(entry ? "released-by-consul" : "key-deleted");
+  }
+
+  lose(cause: string): void {
+    if (!this.active) return;
+    this.inc.node.env.trace(`${this.inc.node.name}: lock lost (${cause})`);
+    this.#lost.abort(new Error(`lock lost: ${cause}`));
+  }
+
+  /** SessionKeeper: renew every TTL/3; what counts is when an accepted renewal was sent. */
+  #keep(): void {
+    const env = this.inc.env;
+    env.sched.after(Math.floor(env.lockTtlMs / 3), "session renewal", () => {
+      if (!this.active || !this.inc.alive) return;
+      const sentAt = this.inc.node.clock.now();
+      this.inc.request("renew", () => env.consul.renew(this.session)).then(
+        (ok) => {
+          if (ok) this.#confirmedAt = sentAt;
+          else this.lose("session-gone");
+        },
+        () => {},
+      );
+      this.#keep();
+    });
+  }
+}
+
+/** One run of the agent process on a node: its memory dies with it. */
+export class Incarnation {
+  alive = true;
+  readonly startedAt: number;
+  /** The Consul KV as this agent's watches last saw it; undefined before the first answer. */
+  kv: Map<string, KvEntry> | undefined;
+  reachable: boolean | undefined;
+  /** The first error an evaluation threw (the loop survives it, but it is a bug). */
+  evaluationError: string | undefined;
+  observed: RedisView = { kind: "unknown" };
+  observedAtLocal: number | undefined;
+  /** The Redis run id this agent observed first, and when (for the supervision grace). */
+  supervised: { runId: string; since: number } | undefined;
+  readonly agent: Agent;
+  readonly #held: SimHeldLock[] = [];
+  readonly #leaderListeners = new Set<() => void>();
+  readonly #redisListeners = new Set<() => void>();
+  readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
+  #lastDeliveryAt = 0;
+
+  constructor(readonly node: SimNode, readonly env: NodeEnv) {
+    this.startedAt = env.sched.now;
+    const timings = env.timings;
+    const clock = node.clock;
+    const config = { announce: node.address, lock: { ttlMs: env.lockTtlMs } } as unknown as Config;
+    const lock = new LockDriver({
+      lock: this.#lockPort(),
+      value: (epoch) =>
+        encodeLeaderAnnouncement({
+          address: node.address,
+          agent: "resec",
+          runId: this.observed.kind === "up" ? this.observed.runId : undefined,
+          now: clock.now(),
+          ...(epoch !== undefined ? { epoch } : {}),
+        }),
+      runId: () => this.observed.kind === "up" ? this.observed.runId : undefined,
+      onChange: () => this.agent.requestEvaluation(),
+      onError: () => {},
+      logger: silentLogger,
+    });
+    const registrar = new ServiceRegistrar({
+      catalog: {
+        register: () => this.request("register", () => {}),
+        updateCheck: () => this.request("check", () => {}),
+        deregister: () => this.request("deregister", () => {}),
+        isUnknownCheck: () => false,
+      },
+      definitionFor: (role, status, output) => ({
+        id: `redis-${node.name}`,
+        name: "redis",
+        tags: [role],
+        port: node.address.port,
+        check: {
+          id: `check-${node.name}`,
+          name: "redis",
+          ttlMs: timings.checkTtlMs,
+          deregisterCriticalAfterMs: 0,
+          status,
+          output,
+        },
+      }),
+      heartbeatMs: timings.tickMs,
+      logger: silentLogger,
+    });
+    const actuator = new RedisActuator({
+      commands: {
+        promote: () => this.#redisCommand(() => node.redis.promote()),
+        detach: (pauseMs) =>
+          this.#redisCommand(() => {
+            const redis = node.redis;
+            const synced = redis.role === "replica" && redis.linkUp;
+            node.pause(pauseMs);
+            redis.promote();
+            return { synced };
+          }),
+        replicateFrom: (master) =>
+          this.#redisCommand(() => node.redis.replicaOf(master, env.sched.now)),
+        pauseWrites: (ms) => this.#redisCommand(() => node.pause(ms)),
+        unpauseWrites: () => this.#redisCommand(() => node.redis.unpause(env.sched.now)),
+      },
+      fenceMs: timings.fenceMs,
+      logger: silentLogger,
+    });
+    this.agent = new Agent({
+      config,
+      clock,
+      logger: silentLogger,
+      redis: this.#observerPort(),
+      leaderSource: this.#leaderPort(),
+      lock,
+      actuator,
+      registrar,
+      settings: {
+        fenceAfterMs: timings.fenceAfterMs,
+        replicaLinkGraceMs: timings.replicaLinkGraceMs,
+      },
+      tickMs: timings.tickMs,
+      election: {
+        board: this.#boardPort(),
+        settings: timings.election,
+        forced: false,
+        heartbeatMs: timings.tickMs,
+      },
+      paused: () => this.kv?.has(PAUSE_KEY) ?? false,
+      fencePeer: (peer, self) => this.#fencePeer(peer, self),
+      timers: env.sched.timers(() => this.alive),
+      onEvaluationFailed: (error) => {
+        this.evaluationError ??= error instanceof Error ? error.message : String(error);
+      },
+    });
+    this.agent.onDecision((decision) =>
+      env.trace(`${node.name}: decision ${decision.name}: ${decision.reason}`)
+    );
+    env.sched.after(node.redisLatency(), "redis first poll", () => this.#observe());
+    this.#poll();
+    if (node.cut) this.#scheduleUnreachable();
+    else this.deliver();
+    this.agent.start();
+  }
+
+  /** The process dies: nothing it scheduled runs any more. */
+  kill(): void {
+    this.alive = false;
+  }
+
+  /** A Consul request: applied after the network delay, answered after another; a cut times out. */
+  request<T>(label: string, op: () => T): Promise<T> {
+    const { sched } = this.env;
+    const timeout = () => new Error(`Consul request ${label} timed out`);
+    const sentAt = sched.now;
+    return new Promise<T>((resolve, reject) => {
+      const failLater = () =>
+        sched.at(sentAt + this.env.requestTimeoutMs, "consul timeout", () => {
+          if (this.alive) reject(timeout());
+        });
+      if (this.node.cut) return void failLater();
+      sched.after(this.node.latency(), `consul ${label}`, () => {
+        if (!this.alive) return;
+        if (this.node.cut) return void failLater();
+        let result: T;
+        try {
+          result = op();
+        } catch (error) {
+          return reject(error);
+        }
+        sched.after(this.node.latency(), `consul ${label} answer`, () => {
+          if (!this.alive) return;
+          if (this.node.cut) return void failLater();
+          resolve(result);
+        });
+      });
+    });
+  }
+
+  /** The watches answer with Consul's state as of now, in order, after the network delay. */
+  deliver(): void {
+    if (!this.alive || this.node.cut) return;
+    const { sched, consul } = this.env;
+    const snapshot = new Map(consul.kv);
+    const at = Math.max(this.#lastDeliveryAt, sched.now + this.node.latency());
+    this.#lastDeliveryAt = at;
+    sched.at(at, "consul watch", () => {
+      if (!this.alive || this.node.cut) return;
+      this.#apply(snapshot);
+    });
+  }
+
+  /** The node was cut off from Consul: the watches notice when their request times out. */
+  #scheduleUnreachable(): void {
+    const { sched, rng, requestTimeoutMs, timings } = this.env;
+    const cutEpoch = this.node.cutEpoch;
+    const noticeAfter = rng.int(requestTimeoutMs, timings.leaderWaitMs + requestTimeoutMs);
+    sched.after(noticeAfter, "consul unreachable", () => {
+      if (!this.alive || this.node.cutEpoch !== cutEpoch || !this.node.cut) return;
+      this.reachable = false;
+      this.#fireLeader();
+      // The lock monitor tolerates CONSUL_LOCK_MONITOR_RETRIES failed reads, then gives up.
+      const giveUpAfter = this.env.monitorRetries *
+        (this.env.monitorRetryIntervalMs + requestTimeoutMs);
+      sched.after(giveUpAfter, "lock monitor", () => {
+        if (!this.alive || this.node.cutEpoch !== cutEpoch || !this.node.cut) return;
+        for (const held of this.#held) held.lose("monitor-failed");
+      });
+    });
+  }
+
+  onCut(): void {
+    this.#scheduleUnreachable();
+  }
+
+  onHeal(): void {
+    const { sched, rng } = this.env;
+    sched.after(rng.int(0, 1_000), "consul reconnect", () => this.deliver());
+  }
+
+  /** Redis dropped the connection: the observer notices within milliseconds. */
+  onRedisCrash(): void {
+    this.env.sched.after(1, "observe crash", () => this.#observe());
+  }
+
+  #apply(snapshot: Map<string, KvEntry>): void {
+    const before = this.kv;
+    this.kv = snapshot;
+    const lockBefore = before?.get(LOCK_KEY);
+    const lockNow = snapshot.get(LOCK_KEY);
+    for (const held of this.#held) held.checkKey(lockNow);
+    const reachableChanged = this.reachable !== true;
+    this.reachable = true;
+    const pausedChanged = (before?.has(PAUSE_KEY) ?? false) !== snapshot.has(PAUSE_KEY);
+    if (
+      !before || reachableChanged || pausedChanged ||
+      lockBefore?.modifyIndex !== lockNow?.modifyIndex
+    ) this.#fireLeader();
+    if (this.#applyCandidacies(snapshot)) this.agent.requestEvaluation();
+  }
+
+  /** As CandidacyBoard#apply: invalid entries make the peer invisible, vanished ones linger. */
+  #applyCandidacies(snapshot: Map<string, KvEntry>): boolean {
+    const now = this.node.clock.now();
+    const self = formatHostPort(this.node.address);
+    const present = new Set<string>();
+    let changed = false;
+    for (const entry of snapshot.values()) {
+      if (!entry.key.startsWith(CANDIDATES_PREFIX)) continue;
+      const address = entry.key.slice(CANDIDATES_PREFIX.length);
+      if (address === self) continue;
+      let candidacy;
+      try {
+        candidacy = parseCandidacy(entry.value, address);
+      } catch {
+        if (this.#seen.delete(address)) changed = true;
+        continue;
+      }
+      present.add(address);
+      if (this.#seen.get(address)?.modifyIndex === entry.modifyIndex) continue;
+      this.#seen.set(address, {
+        modifyIndex: entry.modifyIndex,
+        seen: { candidacy, seenChangedAt: now },
+      });
+      changed = true;
+    }
+    for (const [address, entry] of this.#seen) {
+      if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
+        this.#seen.delete(address);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  #fireLeader(): void {
+    for (const listener of this.#leaderListeners) listener();
+  }
+
+  #poll(): void {
+    this.env.sched.after(this.env.pollMs, "redis poll", () => {
+      if (!this.alive) return;
+      this.#observe();
+      this.#poll();
+    });
+  }
+
+  /** INFO: the view as of now; listeners hear of a change. */
+  #observe(): void {
+    if (!this.alive) return;
+    const redis = this.node.redis;
+    const view = redis.view(this.env.sched.now, this.env.connectedReplicas(redis));
+    const before = this.observed;
+    this.observed = view;
+    this.observedAtLocal = view.kind === "up" ? this.node.clock.now() : this.observedAtLocal;
+    if (view.kind === "up" && this.supervised?.runId !== view.runId) {
+      this.supervised = { runId: view.runId, since: this.env.sched.now };
+    }
+    if (changeKey(before) !== changeKey(view)) {
+      for (const listener of this.#redisListeners) listener();
+    }
+  }
+
+  #observerPort(): RedisObserverPort {
+    return {
+      current: () => this.observed,
+      onChange: (listener) => {
+        this.#redisListeners.add(listener);
+        return () => this.#redisListeners.delete(listener);
+      },
+      refresh: () =>
+        new Promise<void>((resolve) => {
+          this.env.sched.after(this.node.redisLatency(), "redis refresh", () => {
+            if (!this.alive) return;
+            this.#observe();
+            resolve();
+          });
+        }),
+      observedAt: () => this.observed.kind === "up" ? this.observedAtLocal : undefined,
+    };
+  }
+
+  #leaderPort(): LeaderSourcePort {
+    return {
+      leader: (): LeaderView | null | undefined => {
+        const kv = this.kv;
+        if (!kv) return undefined;
+        const entry = kv.get(LOCK_KEY);
+        if (!entry || entry.session === undefined) return null;
+        let address: HostPort | undefined;
+        try {
+          address = parseLeaderAnnouncement(entry.value)?.address;
+        } catch {
+          address = undefined;
+        }
+        // A holder whose announcement is missing or invalid: unknown until the catalog tells
+        // (not simulated; the agent keeps waiting).
+        if (!address) return undefined;
+        return { address, session: entry.session, lockIndex: entry.lockIndex };
+      },
+      vacancy: () => {
+        const entry = this.kv?.get(LOCK_KEY);
+        if (!this.kv) return 0;
+        if (!entry) return -1;
+        return entry.session === undefined ? entry.modifyIndex : 0;
+      },
+      reachable: () => this.reachable,
+      onChange: (listener) => {
+        this.#leaderListeners.add(listener);
+        return () => this.#leaderListeners.delete(listener);
+      },
+    };
+  }
+
+  #boardPort(): CandidacyBoardPort {
+    // Peers judge liveness by how recently an entry changed (seenChangedAt), so ask for the heartbeat
+    // publications (`legacyPeers`, where the board has it).
+    const port = {
+      legacyPeers: () => true,
+      peers: () => [...this.#seen.values()].map((entry) => entry.seen),
+      publish: (candidacy: Candidacy) =>
+        this.request(
+          "publish",
+          () =>
+            this.env.consul.put(CANDIDATES_PREFIX + candidacy.address, JSON.stringify(candidacy)),
+        ).catch(() => {}),
+    };
+    return port;
+  }
+
+  #lockPort(): LockPort {
+    const { consul, sched, lockTtlMs } = this.env;
+    return {
+      acquire: async (value, signal) => {
+        for (;;) {
+          signal.throwIfAborted();
+          try {
+            const createdAt = this.node.clock.now();
+            const session = await this.request(
+              "session",
+              () => consul.createSession(this.node.name, lockTtlMs),
+            );
+            for (;;) {
+              if (signal.aborted) {
+                void this.request("destroy", () => consul.destroy(session)).catch(() => {});
+                signal.throwIfAborted();
+              }
+              const lockIndex = await this.request("acquire", () => {
+                const ok = consul.acquire(LOCK_KEY, session, value);
+                return ok ? consul.kv.get(LOCK_KEY)!.lockIndex : undefined;
+              });
+              if (lockIndex !== undefined) {
+                const held = new SimHeldLock(this, session, lockIndex, createdAt);
+                this.#held.push(held);
+                this.env.trace(`${this.node.name}: acquired the lock (epoch ${lockIndex})`);
+                return held;
+              }
+              await sched.sleep(250, signal);
+              if (!await this.request("renew", () => consul.renew(session))) break;
+            }
+          } catch (error) {
+            signal.throwIfAborted();
+            void error;
+            await sched.sleep(1_000, signal);
+          }
+        }
+      },
+    };
+  }
+
+  /** A command to the local Redis: fails when it is down. */
+  #redisCommand<T>(op: () => T): Promise<T> {
+    return this.node.redisCommand(this, op);
+  }
+
+  /** Points a former master at us, through a connection of its own. */
+  #fencePeer(peer: HostPort, self: HostPort): Promise<void> {
+    const target = this.env.redisAt(peer);
+    return new Promise<void>((resolve, reject) => {
+      this.env.sched.after(this.node.redisLatency(), "fence peer", () => {
+        if (!this.alive) return;
+        if (!target || !target.up) return reject(new Error("peer Redis unreachable"));
+        this.env.trace(`${this.node.name}: pointed former master ${target.name} at us`);
+        target.replicaOf(self, this.env.sched.now);
+        target.unpause(this.env.sched.now);
+        resolve();
+      });
+    });
+  }
+}
+
+/** What counts as a change of the Redis view (not the link's down time, which moves every poll). */
+function changeKey(view: RedisView): string {
+  if (view.kind !== "up") return view.kind;
+  const { linkDownMs: _linkDownMs, ...rest } = view;
+  return JSON.stringify(rest);
+}
+
+/** A host. */
+export class SimNode {
+  readonly clock: Clock;
+  clockOffsetMs = 0;
+  cut = false;
+  cutEpoch = 0;
+  /** Consul round trips are slow until then (a fault). */
+  slowUntil = 0;
+  inc: Incarnation | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly address: HostPort,
+    readonly redis: SimRedis,
+    readonly env: NodeEnv,
+  ) {
+    const sched = env.sched;
+    this.clock = {
+      now: () => sched.now + this.clockOffsetMs,
+      sleep: (ms, signal) => sched.sleep(ms, signal),
+    };
+  }
+
+  latency(): number {
+    const { rng, sched } = this.env;
+    const base = rng.int(1, 8);
+    return sched.now < this.slowUntil ? base + rng.int(100, 2_500) : base;
+  }
+
+  redisLatency(): number {
+    return this.env.rng.int(0, 2);
+  }
+
+  /** CLIENT PAUSE WRITE; held writes run at the deadline. */
+  pause(ms: number): void {
+    const { sched } = this.env;
+    this.redis.pause(ms, sched.now);
+    const redis = this.redis;
+    const runId = redis.runId;
+    sched.at(redis.pausedUntil, "pause deadline", () => {
+      if (redis.runId === runId) redis.settleHeld(sched.now);
+    });
+  }
+
+  redisCommand<T>(inc: Incarnation, op: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.env.sched.after(this.redisLatency(), "redis command", () => {
+        if (!inc.alive) return;
+        if (!this.redis.up) return reject(new Error("Redis is down"));
+        try {
+          resolve(op());
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  startAgent(): void {
+    this.inc = new Incarnation(this, this.env);
+  }
+
+  killAgent(): void {
+    this.inc?.kill();
+    this.inc = undefined;
+  }
+
+  /** The agent watches this Redis process (it observed it since it started). */
+  supervises(): boolean {
+    const seen = this.inc?.supervised;
+    return seen !== undefined && seen.runId === this.redis.runId;
+  }
+
+  is(address: HostPort): boolean {
+    return sameHostPort(this.address, address);
+  }
+}

@@ -379,6 +379,9 @@ export class AgentRuntime implements AsyncDisposable {
               ttlMs: definition.check.ttlMs,
               deregisterCriticalAfterMs: definition.check.deregisterCriticalAfterMs,
               initialStatus: definition.check.status,
+              // A host back from a reboot must not be listed as the master it was: its Consul
+              // agent restores this status, and resec sets the live one at once.
+              persistedStatus: "critical",
               output: definition.check.output,
             },
           }),

@@ -17,6 +17,12 @@ export interface ServiceCheckDefinition {
   /** Consul removes the service after its check stayed critical this long. */
   deregisterCriticalAfterMs: Milliseconds;
   initialStatus: CheckStatus;
+  /**
+   * The status written into the registration itself, when it differs from `initialStatus` (which a
+   * second request then sets). A Consul agent that restarts after the check's TTL restores the
+   * registration's status: "critical" keeps a host that reboots from being listed as it was.
+   */
+  persistedStatus?: CheckStatus;
   /** Initial output; sent by a second request, as registration cannot carry it. */
   output?: string;
   notes?: string;
@@ -56,7 +62,7 @@ export async function registerService(
     Name: service.check.name,
     TTL: consulDuration(service.check.ttlMs),
     DeregisterCriticalServiceAfter: consulDuration(service.check.deregisterCriticalAfterMs),
-    Status: service.check.initialStatus,
+    Status: service.check.persistedStatus ?? service.check.initialStatus,
   };
   if (service.check.notes !== undefined) check.Notes = service.check.notes;
   const body: Record<string, unknown> = {
@@ -78,8 +84,10 @@ export async function registerService(
     action: `registering service "${service.name}" (ID "${service.id}")`,
     signal: service.signal,
   });
-  if (service.check.output !== undefined && service.check.output !== "") {
-    await updateCheck(client, service.check.id, service.check.initialStatus, service.check.output, {
+  const persisted = service.check.persistedStatus ?? service.check.initialStatus;
+  const output = service.check.output ?? "";
+  if (output !== "" || persisted !== service.check.initialStatus) {
+    await updateCheck(client, service.check.id, service.check.initialStatus, output, {
       signal: service.signal,
     });
   }

@@ -124,9 +124,15 @@ async function measure(
   const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 600, faultAt });
   const promotions = await Promise.all(checks);
   const held = await readBack(bed, after, report);
-  const firstAfter = samples.findIndex((sample) => sample.at >= faultAt);
+  const catalog = withoutRejoinEcho(samples, comebacks);
+  if (catalog.echoPolls > 0) {
+    note(
+      `a rejoined host stayed listed as master in ${catalog.echoPolls} polls (${catalog.echoMs} ms)`,
+    );
+  }
+  const firstAfter = catalog.samples.findIndex((sample) => sample.at >= faultAt);
   const timeline = summarizeTimeline(
-    firstAfter < 0 ? [] : samples.slice(Math.max(0, firstAfter - 1)),
+    firstAfter < 0 ? [] : catalog.samples.slice(Math.max(0, firstAfter - 1)),
   );
   const loss = summarizeLoss({
     acknowledged: report.acknowledged,
@@ -168,6 +174,52 @@ async function measure(
     convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultAt,
   };
   return { result, longestWriteGapMs: longestGapAfter(report, faultAt) };
+}
+
+/**
+ * How long a host that comes back may still be listed as the master it was. Consul's catalog keeps a
+ * dead node's last check states; when the node rejoins, gossip marks it alive before its agent has
+ * synced the restored (critical) registration. That echo is Consul's, lasts until the agent's first
+ * sync, and is measured; a longer one breaks the promise.
+ */
+export const REJOIN_ECHO_GRACE_MS = 2_000;
+
+/** The samples with a rejoined host's echo (within the grace after its comeback) taken out. */
+export function withoutRejoinEcho(
+  samples: readonly MasterSample[],
+  comebacks: readonly Comeback[],
+): { samples: MasterSample[]; echoPolls: number; echoMs: number } {
+  let echoPolls = 0;
+  let first: number | undefined;
+  let last: number | undefined;
+  // Each rejoined host's echo starts at the first poll after its comeback that lists it beside another
+  // master (its Consul agent joins some seconds into the boot) and may last the grace.
+  const windows = comebacks.map((comeback) => {
+    const start = samples.find((sample) =>
+      sample.at >= comeback.at && (sample.masters?.length ?? 0) > 1 &&
+      sample.masters!.includes(comeback.port)
+    )?.at;
+    return { host: comeback.port, start };
+  });
+  const cleaned = samples.map((sample) => {
+    if (!sample.masters || sample.masters.length < 2) return sample;
+    const echoes = sample.masters.filter((host) =>
+      windows.some((window) =>
+        window.host === host && window.start !== undefined && sample.at >= window.start &&
+        sample.at <= window.start + REJOIN_ECHO_GRACE_MS
+      )
+    );
+    if (echoes.length === 0) return sample;
+    echoPolls++;
+    first ??= sample.at;
+    last = sample.at;
+    return { ...sample, masters: sample.masters.filter((host) => !echoes.includes(host)) };
+  });
+  return {
+    samples: cleaned,
+    echoPolls,
+    echoMs: first === undefined || last === undefined ? 0 : last - first,
+  };
 }
 
 /** One passing master, every other host a passing slave with its link up: returns the master. */

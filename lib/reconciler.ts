@@ -240,7 +240,16 @@ export function decide(observed: Observed): Decision {
       // the moment Consul answers again must have gone through one.
       lock: "idle",
       redis: fenceIfMaster,
-      service: UNCHANGED,
+      // A master that lost its lock must not stay a passing master in the catalog: when Consul
+      // answers again, another node may already lead (two passing masters, seen after a quorum loss).
+      service: isMaster && observed.registration
+        ? {
+          kind: "registered",
+          role: "master",
+          status: "critical",
+          output: "Consul unreachable: not the lock holder",
+        }
+        : UNCHANGED,
     };
   }
 

@@ -136,6 +136,23 @@ Deno.test("with Consul unreachable a replica is left alone: no REPLICAOF flappin
   assert.deepEqual(decision.service, { kind: "unchanged" });
 });
 
+Deno.test("a master that lost its lock reports its master check critical while Consul is unreachable", () => {
+  // Seen on real hosts after a quorum loss: the old master stayed a passing master in the catalog
+  // until its watches recovered, beside the newly elected one.
+  const decision = decide(observed({
+    consulReachable: false,
+    fenced: true,
+    registration: { role: "master", status: "passing" },
+  }));
+  assert.equal(decision.name, "consul_unreachable");
+  assert.deepEqual(decision.service, {
+    kind: "registered",
+    role: "master",
+    status: "critical",
+    output: "Consul unreachable: not the lock holder",
+  });
+});
+
 Deno.test("a replica following the leader registers as a passing slave", () => {
   const decision = decide(observed({ redis: REPLICA_OF_OTHER, leader: OTHER_LEADS }));
   assert.equal(decision.name, "replica");

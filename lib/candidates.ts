@@ -44,11 +44,30 @@ export interface SeenCandidacy {
   readonly candidacy: Candidacy;
   /** Local time when this agent last saw the entry change (clock skew between hosts never matters). */
   readonly seenChangedAt: number;
+  /**
+   * The entry is held by a session tied to its agent's check: the agent lives while it is held, and
+   * writes the entry only when its position changes. Without one (an agent of an earlier version,
+   * which republishes every few seconds instead, or an entry that vanished), the entry counts only
+   * while it keeps changing.
+   */
+  readonly held?: boolean;
+}
+
+/**
+ * Whether a peer's agent is alive: its entry is held by its session, or, for an entry no session
+ * holds, it changed within `staleAfterMs`.
+ */
+export function isLive(
+  peer: SeenCandidacy,
+  now: number,
+  settings: Pick<ElectionSettings, "staleAfterMs">,
+): boolean {
+  return peer.held === true || now - peer.seenChangedAt <= settings.staleAfterMs;
 }
 
 export interface ElectionSettings {
   readonly maxLagBytes: number;
-  /** A peer whose entry has not changed for this long is ignored (its agent is gone). */
+  /** A peer entry that no session holds is ignored once it has not changed for this long. */
   readonly staleAfterMs: Milliseconds;
   /** After the lock is freed, wait this long at most for peers to publish fresh positions. */
   readonly collectMs: Milliseconds;
@@ -123,7 +142,7 @@ export function ranksBefore(a: Candidacy, b: Candidacy): boolean {
  * Decides whether this node competes for a free lock now, waits for a better peer, or may not lead.
  *
  * @param self this node's current candidacy
- * @param peers what other agents published (stale ones are filtered here)
+ * @param peers what other agents published (those whose agent is gone are filtered here)
  * `freeSince` is the local time the lock was first seen free; `vacancy` identifies that vacancy.
  */
 export function electionStanding(options: {
@@ -138,7 +157,7 @@ export function electionStanding(options: {
   const { self, now, freeSince, vacancy, settings } = options;
   const fresh = options.peers
     .filter((peer) => peer.candidacy.address !== self.address)
-    .filter((peer) => now - peer.seenChangedAt <= settings.staleAfterMs);
+    .filter((peer) => isLive(peer, now, settings));
   const peers = fresh.map((peer) => peer.candidacy);
 
   const selfProblem = disqualification(self, peers, settings);
@@ -224,7 +243,7 @@ export function chooseSwitchoverTarget(options: {
 }): SwitchoverChoice {
   const { self, now, settings } = options;
   const fresh = options.peers
-    .filter((peer) => now - peer.seenChangedAt <= settings.staleAfterMs)
+    .filter((peer) => isLive(peer, now, settings))
     .map((peer) => peer.candidacy)
     .filter((peer) => peer.address !== self.address);
   const problem = (peer: Candidacy): string | undefined => {

@@ -53,7 +53,13 @@ export interface LeaderSourcePort {
 /** Where candidacies are published and read (Consul KV in production). */
 export interface CandidacyBoardPort {
   peers(): SeenCandidacy[];
+  /** Publishes when the candidacy changed; the board keeps retrying a write Consul refused. */
   publish(candidacy: Candidacy): Promise<void>;
+  /**
+   * True while a peer of an earlier version, which judges liveness by how recently an entry changed,
+   * is about: the candidacy is then republished every heartbeat.
+   */
+  legacyPeers?(): boolean;
 }
 
 /** Data-safe elections (lib/candidates.ts); without them any healthy node competes. */
@@ -64,7 +70,7 @@ export interface ElectionOptions {
   priorityOverride?: number;
   /** FORCE_FAILOVER: may lead even when empty or lagging. */
   forced: boolean;
-  /** Publish at least this often, so peers can tell a live agent from a gone one. */
+  /** While a peer of an earlier version is about, republish this often (it needs changes to see us). */
   heartbeatMs: Milliseconds;
 }
 
@@ -166,6 +172,8 @@ export class Agent implements AsyncDisposable {
   #published:
     | { key: string; at: number; freeSince: number | undefined; candidacy: Candidacy }
     | undefined;
+  /** This node's candidacy as of the last observation of a running Redis. */
+  #lastUp: Candidacy | undefined;
   readonly #switchover: SwitchoverCoordinator;
 
   constructor(options: AgentOptions) {
@@ -470,7 +478,10 @@ export class Agent implements AsyncDisposable {
     }
   }
 
-  /** This node's candidacy and the peers', published when it changed or the heartbeat is due. */
+  /**
+   * This node's candidacy and the peers', published when it changed (and on the heartbeat only while a
+   * peer of an earlier version needs it). A steady agent writes nothing: every write is a Raft apply.
+   */
   #election(
     redis: RedisView,
     lock: ReturnType<LockDriver["view"]>,
@@ -484,9 +495,11 @@ export class Agent implements AsyncDisposable {
     const { updatedAt: _updatedAt, offset, ...rest } = self;
     const key = JSON.stringify({ ...rest, offset: this.#freeSince === undefined ? 0 : offset });
     const published = this.#published;
+    const heartbeatDue = now - (published?.at ?? 0) >= options.heartbeatMs &&
+      options.board.legacyPeers?.() === true;
     if (
       !published || published.key !== key || published.freeSince !== this.#freeSince ||
-      now - published.at >= options.heartbeatMs
+      heartbeatDue
     ) {
       this.#published = { key, at: now, freeSince: this.#freeSince, candidacy: self };
       void options.board.publish(self);
@@ -520,7 +533,9 @@ export class Agent implements AsyncDisposable {
     const address = formatHostPort(this.#options.config.announce);
     const updatedAt = new Date(this.#options.clock.now()).toISOString();
     if (redis.kind !== "up") {
-      const last: Partial<Candidacy> = this.#published?.candidacy ?? {};
+      // The last position observed, not the last published: outside an election the offset is not
+      // published as it moves, and a failed master's last offset is what peers' lag is measured from.
+      const last: Partial<Candidacy> = this.#lastUp ?? this.#published?.candidacy ?? {};
       return {
         address,
         runId: last.runId ?? "",
@@ -537,7 +552,7 @@ export class Agent implements AsyncDisposable {
         updatedAt,
       };
     }
-    return {
+    const candidacy: Candidacy = {
       address,
       runId: redis.runId,
       replicationId: redis.replicationId,
@@ -554,6 +569,8 @@ export class Agent implements AsyncDisposable {
       vacancy: this.#vacancy(),
       updatedAt,
     };
+    this.#lastUp = candidacy;
+    return candidacy;
   }
 
   /**

@@ -1,25 +1,47 @@
 /**
  * Candidacies in Consul KV: each agent publishes where its Redis stands (offset, history, priority,
- * health) under `<lock key>.candidates/<announce address>`, and watches everyone else's, so a free lock
+ * health) under `<lock key>.candidates/<announce address>`, and follows everyone else's, so a free lock
  * goes to the node with the most data rather than to whoever asks first.
+ *
+ * An agent writes its entry only when its position changes (every Consul KV write is a Raft apply on
+ * the servers), never on a timer. Its liveness comes from the session that holds the entry: a session
+ * without TTL tied to the agent check (lib/agent/presence.ts) and to the node's `serfHealth`. When the
+ * agent dies, its check lapses; when its host dies, gossip fails; either way Consul ends the session
+ * and releases the entry, and every peer sees it in the same watch. Agents of earlier versions wrote
+ * without a session and republished every few seconds: their entries count while they keep changing,
+ * and this agent republishes on the same beat while any of them is about.
  */
 import { formatHostPort } from "../address.ts";
-import type { Candidacy, SeenCandidacy } from "../candidates.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
+import { type Candidacy, isLive, type SeenCandidacy } from "../candidates.ts";
 import type { Clock } from "../clock.ts";
 import type { ConsulClient } from "../consul/client.ts";
-import { deleteKey, type KvEntry, putKey, watchPrefix } from "../consul/kv.ts";
-import type { BlockingWatch } from "../consul/watch.ts";
+import { acquireKey, deleteKey, type KvEntry } from "../consul/kv.ts";
+import {
+  createSession,
+  destroySession,
+  isSessionInvalid,
+  SessionKeeper,
+} from "../consul/session.ts";
+import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import { InvalidRecordError, MAX_ID_CHARS, quoteValue, RecordFields } from "../record.ts";
+import { candidatesPrefix, type GroupKeys, GroupKeysWatch } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
+
+export { candidatesPrefix };
 
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
 const FORGET_AFTER_MS = 600_000;
 
-/** The KV prefix holding the candidacies of the cluster that uses `lockKey`. */
-export function candidatesPrefix(lockKey: string): string {
-  return `${lockKey}.candidates/`;
-}
+/** Retries of a publication Consul refused: soon at first, then every few seconds. */
+const PUBLISH_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 5_000 };
+
+/**
+ * The node check every candidacy session is tied to besides the agent check: a host that gossip
+ * cannot reach is no candidate (its agent check cannot lapse once its Consul agent is gone).
+ */
+const CANDIDACY_NODE_CHECKS = ["serfHealth"];
 
 /** The largest `replica-priority` Redis accepts (a C int). */
 const MAX_PRIORITY = 2_147_483_647;
@@ -58,34 +80,109 @@ export function parseCandidacy(value: string, address: string): Candidacy {
   };
 }
 
+/**
+ * How a peer's entry stands:
+ * - `held`: a session holds it; its agent lives.
+ * - `released`: its session ended (the agent died, its host left gossip, or it stopped): gone.
+ * - `unheld`: written without a session by an agent of an earlier version; live while it changes.
+ * - `vanished`: deleted while held (Consul lost its state, or a hand-made delete): live a little
+ *   longer, as a silent peer, so an election does not skip a peer that is about to republish.
+ */
+export type EntryState = "held" | "released" | "unheld" | "vanished";
+
+/**
+ * The state of a peer's entry after a read, given the state it had. A key that was ever acquired keeps
+ * a LockIndex above 0: without a session now, it was released, unless it was written again since (an
+ * earlier version's agent took the address over).
+ *
+ * @example
+ * ```ts
+ * entryState({ session: "s", lockIndex: 1, modifyIndex: 9 }, undefined);                  // "held"
+ * entryState({ lockIndex: 1, modifyIndex: 10 }, { state: "held", modifyIndex: 9 });       // "released"
+ * entryState({ lockIndex: 0, modifyIndex: 10 }, undefined);                               // "unheld"
+ * ```
+ */
+export function entryState(
+  entry: Pick<KvEntry, "session" | "lockIndex" | "modifyIndex">,
+  known: { state: EntryState; modifyIndex: number } | undefined,
+): EntryState {
+  if (entry.session !== undefined) return "held";
+  if (entry.lockIndex === 0) return "unheld";
+  const writtenAgain = known !== undefined && known.state !== "held" &&
+    known.modifyIndex !== entry.modifyIndex;
+  return writtenAgain ? "unheld" : "released";
+}
+
+/** The session that holds this node's candidacy. */
+export interface CandidacySessionOptions {
+  /** The session name: CONSUL_LOCK_SESSION_NAME, so a restart ends it with the lock's (earlier_run.ts). */
+  name: string;
+  /** The checks to tie a new session to (asked for each): the agent check, once registered. */
+  serviceChecks: () => string[];
+  /**
+   * With no check to tie to (the ACL token may not register the agent check), the session gets this
+   * TTL and the board renews it.
+   */
+  ttlMs: Milliseconds;
+}
+
 export interface CandidacyBoardOptions {
   client: ConsulClient;
   lockKey: string;
   /** This node's announce address (`host:port`), the key of its own entry. */
   self: string;
+  session: CandidacySessionOptions;
+  /** An entry no session holds is stale once unchanged for this long. */
+  staleAfterMs: Milliseconds;
+  /** The shared watch on the lock key's prefix; without it the board watches on its own. */
+  keys?: GroupKeysWatch;
   clock: Clock;
   logger: Logger;
   /** Called when a peer's entry changes. */
   onChange: () => void;
   /** Called once per distinct invalid candidacy, with the candidates prefix (metrics). */
   onInvalidRecord?: (prefix: string) => void;
+  random?: () => number;
+}
+
+interface PeerEntry {
+  modifyIndex: number;
+  state: EntryState;
+  seen: SeenCandidacy;
+}
+
+interface OwnSession {
+  readonly id: string;
+  /** Renews a TTL session (one made without a check to tie to). */
+  readonly keeper: SessionKeeper | undefined;
 }
 
 /** Publishes this node's candidacy and follows the others'. */
 export class CandidacyBoard implements AsyncDisposable {
   readonly #options: CandidacyBoardOptions;
   readonly #prefix: string;
-  readonly #watch: BlockingWatch<KvEntry[]>;
-  readonly #done: Promise<void>;
-  readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
+  readonly #key: string;
+  /** The watch this board made itself (no shared one was given): closed with it. */
+  readonly #ownKeys: GroupKeysWatch | undefined;
+  readonly #unsubscribe: () => void;
+  readonly #seen = new Map<string, PeerEntry>();
   readonly #invalid: InvalidRecordReporter;
+  readonly #stop = new AbortController();
+  #session: OwnSession | undefined;
   #publishing: Promise<void> | undefined;
   #pending: Candidacy | undefined;
+  /** The last candidacy written, and the value as written. */
+  #written: { candidacy: Candidacy; value: string } | undefined;
+  /** The ModifyIndex of our entry, once a read showed our write. */
+  #ownIndex: number | undefined;
   #publishFailed = false;
+  /** Ends the pause before a retry (a newer candidacy should not wait for it). */
+  #retryNow: AbortController | undefined;
 
   constructor(options: CandidacyBoardOptions) {
     this.#options = options;
     this.#prefix = candidatesPrefix(options.lockKey);
+    this.#key = this.#prefix + options.self;
     const onInvalidRecord = options.onInvalidRecord;
     this.#invalid = new InvalidRecordReporter({
       logger: options.logger,
@@ -93,38 +190,56 @@ export class CandidacyBoard implements AsyncDisposable {
       // One label for the whole prefix: anyone may write any number of keys under it.
       ...(onInvalidRecord ? { onInvalid: () => onInvalidRecord(this.#prefix) } : {}),
     });
-    this.#watch = watchPrefix(options.client, this.#prefix, {
-      minIntervalMs: 20,
-      backoff: { initialMs: 100, maxMs: 2_000 },
-      equals: () => false,
+    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
+      client: options.client,
+      lockKey: options.lockKey,
+      waitMs: 60_000,
       logger: options.logger,
     });
-    this.#done = this.#follow();
+    const keys = options.keys ?? this.#ownKeys!;
+    this.#unsubscribe = keys.subscribe((answer) => this.#onKeys(answer));
   }
 
-  /** Peers' candidacies, with when each last changed (local time). */
+  /** Live peers' candidacies (a released entry is left out), with when each last changed (local time). */
   peers(): SeenCandidacy[] {
-    return [...this.#seen.values()].map((entry) => entry.seen);
+    return [...this.#seen.values()]
+      .filter((entry) => entry.state !== "released")
+      .map((entry) => entry.seen);
+  }
+
+  /**
+   * True while a live peer of an earlier version publishes without a session: it judges this node by
+   * how recently its entry changed, so this node must republish on every heartbeat meanwhile.
+   */
+  legacyPeers(): boolean {
+    const now = this.#options.clock.now();
+    return [...this.#seen.values()].some((entry) =>
+      entry.state === "unheld" && isLive(entry.seen, now, this.#options)
+    );
   }
 
   /**
    * Publishes this node's candidacy. Calls that arrive while one is in flight coalesce into one more
-   * write with the latest value.
+   * write with the latest value; a write Consul refuses is retried (with backoff) until one succeeds
+   * or a newer candidacy replaces it.
    */
   publish(candidacy: Candidacy): Promise<void> {
     this.#pending = candidacy;
+    this.#retryNow?.abort();
     this.#publishing ??= this.#flush().finally(() => {
       this.#publishing = undefined;
     });
     return this.#publishing;
   }
 
-  /** Removes this node's entry (graceful shutdown) and stops watching. */
+  /** Stops watching, ends this node's session and removes its entry (graceful shutdown). */
   async close(): Promise<void> {
-    this.#watch.close();
-    await this.#done;
+    this.#stop.abort();
+    this.#unsubscribe();
+    await this.#ownKeys?.close();
     await this.#publishing;
-    await deleteKey(this.#options.client, this.#prefix + this.#options.self).catch(() => {});
+    await this.#endSession();
+    await deleteKey(this.#options.client, this.#key).catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -132,36 +247,126 @@ export class CandidacyBoard implements AsyncDisposable {
   }
 
   async #flush(): Promise<void> {
-    while (this.#pending) {
+    const { client, logger } = this.#options;
+    let failures = 0;
+    while (this.#pending && !this.#stop.signal.aborted) {
       const candidacy = this.#pending;
       this.#pending = undefined;
+      const value = JSON.stringify(candidacy);
       try {
-        await putKey(
-          this.#options.client,
-          this.#prefix + this.#options.self,
-          JSON.stringify(candidacy),
-        );
-        if (this.#publishFailed) this.#options.logger.info("publishing the candidacy works again");
-        this.#publishFailed = false;
-      } catch (error) {
-        if (!this.#publishFailed) {
-          this.#options.logger.warn("cannot publish the candidacy", { error });
+        const session = await this.#ensureSession();
+        if (!(await acquireKey(client, this.#key, session, value))) {
+          throw new Error(`another session holds the key "${this.#key}"`);
         }
+        this.#written = { candidacy, value };
+        if (this.#publishFailed) logger.info("publishing the candidacy works again");
+        this.#publishFailed = false;
+        failures = 0;
+      } catch (error) {
+        if (this.#stop.signal.aborted) return;
+        // Consul ended our session (its check failed): the next attempt makes a new one.
+        if (isSessionInvalid(error)) await this.#endSession();
+        if (!this.#publishFailed) logger.warn("cannot publish the candidacy", { error });
         this.#publishFailed = true;
-        return;
+        this.#pending ??= candidacy;
+        failures++;
+        await this.#pauseBeforeRetry(backoffDelay(PUBLISH_RETRY, failures, this.#options.random));
       }
     }
   }
 
-  /** Applies each answer; an error in one never ends the watch (leaving the loop would close it). */
-  async #follow(): Promise<void> {
-    for await (const entries of this.#watch) {
-      try {
-        this.#apply(entries);
-      } catch (error) {
-        this.#options.logger.error("cannot apply the candidacies", { error });
-      }
+  /** Sleeps before a retry; a newer publication or close() cuts it short. */
+  async #pauseBeforeRetry(ms: Milliseconds): Promise<void> {
+    const controller = new AbortController();
+    this.#retryNow = controller;
+    try {
+      await this.#options.clock.sleep(ms, AbortSignal.any([controller.signal, this.#stop.signal]));
+    } catch {
+      // cut short
+    } finally {
+      if (this.#retryNow === controller) this.#retryNow = undefined;
     }
+  }
+
+  /** Our session, made when there is none (or it is gone), tied to the agent check when it exists. */
+  async #ensureSession(): Promise<string> {
+    const { client, clock, logger, session: options } = this.#options;
+    const checks = options.serviceChecks();
+    const current = this.#session;
+    // A TTL session made while the agent check was missing gives way to one tied to the check.
+    if (current && (current.keeper?.gone.aborted || (current.keeper && checks.length > 0))) {
+      await this.#endSession();
+    }
+    if (this.#session) return this.#session.id;
+    const tied = checks.length > 0;
+    const sentAt = clock.now();
+    const id = await createSession(client, {
+      name: options.name,
+      ttlMs: tied ? undefined : options.ttlMs,
+      // Our own entry must be re-taken at once after a session ends.
+      lockDelayMs: 0,
+      behavior: "release",
+      nodeChecks: CANDIDACY_NODE_CHECKS,
+      serviceChecks: checks,
+      signal: this.#stop.signal,
+    });
+    const keeper = tied ? undefined : new SessionKeeper({
+      client,
+      session: id,
+      ttlMs: options.ttlMs,
+      confirmedAt: sentAt,
+      clock,
+      logger,
+    });
+    this.#session = { id, keeper };
+    logger.debug("candidacy session created", { session: id, tiedTo: checks.join(",") });
+    return id;
+  }
+
+  /** Ends our session (releasing our entry); best effort. */
+  async #endSession(): Promise<void> {
+    const session = this.#session;
+    if (!session) return;
+    this.#session = undefined;
+    await session.keeper?.close();
+    await destroySession(this.#options.client, session.id, { timeoutMs: 2_000 }).catch(() => {});
+  }
+
+  #onKeys(keys: GroupKeys): void {
+    this.#followOwn(keys);
+    this.#apply(keys.candidacies);
+  }
+
+  /**
+   * Republishes our candidacy when a read shows that Consul released it (our session ended: the agent
+   * check lapsed or the node left gossip, then came back) or that the entry was deleted.
+   */
+  #followOwn(keys: GroupKeys): void {
+    const written = this.#written;
+    if (!written || this.#publishing || this.#stop.signal.aborted) return;
+    const own = keys.candidacies.find((entry) => entry.key === this.#key);
+    const ours = this.#session?.id;
+    if (own && own.value === written.value && ours !== undefined && own.session === ours) {
+      this.#ownIndex = own.modifyIndex;
+      return;
+    }
+    // Judge only reads taken after our write: the same value (our write, no longer held by our
+    // session), or no entry in an answer newer than the one that showed our write.
+    const released = own !== undefined && own.value === written.value;
+    const deleted = own === undefined && this.#ownIndex !== undefined &&
+      keys.index > this.#ownIndex;
+    if (!released && !deleted) return;
+    this.#ownIndex = undefined;
+    this.#options.logger.info("our candidacy was released by Consul; publishing it again", {
+      key: this.#key,
+      deleted,
+    });
+    if (released && own.session === undefined && this.#session) {
+      // Held by nobody: our session is gone. Making a new one beats waiting for a refused write.
+      void this.#endSession().then(() => this.publish(written.candidacy));
+      return;
+    }
+    void this.publish(written.candidacy);
   }
 
   #apply(entries: readonly KvEntry[]): void {
@@ -179,17 +384,27 @@ export class CandidacyBoard implements AsyncDisposable {
       }
       present.add(address);
       const known = this.#seen.get(address);
-      if (known?.modifyIndex === entry.modifyIndex) continue;
+      if (known?.modifyIndex === entry.modifyIndex && known.state !== "vanished") continue;
+      const state = entryState(entry, known);
       this.#seen.set(address, {
         modifyIndex: entry.modifyIndex,
-        seen: { candidacy, seenChangedAt: now },
+        state,
+        seen: { candidacy, seenChangedAt: now, ...(state === "held" ? { held: true } : {}) },
       });
       changed = true;
     }
-    // An entry that vanished (Consul lost its state, or the agent left) is kept until it goes
-    // stale: forgetting a live peer at once would let an election skip it.
     for (const [address, entry] of this.#seen) {
-      if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
+      if (present.has(address)) continue;
+      if (entry.state === "held") {
+        // Deleted while held: counted a little longer (unheld, from now), in case Consul lost its
+        // state and the peer is about to publish again.
+        this.#seen.set(address, {
+          ...entry,
+          state: "vanished",
+          seen: { candidacy: entry.seen.candidacy, seenChangedAt: now },
+        });
+        changed = true;
+      } else if (entry.state === "released" || now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
         this.#seen.delete(address);
         changed = true;
       }

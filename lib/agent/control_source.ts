@@ -3,8 +3,7 @@
  * switchover's progress back, with check-and-set so two writers never overwrite each other.
  */
 import type { ConsulClient } from "../consul/client.ts";
-import { type KvEntry, putKey, watchKey } from "../consul/kv.ts";
-import type { BlockingWatch } from "../consul/watch.ts";
+import { type KvEntry, putKey } from "../consul/kv.ts";
 import {
   encodeSwitchoverRecord,
   parsePauseNote,
@@ -15,11 +14,14 @@ import {
 } from "../control.ts";
 import type { Logger } from "../log.ts";
 import { InvalidRecordError } from "../record.ts";
+import { type GroupKeys, GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 
 export interface ControlSourceOptions {
   client: ConsulClient;
   lockKey: string;
+  /** The shared watch on the lock key's prefix; without it the source watches on its own. */
+  keys?: GroupKeysWatch;
   logger: Logger;
   onChange: () => void;
   /** Called once per distinct invalid value of a control key (metrics). */
@@ -32,12 +34,15 @@ export interface SwitchoverEntry {
   readonly modifyIndex: number;
 }
 
-/** Watches `<lock key>.paused` and `<lock key>.switchover`. */
+/** Follows `<lock key>.paused` and `<lock key>.switchover`. */
 export class ControlSource implements AsyncDisposable {
   readonly #options: ControlSourceOptions;
-  readonly #watches: BlockingWatch<KvEntry | undefined>[];
-  readonly #done: Promise<void>[];
+  /** The watch this source made itself (no shared one was given): closed with it. */
+  readonly #ownKeys: GroupKeysWatch | undefined;
+  readonly #unsubscribe: () => void;
   readonly #invalid: InvalidRecordReporter;
+  /** The keys as last applied; undefined before the first answer. */
+  #applied: { paused: KvEntry | undefined; switchover: KvEntry | undefined } | undefined;
   #paused = false;
   #switchover: SwitchoverEntry | undefined;
 
@@ -48,19 +53,14 @@ export class ControlSource implements AsyncDisposable {
       clock: options.client.clock,
       ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
     });
-    const watch = (key: string) =>
-      watchKey(options.client, key, {
-        minIntervalMs: 20,
-        backoff: { initialMs: 100, maxMs: 2_000 },
-        logger: options.logger,
-      });
-    const pause = watch(pauseKey(options.lockKey));
-    const switchover = watch(switchoverKey(options.lockKey));
-    this.#watches = [pause, switchover];
-    this.#done = [
-      this.#follow(pause, (entry) => this.#setPaused(entry)),
-      this.#follow(switchover, (entry) => this.#setSwitchover(entry)),
-    ];
+    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
+      client: options.client,
+      lockKey: options.lockKey,
+      waitMs: 60_000,
+      logger: options.logger,
+    });
+    const keys = options.keys ?? this.#ownKeys!;
+    this.#unsubscribe = keys.subscribe((answer) => this.#apply(answer));
   }
 
   /** Maintenance mode is on. */
@@ -84,27 +84,34 @@ export class ControlSource implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
-    for (const watch of this.#watches) watch.close();
-    await Promise.all(this.#done);
+    this.#unsubscribe();
+    await this.#ownKeys?.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  /** Applies each value; an error in one never ends the watch (leaving the loop would close it). */
-  async #follow(
-    watch: BlockingWatch<KvEntry | undefined>,
-    apply: (entry: KvEntry | undefined) => void,
-  ): Promise<void> {
-    for await (const entry of watch) {
+  /** Applies the control keys of an answer when either changed; an error in one never stops the other. */
+  #apply(keys: GroupKeys): void {
+    const applied = this.#applied;
+    const pausedChanged = !applied || !sameEntry(applied.paused, keys.paused);
+    const switchoverChanged = !applied || !sameEntry(applied.switchover, keys.switchover);
+    if (!pausedChanged && !switchoverChanged) return;
+    this.#applied = { paused: keys.paused, switchover: keys.switchover };
+    const steps: [boolean, () => void][] = [
+      [pausedChanged, () => this.#setPaused(keys.paused)],
+      [switchoverChanged, () => this.#setSwitchover(keys.switchover)],
+    ];
+    for (const [changed, step] of steps) {
+      if (!changed) continue;
       try {
-        apply(entry);
+        step();
       } catch (error) {
         this.#options.logger.error("cannot apply a control key's value", { error });
       }
-      this.#options.onChange();
     }
+    this.#options.onChange();
   }
 
   /**

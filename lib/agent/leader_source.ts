@@ -7,15 +7,16 @@
 import type { HostPort } from "../address.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import { type HealthEntry, watchHealthService } from "../consul/health.ts";
-import { readKey } from "../consul/kv.ts";
+import type { KvEntry } from "../consul/kv.ts";
 import { sessionInfo } from "../consul/session.ts";
-import { BlockingWatch } from "../consul/watch.ts";
+import type { BlockingWatch } from "../consul/watch.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView } from "../model.ts";
 import { InvalidRecordError } from "../record.ts";
 import type { LeaderSourcePort } from "./agent.ts";
+import { GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 import { RESEC_META_KEY } from "./registrar.ts";
 
@@ -26,6 +27,8 @@ export interface LeaderSourceOptions {
   masterService: { name: string; tag?: string };
   /** Longest blocking wait (Consul's answer also proves it is reachable). */
   waitMs: Milliseconds;
+  /** The shared watch on the lock key's prefix; without it the source watches on its own. */
+  keys?: GroupKeysWatch;
   logger: Logger;
   /** Called once per distinct invalid lock value (metrics). */
   onInvalidRecord?: (key: string) => void;
@@ -73,14 +76,21 @@ export function masterOfUnannouncedHolder(
   return candidates.length === 1 && only ? { host: only.address, port: only.port } : undefined;
 }
 
-/** Watches the lock key; a LeaderSourcePort for the agent. */
+/** Follows the lock key; a LeaderSourcePort for the agent. */
 export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   readonly #options: LeaderSourceOptions;
   readonly #listeners = new Set<() => void>();
-  readonly #watch: BlockingWatch<LockState>;
-  readonly #done: Promise<void>;
+  readonly #keys: GroupKeysWatch;
+  /** The watch this source made itself (no shared one was given): closed with it. */
+  readonly #ownKeys: GroupKeysWatch | undefined;
+  readonly #unsubscribe: (() => void)[];
+  readonly #stop = new AbortController();
   readonly #invalid: InvalidRecordReporter;
   #state: LockState | undefined;
+  /** The lock key as last read (undefined: no key); `#read` is false before the first answer. */
+  #entry: KvEntry | undefined;
+  #read = false;
+  #processing: Promise<void> | undefined;
   /** The master service's passing instances, watched only while the holder announced nothing. */
   #catalog: { watch: BlockingWatch<HealthEntry[]>; done: Promise<void> } | undefined;
   #catalogEntries: HealthEntry[] | undefined;
@@ -88,7 +98,6 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   #catalogClosed: Promise<void> = Promise.resolve();
   /** The holder session whose missing address was last warned about. */
   #warnedFor: string | undefined;
-  #reachable: boolean | undefined;
 
   constructor(options: LeaderSourceOptions) {
     this.#options = options;
@@ -97,25 +106,17 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
       clock: options.client.clock,
       ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
     });
-    this.#watch = new BlockingWatch<LockState>({
-      name: `lock ${options.lockKey}`,
-      clock: options.client.clock,
-      logger: options.logger,
+    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
+      client: options.client,
+      lockKey: options.lockKey,
       waitMs: options.waitMs,
-      minIntervalMs: 20,
-      backoff: { initialMs: 100, maxMs: 2_000 },
-      fetch: async (query) => {
-        const result = await readKey(options.client, options.lockKey, {
-          index: query.index,
-          waitMs: query.waitMs,
-          signal: query.signal,
-        });
-        this.#setReachable(true);
-        return { value: await this.#stateOf(result.entry, query.signal), index: result.index };
-      },
-      onError: () => this.#setReachable(false),
+      logger: options.logger,
     });
-    this.#done = this.#follow();
+    this.#keys = options.keys ?? this.#ownKeys!;
+    this.#unsubscribe = [
+      this.#keys.subscribe((keys) => this.#onLockKey(keys.lock)),
+      this.#keys.onReachability(() => this.#notify()),
+    ];
   }
 
   leader(): LeaderView | null | undefined {
@@ -141,7 +142,7 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   }
 
   reachable(): boolean | undefined {
-    return this.#reachable;
+    return this.#keys.reachable();
   }
 
   onChange(listener: () => void): () => void {
@@ -150,8 +151,10 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
   }
 
   async close(): Promise<void> {
-    this.#watch.close();
-    await this.#done;
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    this.#stop.abort();
+    await this.#ownKeys?.close();
+    await this.#processing;
     this.#stopCatalog();
     await this.#catalogClosed;
   }
@@ -160,12 +163,35 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
     await this.close();
   }
 
-  async #follow(): Promise<void> {
-    for await (const state of this.#watch) {
+  /** Takes a new read of the lock key; a holder that announced nothing needs a lookup first. */
+  #onLockKey(entry: KvEntry | undefined): void {
+    if (this.#read && sameEntry(this.#entry, entry)) return;
+    this.#read = true;
+    this.#entry = entry;
+    this.#processing ??= this.#process().finally(() => {
+      this.#processing = undefined;
+    });
+  }
+
+  /** Turns the latest read into the lock state, until no newer read arrived meanwhile. */
+  async #process(): Promise<void> {
+    while (!this.#stop.signal.aborted) {
+      const entry = this.#entry;
+      let state: LockState;
+      try {
+        state = await this.#stateOf(entry, this.#stop.signal);
+      } catch (error) {
+        if (this.#stop.signal.aborted) return;
+        this.#options.logger.error("cannot read the lock key's holder", { error });
+        return;
+      }
+      if (entry !== this.#entry) continue; // a newer read arrived during the lookup
+      if (this.#state !== undefined && sameState(this.#state, state)) return;
       this.#state = state;
       if (state.kind === "unannounced") this.#startCatalog();
       else this.#stopCatalog();
       this.#changed();
+      return;
     }
   }
 
@@ -262,19 +288,12 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
     }
   }
 
-  #setReachable(reachable: boolean): void {
-    if (this.#reachable === reachable) return;
-    const before = this.#reachable;
-    this.#reachable = reachable;
-    if (before !== undefined || !reachable) {
-      this.#options.logger[reachable ? "info" : "warn"](
-        reachable ? "Consul is reachable again" : "Consul cannot be reached",
-      );
-    }
-    this.#notify();
-  }
-
   #notify(): void {
     for (const listener of this.#listeners) listener();
   }
+}
+
+/** True when two lock states name the same holder (or the same vacancy). */
+function sameState(a: LockState, b: LockState): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

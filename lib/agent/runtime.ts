@@ -28,6 +28,8 @@ import { RedisObserver } from "../redis/observer.ts";
 import { Agent, type RedisObserverPort } from "./agent.ts";
 import { CandidacyBoard } from "./candidacy.ts";
 import { ControlSource } from "./control_source.ts";
+import { GroupKeysWatch } from "./group_keys.ts";
+import { LeaderOffsetProbe, redisOffsetReader } from "./leader_offset.ts";
 import { type HookRole, RoleChangeHook } from "../hooks.ts";
 import type { ElectionSettings } from "../candidates.ts";
 import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
@@ -100,8 +102,9 @@ export function agentTimings(config: Config): AgentTimings {
     leaderWaitMs: Math.max(1_000, config.lock.ttlMs),
     election: {
       maxLagBytes: config.election.maxLagBytes,
-      // Agents publish at least every tick: three missed publications mean the agent is gone.
-      staleAfterMs: 3 * tickMs + config.healthcheckTimeoutMs,
+      // An entry no session holds (an earlier version's agent republishes every third of the check
+      // TTL): three missed publications mean its agent is gone.
+      staleAfterMs: checkTtlMs + config.healthcheckTimeoutMs,
       collectMs: Math.max(200, config.healthcheckTimeoutMs),
       stepAsideMaxMs: config.lock.ttlMs,
     },
@@ -205,8 +208,11 @@ export class AgentRuntime implements AsyncDisposable {
   readonly metrics: ResecMetrics;
   readonly #commander: RedisCommander;
   readonly #actuator: RedisActuator;
+  readonly #keys: GroupKeysWatch;
   readonly #leaderSource: LeaderSource;
   readonly #board: CandidacyBoard;
+  readonly #leaderOffset: LeaderOffsetProbe;
+  readonly #offsetReader: ReturnType<typeof redisOffsetReader>;
   readonly #presence: AgentPresence;
   readonly #holderWatch: HolderHostWatch;
   readonly #control: ControlSource;
@@ -259,8 +265,16 @@ export class AgentRuntime implements AsyncDisposable {
       clock,
       logger: logger.child("redis"),
     });
+    // One blocking watch on the lock key's prefix feeds the lock, the candidacies and the controls.
+    this.#keys = new GroupKeysWatch({
+      client: this.consul,
+      lockKey: config.lock.key,
+      waitMs: timings.leaderWaitMs,
+      logger: logger.child("consul"),
+    });
     this.#leaderSource = new LeaderSource({
       client: this.consul,
+      keys: this.#keys,
       onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       masterService: masterServiceQuery(config),
@@ -270,9 +284,16 @@ export class AgentRuntime implements AsyncDisposable {
 
     this.#board = new CandidacyBoard({
       client: this.consul,
+      keys: this.#keys,
       onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       self: formatHostPort(config.announce),
+      session: {
+        name: config.lock.sessionName,
+        serviceChecks: () => this.#presence.tiedChecks(),
+        ttlMs: config.lock.ttlMs,
+      },
+      staleAfterMs: timings.election.staleAfterMs,
       clock,
       logger: logger.child("election"),
       onChange: () => this.agent.requestEvaluation(),
@@ -280,6 +301,7 @@ export class AgentRuntime implements AsyncDisposable {
 
     this.#control = new ControlSource({
       client: this.consul,
+      keys: this.#keys,
       onInvalidRecord: (key) => metrics.invalidRecord(key),
       lockKey: config.lock.key,
       logger: logger.child("control"),
@@ -287,6 +309,21 @@ export class AgentRuntime implements AsyncDisposable {
     });
 
     const observer = this.observer;
+    this.#offsetReader = redisOffsetReader(config.redis, config.healthcheckTimeoutMs);
+    this.#leaderOffset = new LeaderOffsetProbe({
+      leader: () => {
+        const leader = this.#leaderSource.leader();
+        const current = observer.current();
+        const replica = current.kind === "up" && current.info.role === "replica";
+        return replica && leader && !sameHostPort(leader.address, config.announce)
+          ? leader.address
+          : undefined;
+      },
+      read: this.#offsetReader.read,
+      intervalMs: redisPollIntervalMs(config),
+      clock,
+      logger: logger.child("redis"),
+    });
     const redisPort: RedisObserverPort = {
       current: () => toRedisView(observer.current()),
       onChange: (listener) => observer.onChange(() => listener()),
@@ -460,9 +497,16 @@ export class AgentRuntime implements AsyncDisposable {
 
   /** What the HTTP endpoints answer from. */
   readonly status: StatusSource = {
-    status: () => nodeStatus(this.agent.snapshot(), this.timings.tickMs, Date.now()),
+    status: () =>
+      nodeStatus(this.agent.snapshot(), this.timings.tickMs, Date.now(), this.#leaderOffsetNow()),
     state: () => ({ ...this.agent.snapshot(), timings: this.timings }),
   };
+
+  /** The offset of the leader this node follows, as last read from its Redis. */
+  #leaderOffsetNow(): number | undefined {
+    const leader = this.#leaderSource.leader();
+    return leader ? this.#leaderOffset.offset(leader.address, this.#clock.now()) : undefined;
+  }
 
   /** Points a former master at `self` through a short-lived connection of its own. */
   async #fencePeer(peer: HostPort, self: HostPort): Promise<void> {
@@ -489,7 +533,7 @@ export class AgentRuntime implements AsyncDisposable {
     metrics.setPaused(observed.paused);
     metrics.setAgentCheckRegistered(this.#presence.tiedChecks().length > 0);
     metrics.decisionChanged(decision.name);
-    metrics.setReplicationLag(replicationLag(observed));
+    metrics.setReplicationLag(replicationLag(observed, this.#leaderOffsetNow()));
     this.#runHook(observed, decision);
     const freeSince = observed.election?.freeSince;
     if (freeSince !== undefined) this.#freeSinceSeen = freeSince;
@@ -547,6 +591,7 @@ export class AgentRuntime implements AsyncDisposable {
     });
     await this.#presence.start();
     this.#holderWatch.start();
+    this.#leaderOffset.start();
     this.observer.start();
     this.agent.start();
   }
@@ -661,6 +706,8 @@ export class AgentRuntime implements AsyncDisposable {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       await this.#holderWatch.stop();
+      await this.#leaderOffset.stop();
+      this.#offsetReader.close();
       await this.agent.stop();
       await this.#handOver();
       // After the lock is released: deregistering the check would end the session anyway.
@@ -670,6 +717,7 @@ export class AgentRuntime implements AsyncDisposable {
       await this.#board.close();
       await this.#control.close();
       await this.#leaderSource.close();
+      await this.#keys.close();
       await this.observer.close();
       await this.#commander.close();
       this.consul.close();
@@ -682,17 +730,18 @@ export class AgentRuntime implements AsyncDisposable {
   }
 }
 
-/** A replica's lag behind its leader, from the leader's published offset; undefined when unknown. */
-export function replicationLag(observed: Observed): number | undefined {
+/**
+ * A replica's lag behind its leader: the leader's offset as read from its Redis, less our own;
+ * undefined when either is unknown.
+ */
+export function replicationLag(
+  observed: Pick<Observed, "redis" | "leader">,
+  leaderOffset: number | undefined,
+): number | undefined {
   const redis = observed.redis;
-  const leader = observed.leader;
-  if (redis.kind !== "up" || redis.role !== "replica" || !leader || !observed.election) {
-    return undefined;
-  }
-  const address = formatHostPort(leader.address);
-  const published = observed.election.peers.find((peer) => peer.candidacy.address === address);
-  if (!published) return undefined;
-  return Math.max(0, published.candidacy.offset - redis.offset);
+  if (redis.kind !== "up" || redis.role !== "replica" || !observed.leader) return undefined;
+  if (leaderOffset === undefined) return undefined;
+  return Math.max(0, leaderOffset - redis.offset);
 }
 
 /** The load-balancer view of an agent snapshot. */
@@ -700,6 +749,7 @@ export function nodeStatus(
   snapshot: ReturnType<Agent["snapshot"]>,
   tickMs: Milliseconds,
   now: number,
+  leaderOffset?: number,
 ): NodeStatus {
   const observed = snapshot.observed;
   const redis = observed?.redis;
@@ -714,9 +764,7 @@ export function nodeStatus(
     redisHealthy: up !== undefined && !up.loading,
     agentHealthy: loopAlive && observed?.consulReachable !== false,
     linkUp: up?.role === "replica" && up.linkUp,
-    lagBytes: observed
-      ? replicationLag({ ...observed, settings: { fenceAfterMs: 0, replicaLinkGraceMs: 0 } })
-      : undefined,
+    lagBytes: observed ? replicationLag(observed, leaderOffset) : undefined,
     paused: observed?.paused ?? false,
   };
 }

@@ -28,8 +28,11 @@ export type SessionBehavior = "release" | "delete";
 
 export interface CreateSessionOptions {
   name: string;
-  /** Consul may wait up to twice this before invalidating the session. */
-  ttlMs: Milliseconds;
+  /**
+   * Consul may wait up to twice this before invalidating the session. Undefined: no TTL, so nothing
+   * needs renewing; the session then lives until it is destroyed or a check it is tied to fails.
+   */
+  ttlMs: Milliseconds | undefined;
   /** After an invalidation, how long the session's locks cannot be re-taken (0 to disable). */
   lockDelayMs: Milliseconds;
   behavior: SessionBehavior;
@@ -77,10 +80,10 @@ export async function createSession(
 ): Promise<string> {
   const body: Record<string, unknown> = {
     Name: options.name,
-    TTL: consulDuration(options.ttlMs),
     LockDelay: consulDuration(options.lockDelayMs),
     Behavior: options.behavior,
   };
+  if (options.ttlMs !== undefined) body.TTL = consulDuration(options.ttlMs);
   if (options.nodeChecks !== undefined) body.NodeChecks = options.nodeChecks;
   if (options.serviceChecks !== undefined) {
     body.ServiceChecks = options.serviceChecks.map((id) => ({ ID: id }));
@@ -165,6 +168,15 @@ export async function sessionInfo(
 export function isSessionCheckNotReady(error: unknown): boolean {
   return error instanceof ConsulHttpError && error.status === 500 &&
     /Missing (service )?check|in critical state/i.test(error.consulMessage);
+}
+
+/**
+ * True when Consul refused a key operation because the session it names no longer exists (it was
+ * destroyed, or a check it was tied to failed): the caller makes a new session.
+ */
+export function isSessionInvalid(error: unknown): boolean {
+  return error instanceof ConsulHttpError && error.status === 500 &&
+    /invalid session/i.test(error.consulMessage);
 }
 
 /** Every session in the datacenter (`/v1/session/list`). */

@@ -118,7 +118,7 @@ export interface RedisReport {
   readonly updatedAt: string;
   /** How old the candidacy was at the read, by this host's clock against the publisher's. */
   readonly ageMs: number;
-  /** Older than the agents' staleness bound: they ignore it. */
+  /** No session holds it and it is older than the agents' staleness bound: they ignore it. */
   readonly stale: boolean;
 }
 
@@ -176,7 +176,10 @@ export interface GroupListing {
 export function listGroup(records: GroupRecords, settings: ListSettings): GroupListing {
   const { lockKey, readAt } = records;
   const prefix = candidatesPrefix(lockKey);
-  const candidacies = new Map<string, { candidacy?: Candidacy; invalid?: string }>();
+  const candidacies = new Map<
+    string,
+    { candidacy?: Candidacy; invalid?: string; held?: boolean }
+  >();
   let lockEntry: KvEntry | undefined;
   let pauseEntry: KvEntry | undefined;
   let switchoverEntry: KvEntry | undefined;
@@ -186,7 +189,10 @@ export function listGroup(records: GroupRecords, settings: ListSettings): GroupL
     else if (entry.key === switchoverKey(lockKey)) switchoverEntry = entry;
     else if (entry.key.startsWith(prefix)) {
       const address = entry.key.slice(prefix.length);
-      candidacies.set(address, readCandidacy(entry.value, address));
+      candidacies.set(address, {
+        ...readCandidacy(entry.value, address),
+        held: entry.session !== undefined,
+      });
     }
   }
 
@@ -214,7 +220,9 @@ export function listGroup(records: GroupRecords, settings: ListSettings): GroupL
       forced: c.forced,
       updatedAt: c.updatedAt,
       ageMs,
-      stale: ageMs > settings.staleAfterMs,
+      // Agents write their candidacy only when it changes, held by a session that ends with them: an
+      // old entry is stale only when no session holds it (an earlier version republished instead).
+      stale: !read.held && ageMs > settings.staleAfterMs,
     });
   }
   // The agents weigh only fresh candidacies against each other.

@@ -5,11 +5,17 @@
  * again. Real Agent, LockDriver, RedisActuator and ServiceRegistrar; Redis and Consul are fakes.
  */
 import assert from "node:assert/strict";
-import { Agent, type LeaderSourcePort, type RedisObserverPort } from "../../lib/agent/agent.ts";
+import {
+  Agent,
+  type CandidacyBoardPort,
+  type LeaderSourcePort,
+  type RedisObserverPort,
+} from "../../lib/agent/agent.ts";
 import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
 import type { ControlPort } from "../../lib/agent/switchover.ts";
+import type { Candidacy } from "../../lib/candidates.ts";
 import { systemClock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
 import { CapturingLogger } from "../../lib/log.ts";
@@ -42,7 +48,7 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000
 }
 
 /** An agent whose Redis, leader and controls the test sets; everything it does is recorded. */
-function agentWith(options: { control?: ControlPort } = {}) {
+function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort } = {}) {
   const logger = new CapturingLogger();
   const state = {
     redis: MASTER_UP as RedisView,
@@ -143,6 +149,16 @@ function agentWith(options: { control?: ControlPort } = {}) {
     settings: { fenceAfterMs: 1_200, replicaLinkGraceMs: 1_000 },
     tickMs: 20,
     ...(options.control ? { control: options.control } : {}),
+    ...(options.board
+      ? {
+        election: {
+          board: options.board,
+          settings: { maxLagBytes: 1_000, staleAfterMs: 1_000, collectMs: 50, stepAsideMaxMs: 500 },
+          forced: false,
+          heartbeatMs: 20,
+        },
+      }
+      : {}),
   });
   wiring.agent = agent;
   const redisChanged = () => {
@@ -206,4 +222,86 @@ Deno.test("a decision listener that throws does not keep the decision from being
   await waitFor(() => done.registered.includes("redis-master passing"), "a passing master");
   assert.ok(errorLines(logger, /decision listener failed/).length >= 1);
   assert.equal(agent.snapshot().evaluationErrors, 0);
+});
+
+/** A candidacy board that records what is published; `legacy` says an earlier version's peer is about. */
+function recordingBoard() {
+  const published: Candidacy[] = [];
+  const board = {
+    legacy: false,
+    published,
+    peers: () => [],
+    publish: (candidacy: Candidacy) => {
+      published.push(candidacy);
+      return Promise.resolve();
+    },
+    legacyPeers: () => board.legacy,
+  };
+  return board;
+}
+
+Deno.test("a steady agent publishes its candidacy once, not on every tick, and again when its position changes", async () => {
+  const board = recordingBoard();
+  const { agent, state, redisChanged } = agentWith({ board });
+  state.leader = { address: SELF, session: "s-1", lockIndex: 1 };
+  agent.start();
+  try {
+    await waitFor(() => board.published.length >= 1, "the first publication");
+    // Ten ticks and a moving offset (writes) change nothing anyone elects on outside an election.
+    for (let offset = 200; offset <= 1_000; offset += 200) {
+      state.redis = { ...MASTER_UP, offset };
+      redisChanged();
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    assert.equal(board.published.length, 1);
+    state.redis = { ...MASTER_UP, offset: 1_000, priority: 50 };
+    redisChanged();
+    await waitFor(() => board.published.length === 2, "the changed priority to be published");
+    assert.equal(board.published[1]!.priority, 50);
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("while a peer of an earlier version is about, the candidacy is republished every heartbeat", async () => {
+  const board = recordingBoard();
+  board.legacy = true;
+  const { agent, state } = agentWith({ board });
+  state.leader = { address: SELF, session: "s-1", lockIndex: 1 };
+  agent.start();
+  try {
+    await waitFor(() => board.published.length >= 4, "heartbeat publications");
+    board.legacy = false;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const settled = board.published.length;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(
+      board.published.length <= settled + 1,
+      "no heartbeat once every peer holds a session",
+    );
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("a Redis that goes down is published with the last offset observed, not the last published", async () => {
+  const board = recordingBoard();
+  const { agent, state, redisChanged } = agentWith({ board });
+  state.leader = { address: SELF, session: "s-1", lockIndex: 1 };
+  agent.start();
+  try {
+    await waitFor(() => board.published.length >= 1, "the first publication");
+    assert.equal(board.published[0]!.offset, 100);
+    state.redis = { ...MASTER_UP, offset: 5_000 };
+    redisChanged();
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    state.redis = { kind: "down", reason: "connection refused" };
+    redisChanged();
+    await waitFor(() => board.published.some((c) => !c.healthy), "the unhealthy candidacy");
+    const last = board.published.at(-1)!;
+    assert.equal(last.healthy, false);
+    assert.equal(last.offset, 5_000);
+  } finally {
+    await agent.stop();
+  }
 });

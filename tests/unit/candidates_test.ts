@@ -7,6 +7,7 @@ import {
   disqualification,
   type ElectionSettings,
   electionStanding,
+  isLive,
   ranksBefore,
   type SeenCandidacy,
 } from "../../lib/candidates.ts";
@@ -170,9 +171,20 @@ Deno.test("a candidate steps aside for a fresher peer, but only for a bounded ti
   );
 });
 
-Deno.test("a stale peer entry (its agent is gone) holds nobody back", () => {
+Deno.test("a stale peer entry that no session holds (its agent is gone) holds nobody back", () => {
   const gone = seen(candidate("b:1", { offset: 9_000_000 }), 0);
   assert.equal(standing(candidate("a:1"), [gone], 6_000, 5_900).kind, "compete");
+});
+
+Deno.test("a peer whose entry its session holds is live however long ago it last changed", () => {
+  // Agents write their candidacy only when it changes: an hour-old entry of a live agent still counts.
+  const better = { ...seen(candidate("b:1", { offset: 1_500_000 }), 0), held: true };
+  const result = standing(candidate("a:1"), [better], 3_600_000, 3_599_900);
+  assert.equal(result.kind, "wait");
+  assert.match(result.reason, /stepping aside for b:1/);
+  assert.equal(isLive(better, 3_600_000, SETTINGS), true);
+  assert.equal(isLive({ ...better, held: false }, 3_600_000, SETTINGS), false);
+  assert.equal(isLive({ ...better, held: false }, 4_000, SETTINGS), true);
 });
 
 Deno.test("an unhealthy peer never ranks above a healthy candidate", () => {

@@ -246,6 +246,8 @@ Deno.test("an invalid candidacy makes its peer ineligible at once, and is counte
     client,
     lockKey: "resec/.lock",
     self: "10.0.0.1:6379",
+    session: { name: "resec", serviceChecks: () => [], ttlMs: 15_000 },
+    staleAfterMs: 12_000,
     clock: systemClock,
     logger,
     onChange: () => {},

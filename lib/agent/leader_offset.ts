@@ -1,0 +1,133 @@
+/**
+ * The leader's replication offset, which a replica's lag is measured against. Only the leader's Redis
+ * knows it as it moves, and candidacies no longer carry it between elections (every write of one is a
+ * Raft apply on the Consul servers), so the agent of a replica reads it there itself: `INFO
+ * replication` on a connection of its own, once per interval while it follows a leader.
+ */
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import type { Clock } from "../clock.ts";
+import type { Milliseconds } from "../duration.ts";
+import type { Logger } from "../log.ts";
+import { RedisClient } from "../redis/client.ts";
+import type { RedisConnectionConfig } from "../redis/connection.ts";
+import { parseInfo } from "../redis/info.ts";
+
+/** Reads a Redis's `master_repl_offset`; rejects when it cannot. */
+export type OffsetReader = (address: HostPort, signal: AbortSignal) => Promise<number>;
+
+export interface LeaderOffsetProbeOptions {
+  /** The leader this node replicates from now; undefined when none (or when this node leads). */
+  leader: () => HostPort | undefined;
+  read: OffsetReader;
+  /** How often to read while following a leader. */
+  intervalMs: Milliseconds;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Reads the leader's offset on a timer; `offset()` answers from the last read. */
+export class LeaderOffsetProbe {
+  readonly #options: LeaderOffsetProbeOptions;
+  readonly #stop = new AbortController();
+  #last: { address: HostPort; offset: number; at: number } | undefined;
+  #loop: Promise<void> | undefined;
+  #failing = false;
+
+  constructor(options: LeaderOffsetProbeOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * The offset `leader`'s Redis last reported, if it was read within the last three intervals;
+   * undefined otherwise (an unknown lag never passes a bound).
+   */
+  offset(leader: HostPort, now: number): number | undefined {
+    const last = this.#last;
+    if (!last || !sameHostPort(last.address, leader)) return undefined;
+    return now - last.at <= 3 * this.#options.intervalMs ? last.offset : undefined;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { clock, intervalMs, logger } = this.#options;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      const leader = this.#options.leader();
+      if (leader) {
+        const startedAt = clock.now();
+        try {
+          const offset = await this.#options.read(leader, signal);
+          this.#last = { address: leader, offset, at: startedAt };
+          if (this.#failing) logger.info("reading the leader's offset works again");
+          this.#failing = false;
+        } catch (error) {
+          if (signal.aborted) return;
+          if (!this.#failing) {
+            logger.debug("cannot read the leader's replication offset; the lag is unknown", {
+              leader: formatHostPort(leader),
+              error,
+            });
+          }
+          this.#failing = true;
+        }
+      }
+      try {
+        await clock.sleep(intervalMs, signal);
+      } catch {
+        return; // stopped
+      }
+    }
+  }
+}
+
+/**
+ * An OffsetReader over one Redis connection of its own, kept while the address stays the same (the
+ * leader's credentials and TLS settings are this node's, as for fencing a former master).
+ */
+export function redisOffsetReader(
+  config: RedisConnectionConfig,
+  timeoutMs: Milliseconds,
+): { read: OffsetReader; close(): void } {
+  let current: { address: string; client: Promise<RedisClient> } | undefined;
+  const drop = () => {
+    const dropped = current;
+    current = undefined;
+    dropped?.client.then((client) => client.close(), () => {});
+  };
+  return {
+    read: async (address, signal) => {
+      const key = formatHostPort(address);
+      if (current?.address !== key) {
+        drop();
+        current = {
+          address: key,
+          client: RedisClient.connect({ ...config, host: address.host, port: address.port }, {
+            timeoutMs,
+            connectionName: "resec-leader-offset",
+            signal,
+          }),
+        };
+      }
+      const pending = current;
+      try {
+        const client = await pending.client;
+        const offset = parseInfo(String(await client.call("INFO", ["replication"])))
+          .masterReplOffset;
+        if (offset === undefined) throw new Error(`Redis at ${key} reports no master_repl_offset`);
+        return offset;
+      } catch (error) {
+        if (current === pending) drop();
+        throw error;
+      }
+    },
+    close: drop,
+  };
+}

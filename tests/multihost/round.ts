@@ -236,14 +236,38 @@ async function converged(bed: Bed, timeoutMs: number): Promise<number> {
   }, { timeoutMs, intervalMs: 250, message: "one master and every other host its replica" });
 }
 
+/**
+ * A read through a host's probe client, retried for a few seconds: that client queues nothing, so a
+ * read that lands while it reconnects fails at once.
+ */
+async function readRetried<T>(read: () => Promise<T>, what: string): Promise<T> {
+  let lastError: unknown;
+  const giveUpAt = Date.now() + 5_000;
+  while (Date.now() < giveUpAt) {
+    try {
+      return await read();
+    } catch (error) {
+      lastError = error;
+      await delay(100);
+    }
+  }
+  throw new Error(`Cannot read ${what}: ${(lastError as Error)?.message}`, { cause: lastError });
+}
+
 /** The master's list once every replica holds all of it: what no failover may lose. */
 async function replicatedCheckpoint(bed: Bed, master: number): Promise<string[]> {
-  const values = await bed.host(master).redis.client.lrange(WRITER_KEY, 0, -1);
+  const values = await readRetried(
+    () => bed.host(master).redis.client.lrange(WRITER_KEY, 0, -1),
+    "the master's list",
+  );
   for (const host of bed.hosts.filter((host) => host.index !== master)) {
-    await waitFor(async () => (await host.redis.client.llen(WRITER_KEY)) >= values.length, {
-      timeoutMs: 10_000,
-      message: `${host.name} to replicate the checkpoint`,
-    });
+    await waitFor(
+      async () => (await host.redis.client.llen(WRITER_KEY).catch(() => -1)) >= values.length,
+      {
+        timeoutMs: 10_000,
+        message: `${host.name} to replicate the checkpoint`,
+      },
+    );
   }
   return values;
 }
@@ -274,8 +298,16 @@ async function readBack(
 ): Promise<{ lost: string[]; lostByNode: Record<string, number>; divergent: string[] }> {
   if (master === undefined) throw new Error("No single master to read back from");
   const read = async (host: number) =>
-    new Set(await bed.host(host).redis.client.lrange(WRITER_KEY, 0, -1));
-  const masterLength = await bed.host(master).redis.client.llen(WRITER_KEY);
+    new Set(
+      await readRetried(
+        () => bed.host(host).redis.client.lrange(WRITER_KEY, 0, -1),
+        `${bed.host(host).name}'s list`,
+      ),
+    );
+  const masterLength = await readRetried(
+    () => bed.host(master).redis.client.llen(WRITER_KEY),
+    "the master's list length",
+  );
   const divergent: string[] = [];
   const lostByNode: Record<string, number> = {};
   const stored = await read(master);
@@ -283,10 +315,13 @@ async function readBack(
   lostByNode[bed.host(master).name] = lost.length;
   for (const host of bed.hosts.filter((host) => host.index !== master)) {
     try {
-      await waitFor(async () => (await host.redis.client.llen(WRITER_KEY)) === masterLength, {
-        timeoutMs: 15_000,
-        message: `${host.name} to catch up`,
-      });
+      await waitFor(
+        async () => (await host.redis.client.llen(WRITER_KEY).catch(() => -1)) === masterLength,
+        {
+          timeoutMs: 15_000,
+          message: `${host.name} to catch up`,
+        },
+      );
       const held = await read(host.index);
       lostByNode[host.name] = report.acknowledged.filter((value) => !held.has(value)).length;
     } catch {

@@ -61,6 +61,13 @@ export class SimConsul {
     this.#invalidate(id, "destroyed");
   }
 
+  /** Destroys every session of `node` (a restarted agent ending its earlier run's); how many. */
+  destroyNodeSessions(node: string): number {
+    const ids = [...this.#sessions.values()].filter((session) => session.node === node);
+    for (const session of ids) this.#invalidate(session.id, "ended by a restarted agent");
+    return ids.length;
+  }
+
   /** `PUT ?acquire=`: false when another session holds it, or lock-delay is in force. */
   acquire(key: string, session: string, value: string): boolean {
     if (!this.#sessions.has(session)) return false;

@@ -48,7 +48,7 @@ export interface NodeEnv {
   readonly requestTimeoutMs: number;
   readonly pollMs: number;
   readonly trace: (line: string) => void;
-  redisAt(address: HostPort): SimRedis | undefined;
+  nodeAt(address: HostPort): SimNode | undefined;
   connectedReplicas(redis: SimRedis): number;
 }
 
@@ -62,6 +62,7 @@ class SimHeldLock implements HeldLock {
     readonly inc: Incarnation,
     readonly session: string,
     readonly lockIndex: number,
+    readonly acquiredIndex: number,
     confirmedAt: number,
   ) {
     this.#confirmedAt = confirmedAt;
@@ -96,9 +97,12 @@ class SimHeldLock implements HeldLock {
     });
   }
 
-  /** The lock watch answered: the key is gone or another session holds it. */
-  checkKey(entry: KvEntry | undefined): void {
-    if (!this.active) return;
+  /**
+   * The lock watch answered: the key is gone or another session holds it. The monitor's blocking
+   * reads start at the acquire's index, so an answer from before it is never seen.
+   */
+  checkKey(entry: KvEntry | undefined, index: number): void {
+    if (!this.active || index < this.acquiredIndex) return;
     if (entry?.session !== this.session) this.lose(entry ? "released-by-consul" : "key-deleted");
   }
 
@@ -239,11 +243,20 @@ export class Incarnation {
     this.agent.onDecision((decision) =>
       env.trace(`${node.name}: decision ${decision.name}: ${decision.reason}`)
     );
-    env.sched.after(node.redisLatency(), "redis first poll", () => this.#observe());
-    this.#poll();
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    this.agent.start();
+    // As AgentRuntime.start: end the earlier run's sessions first (given up when Consul does not
+    // answer), then start the loop.
+    const start = () => {
+      if (!this.alive) return;
+      env.sched.after(node.redisLatency(), "redis first poll", () => this.#observe());
+      this.#poll();
+      this.agent.start();
+    };
+    this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name)).then(
+      start,
+      start,
+    );
   }
 
   /** The process dies: nothing it scheduled runs any more. */
@@ -285,11 +298,12 @@ export class Incarnation {
     if (!this.alive || this.node.cut) return;
     const { sched, consul } = this.env;
     const snapshot = new Map(consul.kv);
+    const index = consul.index;
     const at = Math.max(this.#lastDeliveryAt, sched.now + this.node.latency());
     this.#lastDeliveryAt = at;
     sched.at(at, "consul watch", () => {
       if (!this.alive || this.node.cut) return;
-      this.#apply(snapshot);
+      this.#apply(snapshot, index);
     });
   }
 
@@ -326,12 +340,12 @@ export class Incarnation {
     this.env.sched.after(1, "observe crash", () => this.#observe());
   }
 
-  #apply(snapshot: Map<string, KvEntry>): void {
+  #apply(snapshot: Map<string, KvEntry>, index: number): void {
     const before = this.kv;
     this.kv = snapshot;
     const lockBefore = before?.get(LOCK_KEY);
     const lockNow = snapshot.get(LOCK_KEY);
-    for (const held of this.#held) held.checkKey(lockNow);
+    for (const held of this.#held) held.checkKey(lockNow, index);
     const reachableChanged = this.reachable !== true;
     this.reachable = true;
     const pausedChanged = (before?.has(PAUSE_KEY) ?? false) !== snapshot.has(PAUSE_KEY);
@@ -478,7 +492,7 @@ export class Incarnation {
         for (;;) {
           signal.throwIfAborted();
           try {
-            const createdAt = this.node.clock.now();
+            let confirmedAt = this.node.clock.now();
             const session = await this.request(
               "session",
               () => consul.createSession(this.node.name, lockTtlMs),
@@ -488,18 +502,28 @@ export class Incarnation {
                 void this.request("destroy", () => consul.destroy(session)).catch(() => {});
                 signal.throwIfAborted();
               }
-              const lockIndex = await this.request("acquire", () => {
+              const acquired = await this.request("acquire", () => {
                 const ok = consul.acquire(LOCK_KEY, session, value);
-                return ok ? consul.kv.get(LOCK_KEY)!.lockIndex : undefined;
+                return ok ? consul.kv.get(LOCK_KEY)! : undefined;
               });
-              if (lockIndex !== undefined) {
-                const held = new SimHeldLock(this, session, lockIndex, createdAt);
+              if (acquired !== undefined) {
+                const held = new SimHeldLock(
+                  this,
+                  session,
+                  acquired.lockIndex,
+                  acquired.modifyIndex,
+                  confirmedAt,
+                );
                 this.#held.push(held);
-                this.env.trace(`${this.node.name}: acquired the lock (epoch ${lockIndex})`);
+                this.env.trace(
+                  `${this.node.name}: acquired the lock (epoch ${acquired.lockIndex})`,
+                );
                 return held;
               }
               await sched.sleep(250, signal);
+              const sentAt = this.node.clock.now();
               if (!await this.request("renew", () => consul.renew(session))) break;
+              confirmedAt = sentAt;
             }
           } catch (error) {
             signal.throwIfAborted();
@@ -518,9 +542,18 @@ export class Incarnation {
 
   /** Points a former master at us, through a connection of its own. */
   #fencePeer(peer: HostPort, self: HostPort): Promise<void> {
-    const target = this.env.redisAt(peer);
+    const peerNode = this.env.nodeAt(peer);
+    const target = peerNode?.redis;
+    const { sched } = this.env;
     return new Promise<void>((resolve, reject) => {
-      this.env.sched.after(this.node.redisLatency(), "fence peer", () => {
+      if (this.node.isolated || peerNode?.isolated) {
+        // Packets dropped: the command times out (HEALTHCHECK_TIMEOUT).
+        sched.after(this.env.timings.election.collectMs, "fence peer timeout", () => {
+          if (this.alive) reject(new Error("peer Redis timed out"));
+        });
+        return;
+      }
+      sched.after(this.node.redisLatency(), "fence peer", () => {
         if (!this.alive) return;
         if (!target || !target.up) return reject(new Error("peer Redis unreachable"));
         this.env.trace(`${this.node.name}: pointed former master ${target.name} at us`);
@@ -545,6 +578,8 @@ export class SimNode {
   clockOffsetMs = 0;
   cut = false;
   cutEpoch = 0;
+  /** Cut off from the other hosts too (replication and fencePeer), not from its client. */
+  isolated = false;
   /** Consul round trips are slow until then (a fault). */
   slowUntil = 0;
   inc: Incarnation | undefined;

@@ -39,6 +39,8 @@ export class SimRedis {
   /** The master process the link is up to: a restarted master breaks the link. */
   #linkedRunId = "";
   readonly #held: HeldWrite[] = [];
+  /** Called with the write ids that enter this Redis's data (acknowledged here, or replicated). */
+  onReceive: (ids: readonly number[]) => void = () => {};
 
   constructor(readonly address: HostPort, readonly rng: Random, now: number) {
     this.runId = rng.hex(40);
@@ -149,6 +151,7 @@ export class SimRedis {
       return;
     }
     this.log.push(id);
+    this.onReceive([id]);
     settle(true);
   }
 
@@ -169,6 +172,7 @@ export class SimRedis {
       if (!partial) {
         this.log = [...source.log];
         this.lastFullSyncAt = now;
+        this.onReceive(this.log);
       }
       this.replid = source.replid;
       this.replid2 = NO_ID;
@@ -177,7 +181,9 @@ export class SimRedis {
       this.#linkedRunId = source.runId;
     }
     if (this.log.length < source.log.length) {
-      for (let i = this.log.length; i < source.log.length; i++) this.log.push(source.log[i]!);
+      const received = source.log.slice(this.log.length);
+      for (const id of received) this.log.push(id);
+      this.onReceive(received);
     }
     if (this.replid !== source.replid) {
       // The master was promoted (new history continuing ours): follow its new id, as PSYNC does.
@@ -202,6 +208,7 @@ export class SimRedis {
     for (const write of this.#held.splice(0)) {
       if (this.up && this.role === "master" && now >= this.pausedUntil) {
         this.log.push(write.id);
+        this.onReceive([write.id]);
         write.settle(true);
       } else {
         write.settle(false);

@@ -3,17 +3,35 @@
  *
  *   ./scripts/deno.sh run -A tests/sim/run.ts 1234          # one seed
  *   ./scripts/deno.sh run -A tests/sim/run.ts 0 5000        # seeds 0 to 4999
+ *
+ * RESEC_SIM_BACKWARD_CLOCK=1 adds backward clock steps; RESEC_SIM_STRICT_PAUSE=1 counts a writable
+ * Redis left alone in maintenance mode as a second writer (see README.md); RESEC_SIM_FAULTS=a,b
+ * draws only those faults (world.ts `FaultKind`), RESEC_SIM_FAULT_COUNT=n exactly n of them.
  */
-import { runSeed } from "./world.ts";
+import { type FaultKind, runSeed } from "./world.ts";
+
+const kinds = Deno.env.get("RESEC_SIM_FAULTS")?.split(",") as FaultKind[] | undefined;
 
 const first = Number(Deno.args[0] ?? 0);
 const count = Number(Deno.args[1] ?? 1);
 const started = performance.now();
 let failed = 0;
 let events = 0;
+let failovers = 0;
+let allowedLosses = 0;
 for (let seed = first; seed < first + count; seed++) {
-  const result = await runSeed({ seed });
+  const result = await runSeed({
+    seed,
+    backwardClockSteps: Deno.env.get("RESEC_SIM_BACKWARD_CLOCK") === "1",
+    strictMaintenance: Deno.env.get("RESEC_SIM_STRICT_PAUSE") === "1",
+    ...(kinds ? { faultKinds: kinds } : {}),
+    ...(Deno.env.get("RESEC_SIM_FAULT_COUNT")
+      ? { faults: Number(Deno.env.get("RESEC_SIM_FAULT_COUNT")) }
+      : {}),
+  });
   events += result.events;
+  failovers += result.failovers;
+  allowedLosses += result.allowedLosses;
   if (result.violation) {
     failed++;
     console.log(`seed ${seed}: ${result.violation}\n${result.trace.join("\n")}\n`);
@@ -25,5 +43,8 @@ for (let seed = first; seed < first + count; seed++) {
   }
 }
 const seconds = (performance.now() - started) / 1000;
-console.log(`${count} seeds, ${failed} failed, ${events} events in ${seconds.toFixed(1)} s`);
+console.log(
+  `${count} seeds, ${failed} failed, ${events} events, ${failovers} failovers, ${allowedLosses} ` +
+    `terms began without writes only faulted nodes held, in ${seconds.toFixed(1)} s`,
+);
 if (failed > 0) Deno.exit(1);

@@ -57,3 +57,22 @@ Deno.test("a seed replays exactly", async () => {
     throw new Error("seed 4242 ran differently twice");
   }
 });
+
+Deno.test("the invariants catch a master that fences itself too late", async () => {
+  // Three TTLs instead of 60 % of one: a master cut off from Consul keeps taking writes after Consul
+  // gave its lock to another node.
+  for (let seed = 0; seed < 100; seed++) {
+    const result = await runSeed({ seed, fenceAfterMs: 45_000, faultKinds: ["host-isolated"] });
+    if (result.violation?.includes("two Redis take writes")) return;
+  }
+  throw new Error("no seed in 0..99 caught a fence bound of three TTLs");
+});
+
+Deno.test("the invariants catch an election that does not wait for the best candidate", async () => {
+  // No time to collect positions and no stepping aside: whoever asks first leads, whatever it holds.
+  for (let seed = 0; seed < 200; seed++) {
+    const result = await runSeed({ seed, election: { collectMs: 0, stepAsideMaxMs: 0 } });
+    if (result.violation?.includes("acknowledged write")) return;
+  }
+  throw new Error("no seed in 0..199 caught an election without collection or stepping aside");
+});

@@ -17,7 +17,14 @@ interface Session {
   readonly id: string;
   readonly node: string;
   readonly ttlMs: number;
+  /** Health checks the session is tied to: it is invalidated when one turns critical. */
+  readonly checks: readonly string[];
   expiry: EventHandle;
+}
+
+interface Check {
+  passing: boolean;
+  expiry: EventHandle | undefined;
 }
 
 export class SimConsul {
@@ -25,6 +32,7 @@ export class SimConsul {
   readonly kv = new Map<string, KvEntry>();
   readonly #sessions = new Map<string, Session>();
   readonly #lockDelayUntil = new Map<string, number>();
+  readonly #checks = new Map<string, Check>();
   #sessionSeq = 0;
 
   constructor(
@@ -36,12 +44,38 @@ export class SimConsul {
     readonly trace: (line: string) => void,
   ) {}
 
-  createSession(node: string, ttlMs: number): string {
+  /** Throws, as Consul refuses, when a check to tie the session to is not passing. */
+  createSession(node: string, ttlMs: number, checks: readonly string[] = []): string {
+    const failing = checks.find((check) => !this.#checks.get(check)?.passing);
+    if (failing) throw new Error(`Check "${failing}" is not passing`);
     const id = `s${++this.#sessionSeq}-${node}`;
-    const session: Session = { id, node, ttlMs, expiry: { cancel() {} } };
+    const session: Session = { id, node, ttlMs, checks, expiry: { cancel() {} } };
     this.#sessions.set(id, session);
     this.#armExpiry(session);
     return id;
+  }
+
+  /** Sets a check's status; a critical check invalidates the sessions tied to it. */
+  setCheck(id: string, passing: boolean): void {
+    const check = this.#checks.get(id) ?? { passing, expiry: undefined };
+    check.expiry?.cancel();
+    check.expiry = undefined;
+    check.passing = passing;
+    this.#checks.set(id, check);
+    if (passing) return;
+    for (const session of [...this.#sessions.values()]) {
+      if (session.checks.includes(id)) this.#invalidate(session.id, `invalidated by check ${id}`);
+    }
+  }
+
+  /** A TTL check's heartbeat: passing, and critical `ttlMs` later unless beaten again. */
+  passTtlCheck(id: string, ttlMs: number): void {
+    this.setCheck(id, true);
+    const check = this.#checks.get(id)!;
+    check.expiry = this.sched.after(ttlMs, "check ttl", () => {
+      this.trace(`consul: check ${id} missed its TTL`);
+      this.setCheck(id, false);
+    });
   }
 
   /** False when the session is gone (expired or destroyed). */

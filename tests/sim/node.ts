@@ -35,6 +35,16 @@ export const CANDIDATES_PREFIX = `${LOCK_KEY}.candidates/`;
 /** As lib/agent/candidacy.ts: a vanished entry is kept this long. */
 const FORGET_AFTER_MS = 600_000;
 
+/** Consul's node check (gossip): lock sessions are tied to it by default. */
+export function serfCheck(node: string): string {
+  return `serfHealth:${node}`;
+}
+
+/** The agent's own TTL check (presence.ts): lock sessions are tied to it. */
+export function agentCheck(node: string): string {
+  return `agent:${node}`;
+}
+
 /** What a node needs from the simulated world. */
 export interface NodeEnv {
   readonly sched: Scheduler;
@@ -149,6 +159,7 @@ export class Incarnation {
   readonly #redisListeners = new Set<() => void>();
   readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
   #lastDeliveryAt = 0;
+  #presenceConfirmedAt: number | undefined;
 
   constructor(readonly node: SimNode, readonly env: NodeEnv) {
     this.startedAt = env.sched.now;
@@ -234,6 +245,7 @@ export class Incarnation {
         heartbeatMs: timings.tickMs,
       },
       paused: () => this.kv?.has(PAUSE_KEY) ?? false,
+      agentCheckConfirmedAt: () => this.#presenceConfirmedAt,
       fencePeer: (peer, self) => this.#fencePeer(peer, self),
       timers: env.sched.timers(() => this.alive),
       onEvaluationFailed: (error) => {
@@ -249,6 +261,7 @@ export class Incarnation {
     // answer), then start the loop.
     const start = () => {
       if (!this.alive) return;
+      this.#beat();
       env.sched.after(node.redisLatency(), "redis first poll", () => this.#observe());
       this.#poll();
       this.agent.start();
@@ -291,6 +304,26 @@ export class Incarnation {
         });
       });
     });
+  }
+
+  /**
+   * The presence heartbeat (presence.ts): the agent check's TTL refreshed every third of it; what
+   * counts for the fence bound is when an accepted heartbeat was sent.
+   */
+  #beat(): void {
+    const { sched, consul, timings } = this.env;
+    if (!this.alive) return;
+    const sentAt = this.node.clock.now();
+    this.request(
+      "agent check",
+      () => consul.passTtlCheck(agentCheck(this.node.name), timings.agentCheckTtlMs),
+    )
+      .then(() => this.#presenceConfirmedAt = sentAt, () => {});
+    sched.after(
+      Math.max(10, Math.floor(timings.agentCheckTtlMs / 3)),
+      "presence",
+      () => this.#beat(),
+    );
   }
 
   /** The watches answer with Consul's state as of now, in order, after the network delay. */
@@ -495,7 +528,11 @@ export class Incarnation {
             let confirmedAt = this.node.clock.now();
             const session = await this.request(
               "session",
-              () => consul.createSession(this.node.name, lockTtlMs),
+              () =>
+                consul.createSession(this.node.name, lockTtlMs, [
+                  serfCheck(this.node.name),
+                  agentCheck(this.node.name),
+                ]),
             );
             for (;;) {
               if (signal.aborted) {
@@ -580,6 +617,8 @@ export class SimNode {
   cutEpoch = 0;
   /** Cut off from the other hosts too (replication and fencePeer), not from its client. */
   isolated = false;
+  /** The whole host is down (crashed). */
+  down = false;
   /** Consul round trips are slow until then (a fault). */
   slowUntil = 0;
   inc: Incarnation | undefined;

@@ -9,7 +9,7 @@ import type { ElectionSettings } from "../../lib/candidates.ts";
 import type { Config } from "../../lib/config.ts";
 import { parseLeaderAnnouncement } from "../../lib/leader.ts";
 import { SimConsul } from "./consul.ts";
-import { CANDIDATES_PREFIX, LOCK_KEY, PAUSE_KEY, SimNode } from "./node.ts";
+import { CANDIDATES_PREFIX, LOCK_KEY, PAUSE_KEY, serfCheck, SimNode } from "./node.ts";
 import { SimRedis } from "./redis.ts";
 import { Random, Scheduler } from "./scheduler.ts";
 
@@ -180,6 +180,7 @@ export class World {
       const address = { host: `10.0.0.${i + 1}`, port: 6379 };
       const redis = new SimRedis(address, this.rng, 0);
       this.nodes.push(new SimNode(`n${i}`, address, redis, env));
+      this.consul.setCheck(serfCheck(`n${i}`), true);
       const disturbance: Disturbance = { lastAt: 0, active: 0, received: new Set() };
       this.#disturbed.set(`n${i}`, disturbance);
       redis.onReceive = (ids) => {
@@ -345,8 +346,15 @@ export class World {
         if (!node.redis.up && !node.inc) return;
         node.killAgent();
         node.redis.crash();
+        node.down = true;
+        // Consul's gossip declares the node dead after a few seconds: its sessions end.
+        sched.after(rng.int(1_000, 5_000), "serf failure detected", () => {
+          if (node.down) this.consul.setCheck(serfCheck(node.name), false);
+        });
         const empty = rng.chance(0.5);
         heal(empty ? "restart empty" : "restart", () => {
+          node.down = false;
+          this.consul.setCheck(serfCheck(node.name), true);
           node.redis.restart(sched.now, empty);
           node.startAgent();
         });

@@ -399,6 +399,12 @@ export class Incarnation {
       if (!entry.key.startsWith(CANDIDATES_PREFIX)) continue;
       const address = entry.key.slice(CANDIDATES_PREFIX.length);
       if (address === self) continue;
+      // An entry already read at this index reads the same (the board parses it again; the
+      // simulator saves the time).
+      if (this.#seen.get(address)?.modifyIndex === entry.modifyIndex) {
+        present.add(address);
+        continue;
+      }
       let candidacy;
       try {
         candidacy = parseCandidacy(entry.value, address);
@@ -407,7 +413,6 @@ export class Incarnation {
         continue;
       }
       present.add(address);
-      if (this.#seen.get(address)?.modifyIndex === entry.modifyIndex) continue;
       this.#seen.set(address, {
         modifyIndex: entry.modifyIndex,
         seen: { candidacy, seenChangedAt: now },

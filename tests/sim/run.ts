@@ -6,7 +6,8 @@
  *
  * RESEC_SIM_BACKWARD_CLOCK=1 adds backward clock steps; RESEC_SIM_STRICT_PAUSE=1 counts a writable
  * Redis left alone in maintenance mode as a second writer (see README.md); RESEC_SIM_FAULTS=a,b
- * draws only those faults (world.ts `FaultKind`), RESEC_SIM_FAULT_COUNT=n exactly n of them.
+ * draws only those faults (world.ts `FaultKind`), RESEC_SIM_FAULT_COUNT=n exactly n of them,
+ * RESEC_SIM_MAX_FAULT_MS=ms none longer than that.
  */
 import { type FaultKind, runSeed } from "./world.ts";
 
@@ -25,6 +26,9 @@ for (let seed = first; seed < first + count; seed++) {
     backwardClockSteps: Deno.env.get("RESEC_SIM_BACKWARD_CLOCK") === "1",
     strictMaintenance: Deno.env.get("RESEC_SIM_STRICT_PAUSE") === "1",
     ...(kinds ? { faultKinds: kinds } : {}),
+    ...(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")
+      ? { maxFaultMs: Number(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")) }
+      : {}),
     ...(Deno.env.get("RESEC_SIM_FAULT_COUNT")
       ? { faults: Number(Deno.env.get("RESEC_SIM_FAULT_COUNT")) }
       : {}),

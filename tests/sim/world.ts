@@ -32,6 +32,8 @@ export interface SimOptions {
   readonly fenceAfterMs?: number;
   /** Overrides election settings (the simulator's own test breaks them on purpose). */
   readonly election?: Partial<ElectionSettings>;
+  /** Longest fault (30 s by default). */
+  readonly maxFaultMs?: number;
   /** Only these faults (all by default). */
   readonly faultKinds?: readonly FaultKind[];
   /** Lines of trace kept for the failure message. */
@@ -315,7 +317,7 @@ export class World {
     for (let i = 0; i < count; i++) {
       const kind = rng.pick(this.options.faultKinds ?? FAULTS);
       const node = rng.pick(this.nodes);
-      const durationMs = rng.int(500, 30_000);
+      const durationMs = rng.int(500, this.options.maxFaultMs ?? 30_000);
       const start = at;
       const heal = start + durationMs;
       this.sched.at(start, `fault ${kind}`, () => this.#inject(kind, node, durationMs));

@@ -173,10 +173,14 @@ export class SimRedis {
         this.log = [...source.log];
         this.lastFullSyncAt = now;
         this.onReceive(this.log);
+        this.replid2 = NO_ID;
+        this.replid2Offset = -1;
+      } else if (this.replid !== source.replid) {
+        // "+CONTINUE <new id>": the old id is kept as the second one, as Redis does.
+        this.replid2 = this.replid;
+        this.replid2Offset = offset;
       }
       this.replid = source.replid;
-      this.replid2 = NO_ID;
-      this.replid2Offset = -1;
       this.linkUp = true;
       this.#linkedRunId = source.runId;
     }

@@ -90,11 +90,13 @@ export const consulCut: BedFault = {
   name: "consul-cut",
   title: "the master's host cut from Consul only (nftables), then healed",
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "none" } },
-  async inject({ bed, master, newMaster, note }) {
+  async inject({ bed, master, newMaster, cameBack, note }) {
     await bed.cutFromConsul(master);
     note(`new master on host ${await newMaster(FAILOVER_TIMEOUT_MS)}; healing the cut`);
     await delay(HOLD_AFTER_FAILOVER_MS);
     await bed.healConsulCut(master);
+    // Its node rejoins Consul's gossip before its agent syncs the critical check it set meanwhile.
+    cameBack(master);
   },
 };
 

@@ -347,7 +347,10 @@ function longestGapAfter(report: BedWriterReport, faultAt: number): number {
   let last = faultAt;
   let longest = 0;
   for (const event of report.events) {
-    if (event.event !== "ack" || event.at < faultAt) continue;
+    if (event.at < faultAt) continue;
+    // Up to the client's stop too: a client that got nothing acknowledged after the fault waited
+    // all that time.
+    if (event.event !== "ack" && event.event !== "stop") continue;
     longest = Math.max(longest, event.at - last);
     last = event.at;
   }

@@ -142,6 +142,7 @@ export class SimConsul {
   }
 
   #armExpiry(session: Session): void {
+    if (session.ttlMs === 0) return; // No TTL: it lives as long as its checks pass.
     // Never before TTL after the last renewal; up to 2 × TTL.
     const after = session.ttlMs + Math.floor(this.rng.next() * session.ttlMs);
     session.expiry = this.sched.after(after, "session expiry", () => {

@@ -57,6 +57,8 @@ export interface NodeEnv {
   /** ConsulClient's request deadline for this TTL. */
   readonly requestTimeoutMs: number;
   readonly pollMs: number;
+  /** Candidacies as agents before 22a9392 wrote them (see SimOptions.legacyBoard). */
+  readonly legacyBoard: boolean;
   readonly trace: (line: string) => void;
   nodeAt(address: HostPort): SimNode | undefined;
   connectedReplicas(redis: SimRedis): number;
@@ -160,6 +162,10 @@ export class Incarnation {
   readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
   #lastDeliveryAt = 0;
   #presenceConfirmedAt: number | undefined;
+  #pending: Candidacy | undefined;
+  #publishing: Promise<void> | undefined;
+  #boardSession: string | undefined;
+  #written: { candidacy: Candidacy; value: string } | undefined;
 
   constructor(readonly node: SimNode, readonly env: NodeEnv) {
     this.startedAt = env.sched.now;
@@ -393,6 +399,18 @@ export class Incarnation {
   #applyCandidacies(snapshot: Map<string, KvEntry>): boolean {
     const now = this.node.clock.now();
     const self = formatHostPort(this.node.address);
+    // As CandidacyBoard#followOwn: republish when Consul released our entry or it was deleted (an
+    // entry overwritten while our session still holds it is left as it is).
+    const own = snapshot.get(CANDIDATES_PREFIX + self);
+    const written = this.#written;
+    if (written && !this.#publishing) {
+      const released = own !== undefined && own.value === written.value &&
+        own.session !== this.#boardSession;
+      if (released || own === undefined) {
+        this.#pending = written.candidacy;
+        this.#publishing = this.#flush().finally(() => this.#publishing = undefined);
+      }
+    }
     const present = new Set<string>();
     let changed = false;
     for (const entry of snapshot.values()) {
@@ -415,7 +433,11 @@ export class Incarnation {
       present.add(address);
       this.#seen.set(address, {
         modifyIndex: entry.modifyIndex,
-        seen: { candidacy, seenChangedAt: now },
+        seen: {
+          candidacy,
+          seenChangedAt: now,
+          ...(this.env.legacyBoard ? {} : { held: entry.session !== undefined }),
+        },
       });
       changed = true;
     }
@@ -508,19 +530,59 @@ export class Incarnation {
   }
 
   #boardPort(): CandidacyBoardPort {
-    // Peers judge liveness by how recently an entry changed (seenChangedAt), so ask for the heartbeat
-    // publications (`legacyPeers`, where the board has it).
-    const port = {
-      legacyPeers: () => true,
+    if (this.env.legacyBoard) {
+      // An agent of an earlier version: a plain write every heartbeat; peers judge it by how
+      // recently its entry changed.
+      const legacy = {
+        legacyPeers: () => true,
+        peers: () => [...this.#seen.values()].map((entry) => entry.seen),
+        publish: (candidacy: Candidacy) =>
+          this.request(
+            "publish",
+            () =>
+              this.env.consul.put(CANDIDATES_PREFIX + candidacy.address, JSON.stringify(candidacy)),
+          ).catch(() => {}),
+      };
+      return legacy;
+    }
+    return {
       peers: () => [...this.#seen.values()].map((entry) => entry.seen),
-      publish: (candidacy: Candidacy) =>
-        this.request(
-          "publish",
-          () =>
-            this.env.consul.put(CANDIDATES_PREFIX + candidacy.address, JSON.stringify(candidacy)),
-        ).catch(() => {}),
+      publish: (candidacy) => {
+        this.#pending = candidacy;
+        this.#publishing ??= this.#flush().finally(() => this.#publishing = undefined);
+        return this.#publishing;
+      },
     };
-    return port;
+  }
+
+  /**
+   * As CandidacyBoard#flush: the entry is written with `?acquire=` under a session without TTL tied to
+   * the node's gossip check and the agent check, only when it changed; calls that come while one is
+   * in flight coalesce, and a refused write is retried (every second here) until one succeeds.
+   */
+  async #flush(): Promise<void> {
+    const { consul, sched } = this.env;
+    const name = this.node.name;
+    while (this.#pending && this.alive) {
+      const candidacy = this.#pending;
+      this.#pending = undefined;
+      const key = CANDIDATES_PREFIX + candidacy.address;
+      const value = JSON.stringify(candidacy);
+      try {
+        await this.request("publish", () => {
+          if (!this.#boardSession || !consul.hasSession(this.#boardSession)) {
+            this.#boardSession = consul.createSession(name, 0, [serfCheck(name), agentCheck(name)]);
+          }
+          if (!consul.acquire(key, this.#boardSession, value)) {
+            throw new Error(`another session holds the key "${key}"`);
+          }
+        });
+        this.#written = { candidacy, value };
+      } catch {
+        this.#pending ??= candidacy;
+        await sched.sleep(1_000);
+      }
+    }
   }
 
   #lockPort(): LockPort {

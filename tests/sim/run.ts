@@ -7,7 +7,8 @@
  * RESEC_SIM_BACKWARD_CLOCK=1 adds backward clock steps; RESEC_SIM_STRICT_PAUSE=1 counts a writable
  * Redis left alone in maintenance mode as a second writer (see README.md); RESEC_SIM_FAULTS=a,b
  * draws only those faults (world.ts `FaultKind`), RESEC_SIM_FAULT_COUNT=n exactly n of them,
- * RESEC_SIM_MAX_FAULT_MS=ms none longer than that.
+ * RESEC_SIM_MAX_FAULT_MS=ms none longer than that, RESEC_SIM_LEGACY_BOARD=1 candidacies published as
+ * agents before 22a9392 did.
  */
 import { type FaultKind, runSeed } from "./world.ts";
 
@@ -26,6 +27,7 @@ for (let seed = first; seed < first + count; seed++) {
     backwardClockSteps: Deno.env.get("RESEC_SIM_BACKWARD_CLOCK") === "1",
     strictMaintenance: Deno.env.get("RESEC_SIM_STRICT_PAUSE") === "1",
     ...(kinds ? { faultKinds: kinds } : {}),
+    legacyBoard: Deno.env.get("RESEC_SIM_LEGACY_BOARD") === "1",
     ...(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")
       ? { maxFaultMs: Number(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")) }
       : {}),

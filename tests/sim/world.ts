@@ -34,6 +34,12 @@ export interface SimOptions {
   readonly election?: Partial<ElectionSettings>;
   /** Longest fault (30 s by default). */
   readonly maxFaultMs?: number;
+  /**
+   * Every agent publishes its candidacy the way agents of earlier versions do (a plain write on every
+   * heartbeat, peers judged by how recently the entry changed) instead of an entry held by a session
+   * tied to the agent's checks.
+   */
+  readonly legacyBoard?: boolean;
   /** Only these faults (all by default). */
   readonly faultKinds?: readonly FaultKind[];
   /** Lines of trace kept for the failure message. */
@@ -169,6 +175,7 @@ export class World {
       monitorRetryIntervalMs: MONITOR_RETRY_INTERVAL_MS,
       requestTimeoutMs: Math.max(500, Math.min(10_000, Math.floor(LOCK_TTL_MS / 3))),
       pollMs: redisPollIntervalMs(config),
+      legacyBoard: options.legacyBoard ?? false,
       trace: (line: string) => this.trace(line),
       nodeAt: (address: HostPort) => this.nodes.find((node) => node.is(address)),
       connectedReplicas: (redis: SimRedis) =>

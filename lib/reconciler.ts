@@ -469,8 +469,9 @@ function decideAsLockHolder(
       kind: "registered",
       role: "master",
       status: "passing",
-      output:
-        `role=master epoch=${lock.lockIndex} offset=${redis.offset} replicas=${redis.connectedReplicas}`,
+      // No offset: an output that changes on every refresh is synced to the Consul servers (a Raft
+      // apply) every check_update_interval; one that only changes with the state costs nothing.
+      output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}`,
     },
     wakeAt: fenceAt,
   };
@@ -511,11 +512,11 @@ function registeredAs(
       kind: "registered",
       role,
       status: "passing",
-      output: `role=master offset=${redis.offset}${suffix}`,
+      output: `role=master${suffix}`,
     };
   }
   const master = redis.master ? formatHostPort(redis.master) : "none";
-  const base = `role=slave master=${master} offset=${redis.offset}`;
+  const base = `role=slave master=${master}`;
   if (redis.syncInProgress) {
     return { kind: "registered", role, status: "warning", output: `${base} link=syncing${suffix}` };
   }

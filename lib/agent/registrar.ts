@@ -16,6 +16,13 @@ import type { ServiceIntent } from "../reconciler.ts";
  */
 export const RESEC_META_KEY = "resec_version";
 
+/**
+ * A refresh falls due this share of the heartbeat early. The loop's ticks come every heartbeat, a few
+ * ms early or late: without the slack one refresh in two would wait a whole tick more, and a check
+ * refreshed at half its TTL would lapse.
+ */
+const HEARTBEAT_SLACK = 0.1;
+
 /** One service registration with its TTL check. */
 export interface ServiceDefinition {
   readonly id: string;
@@ -48,7 +55,7 @@ export interface RegistrarOptions {
   catalog: CatalogPort;
   /** The service definition for a role (name, tags, ID and check ID follow from the config). */
   definitionFor: (role: Role, status: CheckStatus, output: string) => ServiceDefinition;
-  /** Refresh the check at least this often (well inside its TTL). */
+  /** Refresh the check this often (well inside its TTL); evaluations come at least as often. */
   heartbeatMs: Milliseconds;
   logger: Logger;
   /** Called after each accepted registration or check update (metrics). */
@@ -77,7 +84,7 @@ export class ServiceRegistrar {
    */
   async apply(intent: ServiceIntent, now: number): Promise<void> {
     if (intent.kind === "unchanged") {
-      if (this.#current && now - this.#lastBeatAt >= this.#options.heartbeatMs) {
+      if (this.#current && this.#beatDue(now)) {
         await this.#beat(this.#current.status, this.#lastOutput, now);
       }
       return;
@@ -92,11 +99,14 @@ export class ServiceRegistrar {
       return;
     }
     if (
-      current.status !== intent.status || intent.output !== this.#lastOutput ||
-      now - this.#lastBeatAt >= this.#options.heartbeatMs
+      current.status !== intent.status || intent.output !== this.#lastOutput || this.#beatDue(now)
     ) {
       await this.#beat(intent.status, intent.output, now);
     }
+  }
+
+  #beatDue(now: number): boolean {
+    return now - this.#lastBeatAt >= this.#options.heartbeatMs * (1 - HEARTBEAT_SLACK);
   }
 
   /** Removes the registration (shutdown, or a master that lost its lock). */

@@ -8,6 +8,7 @@ import { announcedServiceAddress, type Config, serviceId, serviceIdAddress } fro
 import { ConsulClient, type ConsulRequestEvent } from "../consul/client.ts";
 import { ConsulError, ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { ConsulLock } from "../consul/lock.ts";
+import { RequestGate } from "../consul/request_gate.ts";
 import { healthService, nodeGossipHealth } from "../consul/health.ts";
 import { destroySession, sessionInfo } from "../consul/session.ts";
 import {
@@ -50,6 +51,15 @@ import { toRedisView } from "./redis_view.ts";
 /** The flags the Go resec (hashicorp/consul api's Lock) puts on its lock key. */
 export const GO_RESEC_LOCK_FLAGS = 3304740253564472344n;
 
+/** The least time a role-check refresh leaves before the check's TTL runs out (if a third allows). */
+const CHECK_REFRESH_SPARE_MS = 2_000;
+
+/**
+ * The longest blocking read of the lock holder's watch and of the leader's node: a change answers at
+ * once whatever the wait, so a long one only saves requests.
+ */
+const HOLDER_WAIT_MS = 60_000;
+
 /** How long startup keeps trying to end an earlier run's sessions while Consul is unreachable. */
 const EARLIER_RUN_DEADLINE_MS = 3_000;
 
@@ -67,7 +77,7 @@ export interface AgentTimings extends DecisionSettings {
   readonly checkTtlMs: Milliseconds;
   /** TTL of the agent check the lock sessions are tied to (see presence.ts). */
   readonly agentCheckTtlMs: Milliseconds;
-  /** How often the loop runs without a change (the check heartbeat): a third of the check TTL. */
+  /** How often the loop runs without a change, which is also the check heartbeat (checkRefreshMs). */
   readonly tickMs: Milliseconds;
   /** How long one write fence lasts before it must be renewed. */
   readonly fenceMs: Milliseconds;
@@ -91,7 +101,7 @@ export function agentTimings(config: Config): AgentTimings {
     config.lock.ttlMs - config.lock.delayMs,
     Math.ceil(config.lock.ttlMs / 2),
   );
-  const tickMs = Math.max(10, Math.floor(checkTtlMs / 3));
+  const tickMs = checkRefreshMs(checkTtlMs);
   return {
     checkTtlMs,
     agentCheckTtlMs,
@@ -109,6 +119,16 @@ export function agentTimings(config: Config): AgentTimings {
       stepAsideMaxMs: config.lock.ttlMs,
     },
   };
+}
+
+/**
+ * How often the role check is refreshed (and the loop ticks): half its TTL, so each refresh is a
+ * Consul request that changes nothing on the servers and the check costs 12 requests a minute by
+ * default; but never closer than 2 s to the TTL, and at least every third of it (short test timings).
+ */
+export function checkRefreshMs(checkTtlMs: Milliseconds): Milliseconds {
+  const half = Math.min(checkTtlMs / 2, checkTtlMs - CHECK_REFRESH_SPARE_MS);
+  return Math.max(10, Math.floor(Math.max(checkTtlMs / 3, half)));
 }
 
 /** How often the observer polls INFO: HEALTHCHECK_INTERVAL, but at least twice per timeout. */
@@ -241,6 +261,8 @@ export class AgentRuntime implements AsyncDisposable {
 
     this.consul = new ConsulClient({
       connection: config.consul,
+      // One short request at a time beside the blocking queries: three connections to Consul.
+      fetch: new RequestGate((input, init) => fetch(input, init)).fetch,
       clock,
       logger: logger.child("consul"),
       // A request that hangs longer than a third of the TTL would hold a renewal past its use.
@@ -375,6 +397,7 @@ export class AgentRuntime implements AsyncDisposable {
         serviceChecks: () => presence.tiedChecks(),
         monitorRetries: config.lock.monitorRetries,
         monitorRetryIntervalMs: config.lock.monitorRetryIntervalMs,
+        waitMs: HOLDER_WAIT_MS,
         // The Go resec's lock helper refuses a key carrying other flags: writing its value keeps a
         // mixed cluster (mid-migration) contending on one lock.
         flags: GO_RESEC_LOCK_FLAGS,
@@ -456,6 +479,7 @@ export class AgentRuntime implements AsyncDisposable {
       ownSession: () => lock.session,
       paused: () => this.#control.paused(),
       graceMs: timings.fenceAfterMs,
+      waitMs: HOLDER_WAIT_MS,
       clock,
       logger: logger.child("election"),
     });
@@ -709,12 +733,14 @@ export class AgentRuntime implements AsyncDisposable {
       await this.#leaderOffset.stop();
       this.#offsetReader.close();
       await this.agent.stop();
+      // No longer a candidate: its entry goes at once (its session ends), or peers would wait for a
+      // live, well-placed candidate that never competes, while the hand-over waits for them.
+      await this.#board.close();
       await this.#handOver();
       // After the lock is released: deregistering the check would end the session anyway.
       await this.#presence.stop();
       await this.#hook?.settled();
       await this.#http?.close();
-      await this.#board.close();
       await this.#control.close();
       await this.#leaderSource.close();
       await this.#keys.close();

@@ -139,7 +139,7 @@ export interface MemberRow {
   /** The worst status of its role service's checks (node checks included). */
   readonly check?: CheckStatus;
   /**
-   * The role check's output, the agent's summary (`role=slave master=… offset=… link=up`), as the
+   * The role check's output, the agent's summary (`role=slave master=… link=up`), as the
    * catalog has it: a change of output alone reaches it only every `check_update_interval` (5 min).
    */
   readonly checkOutput?: string;

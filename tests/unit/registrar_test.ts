@@ -81,6 +81,13 @@ Deno.test("the same intent heartbeats the check only once the heartbeat interval
   assert.deepEqual(calls.slice(1), ["update passing role=master"]);
 });
 
+Deno.test("a tick that comes a little early still refreshes the check, so a refresh never slips a whole tick", async () => {
+  const { calls, registrar } = recorder();
+  await registrar.apply(MASTER, 0);
+  await registrar.apply({ kind: "unchanged" }, 2_990);
+  assert.deepEqual(calls.slice(1), ["update passing role=master"]);
+});
+
 Deno.test("a changed output or status is sent at once", async () => {
   const { calls, registrar } = recorder();
   await registrar.apply(MASTER, 0);

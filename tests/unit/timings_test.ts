@@ -2,7 +2,7 @@
  * The timings the agent derives from its configuration (documented in docs/failure-behaviour.md).
  */
 import assert from "node:assert/strict";
-import { agentTimings, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
+import { agentTimings, checkRefreshMs, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
 import { parseConfig } from "../../lib/config.ts";
 
 function config(env: Record<string, string> = {}) {
@@ -11,12 +11,12 @@ function config(env: Record<string, string> = {}) {
   return result.config;
 }
 
-Deno.test("with the defaults the agent fences at 9 s, heartbeats every 3.3 s and polls Redis every second", () => {
+Deno.test("with the defaults the agent fences at 9 s, refreshes its check every 5 s and polls Redis every second", () => {
   const defaults = config();
   const timings = agentTimings(defaults);
   assert.equal(timings.fenceAfterMs, 9_000, "0.6 × the 15 s TTL");
   assert.equal(timings.checkTtlMs, 10_000, "2 × HEALTHCHECK_INTERVAL");
-  assert.equal(timings.tickMs, 3_333);
+  assert.equal(timings.tickMs, 5_000, "half the check TTL");
   assert.equal(timings.fenceMs, 60_000);
   assert.equal(
     redisPollIntervalMs(defaults),
@@ -60,4 +60,17 @@ Deno.test("a short HEALTHCHECK_INTERVAL is polled as set", () => {
     redisPollIntervalMs(config({ HEALTHCHECK_INTERVAL: "500ms", HEALTHCHECK_TIMEOUT: "2s" })),
     500,
   );
+});
+
+Deno.test("the role check is refreshed at half its TTL, never closer than 2 s to it, and at least every third", () => {
+  assert.equal(checkRefreshMs(10_000), 5_000);
+  assert.equal(checkRefreshMs(60_000), 30_000);
+  assert.equal(checkRefreshMs(5_000), 2_500);
+  assert.equal(checkRefreshMs(3_000), 1_000, "a third: half would leave only 1.5 s");
+  assert.equal(checkRefreshMs(1_000), 333, "the short test timings keep a third");
+  for (let ttl = 60; ttl <= 120_000; ttl = Math.ceil(ttl * 1.3)) {
+    const refresh = checkRefreshMs(ttl);
+    assert.ok(refresh <= ttl / 2 && refresh >= Math.floor(ttl / 3), `TTL ${ttl}`);
+    assert.ok(ttl - refresh >= Math.min(2_000, (2 * ttl) / 3) - 1, `spare for TTL ${ttl}`);
+  }
 });

@@ -1,12 +1,15 @@
 /**
- * Seeds that break an invariant because of a bug the simulator found and that is not fixed yet. The
- * main run skips them; `sim_test.ts` checks each still fails the way it is described, so a fix shows
- * up as a failing known seed: then move it back into the main run. Details in README.md.
+ * Seeds that broke an invariant because of a bug the simulator found and that is not fixed yet, with
+ * the commit they were found at. A seed's schedule depends on the code it drives (a changed timing
+ * reshuffles every event after it), so a seed may stop reproducing without a fix: `sim_test.ts` only
+ * reports which still do. The main run skips the default-run seeds. Details in README.md.
  */
 import type { SimOptions } from "./world.ts";
 
 export interface KnownFailure {
   readonly options: SimOptions;
+  /** The commit the seed was found at. */
+  readonly foundAt: string;
   /** A part of the violation message. */
   readonly violation: string;
   readonly finding: string;
@@ -14,14 +17,42 @@ export interface KnownFailure {
 
 export const KNOWN_FAILURES: readonly KnownFailure[] = [
   {
+    options: { seed: 205 },
+    foundAt: "48924d7",
+    violation: "leads without 1 acknowledged write(s) (ids 78)",
+    finding: "two replicas compete for the same vacancy a second apart; n2 (offset 46) judges " +
+      "itself best on a position of n0 (offset 47, just back from a Consul cut) older than n0's " +
+      "data, and leads without write 78",
+  },
+  {
     options: { seed: 982 },
+    foundAt: "c43ad95",
     violation: "leads without 1 acknowledged write(s) (ids 151)",
     finding: "a host cut off from Consul long enough for its agent check to lapse has its " +
       "candidacy released; once back, it cannot publish again until a heartbeat passed the check, " +
       "and the released entry already counts as stale, so an election in that window ignores it",
   },
   {
+    options: { seed: 242, faultKinds: ["node-crash"], maxFaultMs: 3_000 },
+    foundAt: "c43ad95",
+    violation: "leads without 19 acknowledged write(s)",
+    finding: "as seed 35 below, with today's candidacies: an empty restart that took one write " +
+      "wins by address",
+  },
+  {
+    options: {
+      seed: 166,
+      faults: 4,
+      faultKinds: ["clock-step", "host-isolated"],
+      backwardClockSteps: true,
+    },
+    foundAt: "48924d7",
+    violation: "two Redis take writes at once",
+    finding: "as seed 100 below, with today's candidacies: a backward clock step lifts a fence",
+  },
+  {
     options: { seed: 663, legacyBoard: true },
+    foundAt: "c540902",
     violation: "leads without 1 acknowledged write(s)",
     finding:
       "a lock won just after the agent stopped competing is given straight back; a replica " +
@@ -30,6 +61,7 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
   },
   {
     options: { seed: 10912, legacyBoard: true },
+    foundAt: "c540902",
     violation: "a sync has wiped them",
     finding:
       "empty-restart trap: the master's lock release failed while Consul was unreachable and " +
@@ -38,6 +70,7 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
   },
   {
     options: { seed: 35, faultKinds: ["node-crash"], maxFaultMs: 3_000, legacyBoard: true },
+    foundAt: "c540902",
     violation: "leads without 19 acknowledged write(s)",
     finding: "a master restarted empty takes a write from a client that still follows it, then " +
       "counts as synced with data in a history of its own, and wins the address tie-break over " +
@@ -45,6 +78,7 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
   },
   {
     options: { seed: 71, faultKinds: ["agent-crash"], legacyBoard: true },
+    foundAt: "0593d78",
     violation: "leads without 1 acknowledged write(s) (ids 167)",
     finding:
       "a restarted agent ends its earlier run's session, freeing the lock, while its Redis " +
@@ -59,6 +93,7 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       backwardClockSteps: true,
       legacyBoard: true,
     },
+    foundAt: "c540902",
     violation: "two Redis take writes at once",
     finding: "the fence bound is measured on the wall clock: a backward step on a cut-off master " +
       "lifts its fence while another node leads",

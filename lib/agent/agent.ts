@@ -497,9 +497,15 @@ export class Agent implements AsyncDisposable {
     const published = this.#published;
     const heartbeatDue = now - (published?.at ?? 0) >= options.heartbeatMs &&
       options.board.legacyPeers?.() === true;
+    // While the lock is free, a position observed before the vacancy answers nothing (#vacancy): the
+    // observation started with the vacancy brings the one peers wait for, and writing this one first
+    // would only put a write ahead of it.
+    const predatesVacancy = this.#freeSince !== undefined && redis.kind === "up" &&
+      self.vacancy === 0;
     if (
-      !published || published.key !== key || published.freeSince !== this.#freeSince ||
-      heartbeatDue
+      !predatesVacancy &&
+      (!published || published.key !== key || published.freeSince !== this.#freeSince ||
+        heartbeatDue)
     ) {
       this.#published = { key, at: now, freeSince: this.#freeSince, candidacy: self };
       void options.board.publish(self);

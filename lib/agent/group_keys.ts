@@ -64,6 +64,9 @@ export function sameEntry(a: KvEntry | undefined, b: KvEntry | undefined): boole
   return a.modifyIndex === b.modifyIndex && a.session === b.session && a.key === b.key;
 }
 
+/** The least time between the starts of two reads of the watch (a Consul that answers at once). */
+const GROUP_WATCH_MIN_INTERVAL_MS = 5;
+
 export interface GroupKeysWatchOptions {
   client: ConsulClient;
   lockKey: string;
@@ -91,7 +94,9 @@ export class GroupKeysWatch implements AsyncDisposable {
       clock: options.client.clock,
       logger: options.logger,
       waitMs: options.waitMs,
-      minIntervalMs: 20,
+      // A failover is a burst of changes to these keys (the release, then every candidacy, then the
+      // new holder), each one answer apart: a longer pause between reads would add up along it.
+      minIntervalMs: GROUP_WATCH_MIN_INTERVAL_MS,
       backoff: { initialMs: 100, maxMs: 2_000 },
       fetch: async (query) => {
         const result = await listPrefix(options.client, options.lockKey, query);

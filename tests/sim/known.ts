@@ -17,6 +17,13 @@ export interface KnownFailure {
 
 export const KNOWN_FAILURES: readonly KnownFailure[] = [
   {
+    options: { seed: 878 },
+    foundAt: "068ad5c",
+    violation: "leads without 1 acknowledged write(s) (ids 22)",
+    finding: "not analysed yet: the first seed to fail once the prefix watch re-read after 5 ms; " +
+      "n0 leads term 3 without a write n1 received while undisturbed",
+  },
+  {
     options: { seed: 205 },
     foundAt: "48924d7",
     violation: "leads without 1 acknowledged write(s) (ids 78)",

@@ -54,6 +54,8 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
     redis: MASTER_UP as RedisView,
     leader: null as LeaderView | null,
     leaderError: undefined as Error | undefined,
+    vacancy: 0,
+    observedAt: () => Date.now(),
   };
   const done = { released: 0, registered: [] as string[], checkUpdates: [] as string[] };
   const listeners = new Set<() => void>();
@@ -64,14 +66,14 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
       return () => listeners.delete(listener);
     },
     refresh: () => Promise.resolve(),
-    observedAt: () => Date.now(),
+    observedAt: () => state.observedAt(),
   };
   const leaderSource: LeaderSourcePort = {
     leader: () => {
       if (state.leaderError) throw state.leaderError;
       return state.leader;
     },
-    vacancy: () => 0,
+    vacancy: () => state.vacancy,
     reachable: () => true,
     onChange: () => () => {},
   };
@@ -99,7 +101,11 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
   const actuator = new RedisActuator({
     commands: {
       promote: noop,
-      detach: () => Promise.resolve({ synced: true }),
+      detach: () => {
+        // REPLICAOF NO ONE: the next observation shows a master.
+        if (state.redis.kind === "up") state.redis = { ...state.redis, role: "master" };
+        return Promise.resolve({ synced: true });
+      },
       replicateFrom: noop,
       pauseWrites: noop,
       unpauseWrites: noop,
@@ -301,6 +307,34 @@ Deno.test("a Redis that goes down is published with the last offset observed, no
     const last = board.published.at(-1)!;
     assert.equal(last.healthy, false);
     assert.equal(last.offset, 5_000);
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("when the lock frees, only a position observed after the vacancy is published: it is the one peers wait for", async () => {
+  const board = recordingBoard();
+  const { agent, state, redisChanged } = agentWith({ board });
+  const replica: RedisView = { ...MASTER_UP, role: "replica", linkUp: true };
+  state.redis = replica;
+  state.leader = { address: { host: "10.0.0.9", port: 6379 }, session: "s-9", lockIndex: 1 };
+  agent.start();
+  try {
+    await waitFor(() => board.published.length >= 1, "the first publication");
+    const before = board.published.length;
+    // The lock frees; our last observation of Redis is older than the vacancy.
+    const observedBefore = Date.now() - 1_000;
+    state.observedAt = () => observedBefore;
+    state.leader = null;
+    state.vacancy = 77;
+    redisChanged();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(board.published.length, before, "nothing written for a stale position");
+    // The observation started with the vacancy arrives.
+    state.observedAt = () => Date.now();
+    redisChanged();
+    await waitFor(() => board.published.length > before, "the position answering the vacancy");
+    assert.ok(board.published.slice(before).every((candidacy) => candidacy.vacancy === 77));
   } finally {
     await agent.stop();
   }

@@ -22,6 +22,11 @@ export interface ConsulOptions {
    * counters such as `consul_raft_apply`.
    */
   telemetry?: boolean;
+  /**
+   * `limits.http_max_conns_per_client` (Consul's default 200): every test agent connects from
+   * 127.0.0.1, so a fleet of them on one Consul needs more than hosts that each have their own agent.
+   */
+  maxConnsPerClient?: number;
 }
 
 /**
@@ -168,6 +173,9 @@ export class ConsulServer {
       config.retry_join = [`127.0.0.1:${join.serfLanPort}`];
       config.retry_interval = "1s";
       delete config.session_ttl_min; // a server setting: the server it joins has it
+    }
+    if (this.options.maxConnsPerClient !== undefined) {
+      config.limits = { http_max_conns_per_client: this.options.maxConnsPerClient };
     }
     if (this.options.telemetry) {
       config.telemetry = { prometheus_retention_time: "24h", disable_hostname: true };

@@ -69,10 +69,7 @@ export interface ElectionSettings {
   readonly maxLagBytes: number;
   /** A peer entry that no session holds is ignored once it has not changed for this long. */
   readonly staleAfterMs: Milliseconds;
-  /**
-   * After the lock is freed, wait this long at most for peers to publish fresh positions (for a
-   * peer whose session holds its entry, as long as `stepAsideMaxMs`).
-   */
+  /** After the lock is freed, wait this long at most for peers to publish fresh positions. */
   readonly collectMs: Milliseconds;
   /** A better peer that has not taken the lock after this long no longer holds us back. */
   readonly stepAsideMaxMs: Milliseconds;
@@ -167,14 +164,11 @@ export function electionStanding(options: {
   if (selfProblem) return { kind: "ineligible", reason: selfProblem };
 
   // Give peers a moment to publish positions taken after the lock was freed. An unhealthy peer
-  // cannot lead, so there is nothing to wait for from it. A live peer whose entry its session holds
-  // publishes its offset only for a vacancy: its last one may be far older than its data (it was cut
-  // off from Consul, say), so it is waited for as long as a better peer would be, not one window.
+  // cannot lead, so there is nothing to wait for from it.
+  const collectUntil = freeSince + settings.collectMs;
   const silent = fresh.filter((peer) =>
     peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy
   );
-  const collectUntil = freeSince +
-    (silent.some((peer) => peer.held === true) ? settings.stepAsideMaxMs : settings.collectMs);
   if (silent.length > 0 && now < collectUntil) {
     return {
       kind: "wait",

@@ -34,11 +34,8 @@ export { candidatesPrefix };
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
 const FORGET_AFTER_MS = 600_000;
 
-/**
- * Retries of a publication Consul refused: soon at first, then every second. Never slower: a node
- * back from a cut from Consul counts for nobody until its candidacy is held again.
- */
-const PUBLISH_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 1_000 };
+/** Retries of a publication Consul refused: soon at first, then every few seconds. */
+const PUBLISH_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 5_000 };
 
 /**
  * The node check every candidacy session is tied to besides the agent check: a host that gossip

@@ -242,21 +242,3 @@ Deno.test("an empty node never outwaits a live better peer, however long that pe
   const result = standing(empty, [better], 20_000, 900);
   assert.equal(result.kind, "wait", "b:1 ranks higher (priority 10) and its agent is alive");
 });
-
-Deno.test("a live peer that writes its offset only for a vacancy is waited for as long as a better peer, not one window", () => {
-  // Its last published position (offset 10) may be far older than its data: it was cut off from
-  // Consul while the others took writes, say. Judged on it, we would lead without its writes.
-  const silent = { ...seen(candidate("b:1", { offset: 10, vacancy: 0 })), held: true };
-  const waiting = standing(candidate("a:1"), [silent], 2_000, 900);
-  assert.equal(waiting.kind, "wait");
-  assert.match(waiting.reason, /waiting for b:1 to publish/);
-  assert.equal((waiting as { until: number }).until, 900 + SETTINGS.stepAsideMaxMs);
-  // An earlier version's peer republishes its offset every few seconds: one window is enough.
-  const legacy = seen(candidate("b:1", { offset: 10, vacancy: 0 }));
-  assert.equal(standing(candidate("a:1"), [legacy], 2_000, 900).kind, "compete");
-  // Past the step-aside bound the live peer no longer holds anyone back.
-  assert.equal(
-    standing(candidate("a:1"), [silent], 900 + SETTINGS.stepAsideMaxMs, 900).kind,
-    "compete",
-  );
-});

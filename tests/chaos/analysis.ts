@@ -352,3 +352,56 @@ export function violations(result: RoundResult, expectation: Expectation): strin
   }
   return found;
 }
+
+/** From the fault to the first poll naming one master other than `old`. */
+export function firstOtherMaster(
+  samples: readonly MasterSample[],
+  old: number,
+  faultAt: number,
+): number | undefined {
+  const first = samples.find((sample) =>
+    sample.at >= faultAt && sample.masters?.length === 1 && sample.masters[0] !== old
+  );
+  return first ? first.at - faultAt : undefined;
+}
+
+/** The result of a round that broke before its measurements were complete. */
+export function emptyResult(
+  fault: string,
+  round: number,
+  startedAt: string,
+  error: string,
+): RoundResult {
+  return {
+    fault,
+    round,
+    startedAt,
+    acknowledged: 0,
+    failedAttempts: 0,
+    lost: 0,
+    lostRuns: 0,
+    lostAfterReplication: 0,
+    lostByNode: {},
+    divergentNodes: [],
+    writerProbeRounds: 0,
+    writerSplitBrainRounds: 0,
+    probeRounds: 0,
+    splitBrain: [],
+    comebacks: [],
+    comebackRounds: 0,
+    comebackWritableMs: undefined,
+    comebackGraceMs: 0,
+    multiMasterSamples: 0,
+    maxNoMasterMs: 0,
+    unansweredMs: 0,
+    roleChanges: 0,
+    masterSequence: [],
+    checkpoint: 0,
+    promotions: [],
+    wrongPromotions: 0,
+    newMasterAfterMs: undefined,
+    converged: false,
+    convergedAfterMs: undefined,
+    error,
+  };
+}

@@ -9,8 +9,9 @@ import { ContinuousWriter, type WriterReport } from "../support/writer.ts";
 import {
   checkpointPrefixKept,
   type Comeback,
+  emptyResult,
+  firstOtherMaster,
   isWrongPromotion,
-  type MasterSample,
   type PromotionCheck,
   type RoundResult,
   summarizeLoss,
@@ -296,18 +297,6 @@ async function currentMaster(cluster: Cluster): Promise<ClusterNode | undefined>
   }
 }
 
-/** From the fault to the first poll naming one master other than `oldPort`. */
-function firstOtherMaster(
-  samples: readonly MasterSample[],
-  oldPort: number,
-  faultAt: number,
-): number | undefined {
-  const first = samples.find((sample) =>
-    sample.at >= faultAt && sample.masters?.length === 1 && sample.masters[0] !== oldPort
-  );
-  return first ? first.at - faultAt : undefined;
-}
-
 async function withClient<T>(node: ClusterNode, use: (client: Redis) => Promise<T>): Promise<T> {
   const client = node.redis.client({ commandTimeout: 2_000, maxRetriesPerRequest: 0 });
   client.on("error", () => {});
@@ -316,41 +305,6 @@ async function withClient<T>(node: ClusterNode, use: (client: Redis) => Promise<
   } finally {
     client.disconnect();
   }
-}
-
-function emptyResult(fault: string, round: number, startedAt: string, error: string): RoundResult {
-  return {
-    fault,
-    round,
-    startedAt,
-    acknowledged: 0,
-    failedAttempts: 0,
-    lost: 0,
-    lostRuns: 0,
-    lostAfterReplication: 0,
-    lostByNode: {},
-    divergentNodes: [],
-    writerProbeRounds: 0,
-    writerSplitBrainRounds: 0,
-    probeRounds: 0,
-    splitBrain: [],
-    comebacks: [],
-    comebackRounds: 0,
-    comebackWritableMs: undefined,
-    comebackGraceMs: 0,
-    multiMasterSamples: 0,
-    maxNoMasterMs: 0,
-    unansweredMs: 0,
-    roleChanges: 0,
-    masterSequence: [],
-    checkpoint: 0,
-    promotions: [],
-    wrongPromotions: 0,
-    newMasterAfterMs: undefined,
-    converged: false,
-    convergedAfterMs: undefined,
-    error,
-  };
 }
 
 /** The last agent log lines that are events (debug state dumps left out). */

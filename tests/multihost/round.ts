@@ -6,6 +6,8 @@
 import {
   checkpointPrefixKept,
   type Comeback,
+  emptyResult,
+  firstOtherMaster,
   isWrongPromotion,
   type MasterSample,
   type PromotionCheck,
@@ -57,7 +59,7 @@ export async function runBedRound(
     result = measured.result;
     gap = measured.longestWriteGapMs;
   } catch (error) {
-    result = failedRound(fault.name, round, startedAt, (error as Error).message);
+    result = emptyResult(fault.name, round, startedAt, (error as Error).message);
   }
   const broken = violations(result, fault.expect);
   return {
@@ -331,17 +333,6 @@ async function readBack(
   return { lost, lostByNode, divergent };
 }
 
-function firstOtherMaster(
-  samples: readonly MasterSample[],
-  old: number,
-  faultAt: number,
-): number | undefined {
-  const first = samples.find((sample) =>
-    sample.at >= faultAt && sample.masters?.length === 1 && sample.masters[0] !== old
-  );
-  return first ? first.at - faultAt : undefined;
-}
-
 /** The longest stretch without an acknowledged write from the fault on, from the client's events. */
 function longestGapAfter(report: BedWriterReport, faultAt: number): number {
   let last = faultAt;
@@ -355,39 +346,4 @@ function longestGapAfter(report: BedWriterReport, faultAt: number): number {
     last = event.at;
   }
   return longest;
-}
-
-function failedRound(fault: string, round: number, startedAt: string, error: string): RoundResult {
-  return {
-    fault,
-    round,
-    startedAt,
-    acknowledged: 0,
-    failedAttempts: 0,
-    lost: 0,
-    lostRuns: 0,
-    lostAfterReplication: 0,
-    lostByNode: {},
-    divergentNodes: [],
-    writerProbeRounds: 0,
-    writerSplitBrainRounds: 0,
-    probeRounds: 0,
-    splitBrain: [],
-    comebacks: [],
-    comebackRounds: 0,
-    comebackWritableMs: undefined,
-    comebackGraceMs: 0,
-    multiMasterSamples: 0,
-    maxNoMasterMs: 0,
-    unansweredMs: 0,
-    roleChanges: 0,
-    masterSequence: [],
-    checkpoint: 0,
-    promotions: [],
-    wrongPromotions: 0,
-    newMasterAfterMs: undefined,
-    converged: false,
-    convergedAfterMs: undefined,
-    error,
-  };
 }

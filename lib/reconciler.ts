@@ -124,7 +124,7 @@ export type DecisionName =
   | "following_leader"
   | "replica"
   | "stale_own_lock"
-  | "empty_restart"
+  | "redis_restarted"
   | "switching_over"
   | "handing_over"
   | "taking_over"
@@ -360,15 +360,16 @@ function decideAsLockHolder(
   redis: Extract<RedisView, { kind: "up" }>,
   lock: Extract<LockView, { phase: "held" }>,
 ): Decision {
-  if (
-    lock.runId && redis.runId && redis.runId !== lock.runId && redis.datasetEmpty
-  ) {
-    // Redis restarted empty under our lock: it must neither lead nor feed its emptiness to replicas.
+  if (lock.runId && redis.runId && redis.runId !== lock.runId) {
+    // Redis restarted under our lock. Whatever it holds now (nothing, an older snapshot, or the first
+    // writes of a client that reconnected before this poll) may be behind the replicas: it must not
+    // feed that to them as the master. Give the lock up; the election compares positions, and this
+    // node wins again only if it is the best.
     return {
-      name: "empty_restart",
-      reason: `Redis restarted empty (run_id ${
-        redis.runId.slice(0, 8)
-      }) while this node led; giving up the lock`,
+      name: "redis_restarted",
+      reason: `Redis restarted (run_id ${redis.runId.slice(0, 8)}, ${
+        redis.datasetEmpty ? "empty" : "with data"
+      }) while this node led; giving up the lock so the election compares positions`,
       lock: "release",
       redis: redis.role === "master" && !observed.fenced ? { kind: "fence" } : NONE,
       service: { kind: "absent" },

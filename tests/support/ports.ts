@@ -1,24 +1,34 @@
 /**
  * Free loopback ports for test servers.
  *
- * The kernel hands out an unused ephemeral port; we close the listener at once and the server binds it a
- * moment later. Ports handed out by this process are remembered so two servers of one module never race
- * for the same one; modules running in parallel draw from the kernel's random ephemeral range.
+ * Ports come from below the kernel's ephemeral range (32768–60999 by default), so an outgoing connection
+ * of another test can never hold a server's port as its local end: a server restarted on its port (a
+ * Redis or Consul restart in the chaos tests) finds it free again. Each candidate is bound once to check
+ * that nothing listens on it. Ports handed out by this process are remembered so two servers of one
+ * module never race for the same one; modules running in parallel draw at random from the same range,
+ * and startOnFreePorts retries the rare collision.
  */
 const handedOut = new Set<number>();
 
-/** Returns a loopback TCP port that nothing listens on right now. */
+/** Lowest port handed out: above the well-known and the usual registered server ports. */
+const PORT_FLOOR = 20_000;
+/** Linux's default ip_local_port_range starts here; client sockets take their local ports from there up. */
+const EPHEMERAL_FLOOR = 32_768;
+
+/** Returns a loopback TCP port below the ephemeral range that nothing listens on right now. */
 export function freePort(): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = listener.addr as Deno.NetAddr;
-    listener.close();
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_FLOOR + Math.floor(Math.random() * (EPHEMERAL_FLOOR - PORT_FLOOR));
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      continue;
     }
+    handedOut.add(port);
+    return port;
   }
-  throw new Error("Cannot find a free loopback port after 50 attempts");
+  throw new Error("Cannot find a free loopback port after 200 attempts");
 }
 
 /** True when a server failed to start because its port was taken meanwhile. */

@@ -331,15 +331,26 @@ Deno.test("a leader whose Redis restarted empty gives up the lock instead of lea
     redis: { ...MASTER_REDIS, runId: "new-run", datasetEmpty: true, offset: 0 },
     lock: { ...HELD, runId: "old-run" },
   }));
-  assert.equal(decision.name, "empty_restart");
+  assert.equal(decision.name, "redis_restarted");
+  assert.match(decision.reason, /empty/);
   assert.equal(decision.lock, "release");
   assert.deepEqual(decision.redis, { kind: "fence" });
   assert.deepEqual(decision.service, { kind: "absent" });
 });
 
-Deno.test("a leader whose Redis restarted with its data keeps leading", () => {
+Deno.test("a leader whose Redis restarted with data (a snapshot, or a client's first writes) gives up the lock too: the election compares positions", () => {
   const decision = decide(observed({
-    redis: { ...MASTER_REDIS, runId: "new-run" },
+    redis: { ...MASTER_REDIS, runId: "new-run", datasetEmpty: false },
+    lock: { ...HELD, runId: "old-run" },
+  }));
+  assert.equal(decision.name, "redis_restarted");
+  assert.equal(decision.lock, "release");
+  assert.deepEqual(decision.redis, { kind: "fence" });
+});
+
+Deno.test("a leader whose Redis keeps its run_id keeps leading", () => {
+  const decision = decide(observed({
+    redis: { ...MASTER_REDIS, runId: "old-run" },
     lock: { ...HELD, runId: "old-run" },
   }));
   assert.equal(decision.name, "master");

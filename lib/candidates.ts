@@ -8,8 +8,9 @@
  *    that has data and did sync is there to take over.
  * 3. A node lagging more than MAX_LAG_ON_FAILOVER bytes behind the best offset known in its
  *    replication history (a failed master's last published offset included) is not promoted.
- * 4. Among the rest: larger offset (same history) first, then the better priority (lower number, as
- *    in Redis), then the smaller address (a deterministic tie-break).
+ * 4. Among the rest: larger offset first (also across histories: a Redis that started afresh counts
+ *    from 0), then the better priority (lower number, as in Redis), then the smaller address (a
+ *    deterministic tie-break).
  * FORCE_FAILOVER lifts rules 2 and 3 for its node, never rule 1.
  */
 import type { Milliseconds } from "./duration.ts";
@@ -133,7 +134,9 @@ export function disqualification(
 
 /** True when `a` should be promoted before `b` (both qualified). */
 export function ranksBefore(a: Candidacy, b: Candidacy): boolean {
-  if (sameHistory(a, b) && a.offset !== b.offset) return a.offset > b.offset;
+  // Across histories too: a promoted replica carries its master's offset on, while a Redis that
+  // started afresh (restarted empty, then written to) counts from 0, so the group's history wins.
+  if (a.offset !== b.offset) return a.offset > b.offset;
   if (a.priority !== b.priority) return a.priority < b.priority;
   return a.address < b.address;
 }

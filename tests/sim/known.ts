@@ -40,13 +40,6 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "and the released entry already counts as stale, so an election in that window ignores it",
   },
   {
-    options: { seed: 242, faultKinds: ["node-crash"], maxFaultMs: 3_000 },
-    foundAt: "c43ad95",
-    violation: "leads without 19 acknowledged write(s)",
-    finding: "as seed 35 below, with today's candidacies: an empty restart that took one write " +
-      "wins by address",
-  },
-  {
     options: {
       seed: 166,
       faults: 4,
@@ -74,14 +67,6 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "empty-restart trap: the master's lock release failed while Consul was unreachable and " +
       "is not retried, its Redis restarts empty under the abandoned session, and the replicas that " +
       "still follow the lock holder full-sync the empty dataset",
-  },
-  {
-    options: { seed: 35, faultKinds: ["node-crash"], maxFaultMs: 3_000, legacyBoard: true },
-    foundAt: "c540902",
-    violation: "leads without 19 acknowledged write(s)",
-    finding: "a master restarted empty takes a write from a client that still follows it, then " +
-      "counts as synced with data in a history of its own, and wins the address tie-break over " +
-      "replicas holding the real history",
   },
   {
     options: { seed: 71, faultKinds: ["agent-crash"], legacyBoard: true },

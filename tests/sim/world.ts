@@ -119,6 +119,12 @@ interface Disturbance {
   active: number;
   /** Write ids that entered its Redis since it was last disturbed (kept if a sync wipes them). */
   received: Set<number>;
+  /**
+   * Its Redis restarted empty and has neither led under the lock nor synced since: writes a client
+   * lands there belong to a history of its own, which no election can keep without dropping the
+   * group's. They are the unavoidable tail of an empty restart, and do not count.
+   */
+  fresh: boolean;
 }
 
 export class World {
@@ -190,9 +196,16 @@ export class World {
       const redis = new SimRedis(address, this.rng, 0);
       this.nodes.push(new SimNode(`n${i}`, address, redis, env));
       this.consul.setCheck(serfCheck(`n${i}`), true);
-      const disturbance: Disturbance = { lastAt: 0, active: 0, received: new Set() };
+      const disturbance: Disturbance = {
+        lastAt: 0,
+        active: 0,
+        received: new Set(),
+        fresh: false,
+      };
       this.#disturbed.set(`n${i}`, disturbance);
       redis.onReceive = (ids) => {
+        if (disturbance.fresh && redis.role === "master") return;
+        disturbance.fresh = false;
         for (const id of ids) disturbance.received.add(id);
       };
     }
@@ -365,6 +378,7 @@ export class World {
           node.down = false;
           this.consul.setCheck(serfCheck(node.name), true);
           node.redis.restart(sched.now, empty);
+          if (empty) this.#disturbed.get(node.name)!.fresh = true;
           node.startAgent();
         });
         return;
@@ -376,6 +390,7 @@ export class World {
         node.inc?.onRedisCrash();
         heal(kind === "redis-crash" ? "redis restart" : "redis restart empty", () => {
           node.redis.restart(sched.now, kind === "redis-empty-restart");
+          if (kind === "redis-empty-restart") this.#disturbed.get(node.name)!.fresh = true;
         });
         return;
       }
@@ -467,6 +482,7 @@ export class World {
     const holder = this.nodes.find((node) => entry.session!.endsWith(`-${node.name}`));
     if (!holder || !holder.redis.writable(now) || this.#checkedTerms.has(entry.lockIndex)) return;
     this.#checkedTerms.add(entry.lockIndex);
+    this.#disturbed.get(holder.name)!.fresh = false;
     this.#checkLostWrites(holder, entry.lockIndex);
   }
 

@@ -122,6 +122,21 @@ Deno.test("a detached replica still compares with peers through its previous rep
   assert.match(disqualification(detached, [ahead], SETTINGS)!, /lags/);
 });
 
+Deno.test("a Redis that restarted empty and took a write ranks below a replica with the group's longer history, even with the smaller address", () => {
+  // Simulator seed 35 (node-crash): the restarted node won the address tie-break over the data.
+  const restarted = candidate("10.0.0.1:6379", {
+    role: "master",
+    replicationId: "f".repeat(40),
+    offset: 1,
+  });
+  const keeper = candidate("10.0.0.3:6379", { offset: 22 });
+  assert.ok(ranksBefore(keeper, restarted));
+  assert.ok(!ranksBefore(restarted, keeper));
+  const peers = [seen(keeper)];
+  assert.equal(standing(restarted, peers).kind, "wait");
+  assert.equal(standing(keeper, [seen(restarted)]).kind, "compete");
+});
+
 Deno.test("the larger offset ranks first, then the lower priority number, then the smaller address", () => {
   assert.ok(ranksBefore(candidate("z:1", { offset: 2 }), candidate("a:1", { offset: 1 })));
   assert.ok(ranksBefore(candidate("z:1", { priority: 10 }), candidate("a:1", { priority: 100 })));

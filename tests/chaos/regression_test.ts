@@ -3,7 +3,7 @@
  * must keep; docs/chaos.md ("Findings") has the evidence and the analysis.
  */
 import assert from "node:assert/strict";
-import { Cluster, type ClusterNode } from "../support/cluster.ts";
+import { type ClusterNode, withCluster } from "../support/cluster.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import { probeClient, writableTogether } from "../support/writability.ts";
 
@@ -32,8 +32,7 @@ async function probeWritable(
 }
 
 Deno.test("a master cut off from Consul rejoins after the heal as a replica that applies the new master's writes", async () => {
-  await using cluster = await Cluster.start({ consulThroughProxy: true });
-  try {
+  await withCluster({ consulThroughProxy: true }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     oldMaster.proxy!.cut();
     // The old master fences itself (CLIENT PAUSE WRITE); the new master points it at itself, and
@@ -52,15 +51,11 @@ Deno.test("a master cut off from Consul rejoins after the heal as a replica that
       timeoutMs: 5_000,
       message: "the former master to apply a write made on the new master after the heal",
     });
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a master cut off from Consul is never named a passing master again once the partition heals", async () => {
-  await using cluster = await Cluster.start({ consulThroughProxy: true });
-  try {
+  await withCluster({ consulThroughProxy: true }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     oldMaster.proxy!.cut();
     await cluster.waitForMaster(30_000, oldMaster);
@@ -86,15 +81,11 @@ Deno.test("a master cut off from Consul is never named a passing master again on
         doubles.slice(0, 5).join(", ")
       } ms after the heal)`,
     );
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("after the master's agent dies, the new master takes no write while the orphaned old master still does", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     // Nobody fences a Redis whose agent is gone: the new master must point it away (REPLICAOF)
     // before it lifts its own fence, or both take writes for a moment.
@@ -108,16 +99,12 @@ Deno.test("after the master's agent dies, the new master takes no write while th
         JSON.stringify(doubles.slice(0, 5))
       }`,
     );
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("when Consul restarts empty, the old master never takes writes beside a newly elected one", async () => {
   // The default lock-monitor retry interval (1 s): the old master learns of the lost lock late.
-  await using cluster = await Cluster.start({ env: { CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "1s" } });
-  try {
+  await withCluster({ env: { CONSUL_LOCK_MONITOR_RETRY_INTERVAL: "1s" } }, async (cluster) => {
     await cluster.waitForConvergence();
     const probing = probeWritable(cluster.nodes, 5_000);
     await delay(200);
@@ -131,8 +118,5 @@ Deno.test("when Consul restarts empty, the old master never takes writes beside 
         JSON.stringify(doubles.slice(0, 5))
       }`,
     );
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

@@ -8,7 +8,7 @@
  * unhandled rejection in any agent's log is how that showed, so it fails this test on its own.
  */
 import assert from "node:assert/strict";
-import { Cluster, type ClusterNode, delay, waitFor } from "../support/mod.ts";
+import { type ClusterNode, delay, waitFor, withCluster } from "../support/mod.ts";
 import { firstAcceptedWrite } from "../support/writes.ts";
 
 /** The record a user wrote: in progress, with a `from` that is not host:port. */
@@ -39,8 +39,7 @@ function assertNoEscapedErrors(nodes: ClusterNode[]): void {
 }
 
 Deno.test("a malformed switchover record is ignored: the master's Redis dies and a replica takes over in the usual time", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     await cluster.consul.api("PUT", "/v1/kv/resec/.lock.switchover", MALFORMED_SWITCHOVER);
     // And a candidacy that is not an object, under a peer that does not exist.
@@ -89,8 +88,5 @@ Deno.test("a malformed switchover record is ignored: the master's Redis dies and
       );
     }
     assertNoEscapedErrors(cluster.nodes);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

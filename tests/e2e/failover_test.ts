@@ -3,12 +3,11 @@
  * failovers, and the Consul layout operators and clients rely on.
  */
 import assert from "node:assert/strict";
-import { Cluster, type RedisServer, waitFor } from "../support/mod.ts";
+import { type Cluster, type RedisServer, waitFor, withCluster } from "../support/mod.ts";
 import { firstAcceptedWrite } from "../support/writes.ts";
 
 Deno.test("three agents elect one master, two replicas link up, and data written on the master reaches both", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const masters = await cluster.passingMasters();
     const slaves = await cluster.passingSlaves();
@@ -32,15 +31,11 @@ Deno.test("three agents elect one master, two replicas link up, and data written
         message: `the key to reach ${node.redis.address}`,
       });
     }
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("kill -9 of the master's Redis: a replica takes over, the other follows it, and the old Redis rejoins as a replica", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     await oldMaster.redis.cli("SET", "before-failover", "kept");
     const survivors = cluster.nodes.filter((node) => node !== oldMaster);
@@ -70,15 +65,11 @@ Deno.test("kill -9 of the master's Redis: a replica takes over, the other follow
     assert.equal(converged, newMaster, "the restarted Redis rejoins without taking over");
     assert.equal((await oldMaster.redis.info()).role, "slave");
     assert.equal((await cluster.passingMasters()).length, 1);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("SIGTERM to the master's agent releases the lock and a new master is elected well before the TTL", async () => {
-  await using cluster = await Cluster.start({ env: { CONSUL_LOCK_TTL: "10s" } });
-  try {
+  await withCluster({ env: { CONSUL_LOCK_TTL: "10s" } }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     const stoppedAt = Date.now();
     const code = await oldMaster.agent.stop();
@@ -97,19 +88,15 @@ Deno.test("SIGTERM to the master's agent releases the lock and a new master is e
       !(`redis@:${oldMaster.redis.port}` in registered),
       "the stopped agent deregistered",
     );
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("SIGKILL of the master's agent: its agent check lapses and a new master leads within TTL + lock delay", async () => {
   // TTL 6 s, delay 1 s: the agent check (TTL − delay = 5 s) frees the lock; the session alone would
   // hold it for 6–12 s.
-  await using cluster = await Cluster.start({
+  await withCluster({
     env: { CONSUL_LOCK_TTL: "6s", CONSUL_LOCK_DELAY: "1s" },
-  });
-  try {
+  }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     const killedAt = Date.now();
     await oldMaster.agent.kill();
@@ -121,17 +108,13 @@ Deno.test("SIGKILL of the master's agent: its agent check lapses and a new maste
     // The check was beaten at most one tick (333 ms here) before the kill.
     assert.ok(elapsed >= 4_500, `elected after ${elapsed} ms: before the agent check could lapse`);
     assert.ok(elapsed < 6_000 + 1_000 + 1_000, `took ${elapsed} ms: longer than TTL + lock delay`);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("an agent restarted at once after SIGKILL ends its earlier session instead of waiting out the TTL", async () => {
-  await using cluster = await Cluster.start({
+  await withCluster({
     env: { CONSUL_LOCK_TTL: "10s", CONSUL_LOCK_DELAY: "500ms" },
-  });
-  try {
+  }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     const before = await lockSession(cluster);
     assert.ok(before, "the master holds the lock");
@@ -150,10 +133,7 @@ Deno.test("an agent restarted at once after SIGKILL ends its earlier session ins
     );
     assert.match(oldMaster.agent.log(), /ended a lock session left by an earlier run/);
     assert.ok(elapsed < 10_000, `took ${elapsed} ms: it waited for the old session's TTL`);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 /** The session holding the lock key, if any. */
@@ -179,8 +159,7 @@ async function takesWritesOncePromoted(redis: RedisServer): Promise<boolean> {
 }
 
 Deno.test("the write pause of a graceful stop is lifted once the old master replicates from the new one, and a pause left on a replica by the next agent start", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     assert.equal(await oldMaster.agent.stop(), 0);
     assert.match(oldMaster.agent.log(), /CLIENT PAUSE/);
@@ -200,8 +179,5 @@ Deno.test("the write pause of a graceful stop is lifted once the old master repl
     await oldMaster.agent.waitForLog(/to 'replica'/);
     assert.equal(await oldMaster.agent.stop(), 0);
     assert.ok(await takesWritesOncePromoted(oldMaster.redis), "the replica is still paused");
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

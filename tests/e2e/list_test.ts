@@ -4,7 +4,7 @@
  * a degraded group after a failover and of a paused group whose master died.
  */
 import assert from "node:assert/strict";
-import { AgentProcess, Cluster, type ClusterNode, waitFor } from "../support/mod.ts";
+import { AgentProcess, type ClusterNode, waitFor, withCluster } from "../support/mod.ts";
 
 /** Runs `resec list` with a node's environment. */
 async function list(node: ClusterNode, args: string[] = []) {
@@ -33,8 +33,7 @@ function rowOf(output: string, address: string): string {
 }
 
 Deno.test("resec list shows the master and two replicas and exits 0, then 1 after a failover and 3 with no master", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const replicas = cluster.nodes.filter((node) => node !== master);
     const healthy = await listUntil(master, 0);
@@ -103,8 +102,5 @@ Deno.test("resec list shows the master and two replicas and exits 0, then 1 afte
     console.log(`paused, with the new master's Redis killed too:\n${masterless.output}`);
     assert.match(masterless.output, /maintenance mode: ON since \S+ \("list test"\)/);
     assert.match(masterless.output, /status: no-master \(exit 3\)/);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

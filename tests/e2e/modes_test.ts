@@ -3,13 +3,12 @@
  * the agent refuses before touching anything.
  */
 import assert from "node:assert/strict";
-import { AgentProcess, Cluster, ConsulServer, FAST_AGENT_ENV } from "../support/mod.ts";
+import { AgentProcess, ConsulServer, FAST_AGENT_ENV, withCluster } from "../support/mod.ts";
 
 Deno.test("tag mode registers one service name with the master and slave tags", async () => {
-  await using cluster = await Cluster.start({
+  await withCluster({
     env: { CONSUL_SERVICE_NAME: "cache", MASTER_TAGS: "master,primary", SLAVE_TAGS: "slave" },
-  });
-  try {
+  }, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const masters = await cluster.passingMasters();
     assert.deepEqual(masters[0]!.tags, ["master", "primary"]);
@@ -18,29 +17,22 @@ Deno.test("tag mode registers one service name with the master and slave tags", 
     assert.equal(slaves.length, 2);
     for (const slave of slaves) assert.deepEqual(slave.tags, ["slave"]);
     assert.ok(masters[0]!.id.startsWith("cache@"));
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("with ANNOUNCE_ADDR the services carry the announced address and replicas follow it", async () => {
   // Each Redis is announced as localhost:<port> — a different spelling of the same endpoint — so the
   // agents must use the announced address, not REDIS_ADDR, for the service and for replication.
-  await using cluster = await Cluster.start({
+  await withCluster({
     nodeEnv: (_index, redis) => ({ ANNOUNCE_ADDR: `localhost:${redis.port}` }),
-  });
-  try {
+  }, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const masters = await cluster.passingMasters();
     assert.equal(masters[0]!.id, `redis@localhost:${master.redis.port}`);
     for (const node of cluster.nodes.filter((node) => node !== master)) {
       assert.equal((await node.redis.info()).master_host, "localhost");
     }
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("refused configurations exit 2 with a message naming the variable, and register nothing", async () => {
@@ -77,11 +69,10 @@ Deno.test("refused configurations exit 2 with a message naming the variable, and
 
 Deno.test("SIGUSR2 dumps the whole agent state as one JSON line without secrets", async () => {
   // SIGUSR2 is safe under `deno run`; SIGUSR1 would open Deno's inspector there (see formatDump's test).
-  await using cluster = await Cluster.start({
+  await withCluster({
     nodes: 1,
     env: { REDIS_PASSWORD: "", CONSUL_HTTP_TOKEN: "token-that-must-not-leak" },
-  });
-  try {
+  }, async (cluster) => {
     await cluster.waitForMaster();
     const [node] = cluster.nodes;
     node!.agent.signal("SIGUSR2");
@@ -93,8 +84,5 @@ Deno.test("SIGUSR2 dumps the whole agent state as one JSON line without secrets"
     assert.equal(dump.state.decision.name, "master");
     assert.equal(dump.state.observed.lock.phase, "held");
     assert.doesNotMatch(line, /token-that-must-not-leak/);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

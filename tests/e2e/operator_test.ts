@@ -5,12 +5,12 @@
 import assert from "node:assert/strict";
 import {
   AgentProcess,
-  Cluster,
   type ClusterNode,
   ContinuousWriter,
   delay,
   freePort,
   waitFor,
+  withCluster,
 } from "../support/mod.ts";
 
 function httpOf(node: ClusterNode): string {
@@ -24,10 +24,9 @@ async function statusOf(node: ClusterNode, path: string): Promise<number> {
 }
 
 Deno.test("the /master, /replica and /health endpoints follow the roles through a failover", async () => {
-  await using cluster = await Cluster.start({
+  await withCluster({
     nodeEnv: () => ({ HTTP_ADDR: `127.0.0.1:${freePort()}` }),
-  });
-  try {
+  }, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const replicas = cluster.nodes.filter((node) => node !== master);
     await waitFor(async () => (await statusOf(master, "/master")) === 200, {
@@ -62,15 +61,11 @@ Deno.test("the /master, /replica and /health endpoints follow the roles through 
     const state = await (await fetch(`${httpOf(newMaster)}/state`)).json();
     assert.equal(state.decision.name, "master");
     assert.doesNotMatch(JSON.stringify(state), /"password"|CONSUL_HTTP_TOKEN/);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a planned switchover under a continuous writer swaps the roles and loses no acknowledged write", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
     const target = cluster.nodes.find((node) => node !== oldMaster)!;
     const writer = new ContinuousWriter(cluster);
@@ -98,15 +93,11 @@ Deno.test("a planned switchover under a continuous writer swaps the roles and lo
     assert.deepEqual((await cluster.passingMasters()).map((master) => master.port), [
       target.redis.port,
     ]);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a switchover to an unknown node is refused with the reason and nothing changes", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const { code, output } = await AgentProcess.run({
       env: master.env,
@@ -115,15 +106,11 @@ Deno.test("a switchover to an unknown node is refused with the reason and nothin
     assert.equal(code, 1, output);
     assert.match(output, /switchover refused.*127\.0\.0\.1:1 is unknown/);
     assert.equal(await cluster.waitForMaster(), master);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("while paused nothing is promoted after the master dies; after resume a failover happens", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const paused = await AgentProcess.run({ env: master.env, args: ["pause", "--reason", "test"] });
     assert.equal(paused.code, 0, paused.output);
@@ -138,10 +125,7 @@ Deno.test("while paused nothing is promoted after the master dies; after resume 
     assert.equal(resumed.code, 0, resumed.output);
     const newMaster = await cluster.waitForMaster(30_000, master);
     assert.notEqual(newMaster, master);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("ON_ROLE_CHANGE gets the roles and master address; a hook that fails or hangs does not stop the agent", async () => {
@@ -155,38 +139,36 @@ Deno.test("ON_ROLE_CHANGE gets the roles and master address; a hook that fails o
   Deno.writeTextFileSync(hanging, "#!/bin/sh\nsleep 30\n");
   Deno.chmodSync(recorder, 0o755);
   Deno.chmodSync(hanging, 0o755);
-  await using cluster = await Cluster.start({
-    nodes: 3,
-    // Nodes 0 and 1 record their arguments (and exit 3, a failure); node 2's hook hangs.
-    nodeEnv: (index) => ({
-      ON_ROLE_CHANGE: index === 2 ? hanging : recorder,
-      ON_ROLE_CHANGE_TIMEOUT: "500ms",
-    }),
-  });
   try {
-    const master = await cluster.waitForConvergence();
-    const masterAddress = master.redis.address;
-    await waitFor(() => {
-      try {
-        return Deno.readTextFileSync(`${dir}/roles`).trim().split("\n").length >=
-          (master.index === 2 ? 1 : 2);
-      } catch {
-        return false;
+    await withCluster({
+      nodes: 3,
+      // Nodes 0 and 1 record their arguments (and exit 3, a failure); node 2's hook hangs.
+      nodeEnv: (index) => ({
+        ON_ROLE_CHANGE: index === 2 ? hanging : recorder,
+        ON_ROLE_CHANGE_TIMEOUT: "500ms",
+      }),
+    }, async (cluster) => {
+      const master = await cluster.waitForConvergence();
+      const masterAddress = master.redis.address;
+      await waitFor(() => {
+        try {
+          return Deno.readTextFileSync(`${dir}/roles`).trim().split("\n").length >=
+            (master.index === 2 ? 1 : 2);
+        } catch {
+          return false;
+        }
+      }, { message: "the hooks to run" });
+      const lines = Deno.readTextFileSync(`${dir}/roles`).trim().split("\n");
+      if (master.index !== 2) {
+        assert.ok(lines.includes(`master none ${masterAddress} master`), lines.join("\n"));
       }
-    }, { message: "the hooks to run" });
-    const lines = Deno.readTextFileSync(`${dir}/roles`).trim().split("\n");
-    if (master.index !== 2) {
-      assert.ok(lines.includes(`master none ${masterAddress} master`), lines.join("\n"));
-    }
-    assert.ok(lines.includes(`slave none ${masterAddress} slave`), lines.join("\n"));
-    await cluster.nodes[0]!.agent.waitForLog(/ON_ROLE_CHANGE failed .*exitCode=3/);
-    await cluster.nodes[2]!.agent.waitForLog(/ON_ROLE_CHANGE timed out and was killed/);
-    // Still doing its job after failed and hung hooks: a failover works.
-    await master.redis.kill();
-    await cluster.waitForMaster(30_000, master);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
+      assert.ok(lines.includes(`slave none ${masterAddress} slave`), lines.join("\n"));
+      await cluster.nodes[0]!.agent.waitForLog(/ON_ROLE_CHANGE failed .*exitCode=3/);
+      await cluster.nodes[2]!.agent.waitForLog(/ON_ROLE_CHANGE timed out and was killed/);
+      // Still doing its job after failed and hung hooks: a failover works.
+      await master.redis.kill();
+      await cluster.waitForMaster(30_000, master);
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

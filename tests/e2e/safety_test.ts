@@ -4,7 +4,7 @@
  * master cut off from Consul, and bring a frozen master back as a replica.
  */
 import assert from "node:assert/strict";
-import { Cluster, type ClusterNode, delay, waitFor } from "../support/mod.ts";
+import { type ClusterNode, delay, waitFor, withCluster } from "../support/mod.ts";
 import { ContinuousWriter } from "../support/writer.ts";
 
 const PASSWORD = "e2e-secret";
@@ -26,15 +26,14 @@ async function keyCount(node: ClusterNode): Promise<number> {
 
 Deno.test("a synced replica always wins over one that never synced, and no node loses data (3 rounds)", async () => {
   // Node 2 gets the wrong masterauth: its replication link can never come up, so it stays empty.
-  await using cluster = await Cluster.start({
+  await withCluster({
     redis: (index) => ({
       password: PASSWORD,
       ...(index === 2 ? { args: ["--masterauth", "wrong-password"] } : {}),
     }),
     env: { REDIS_PASSWORD: PASSWORD },
     startAgents: [0, 1],
-  });
-  try {
+  }, async (cluster) => {
     const [first, second, neverSynced] = cluster.nodes as [ClusterNode, ClusterNode, ClusterNode];
     let master = await cluster.waitForMaster();
     await writeKeys(master, "data", 500);
@@ -68,15 +67,11 @@ Deno.test("a synced replica always wins over one that never synced, and no node 
         { timeoutMs: 30_000, message: `round ${round}: the rejoined node to pass as a slave` },
       );
     }
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a master whose Redis restarts empty at once does not wipe the replicas", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     await writeKeys(master, "keep", 1000);
     const replicas = cluster.nodes.filter((node) => node !== master);
@@ -92,19 +87,15 @@ Deno.test("a master whose Redis restarts empty at once does not wipe the replica
     for (const node of cluster.nodes) {
       assert.equal(await keyCount(node), 1000, `${node.redis.address} has every key`);
     }
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a replica with replica-priority 0 is never promoted, even as the only healthy node", async () => {
-  await using cluster = await Cluster.start({
+  await withCluster({
     nodes: 2,
     redis: (index) => (index === 1 ? { args: ["--replica-priority", "0"] } : {}),
     startAgents: [0],
-  });
-  try {
+  }, async (cluster) => {
     const [leader, neverMaster] = cluster.nodes as [ClusterNode, ClusterNode];
     await cluster.waitForMaster();
     cluster.startAgent(neverMaster);
@@ -115,16 +106,12 @@ Deno.test("a replica with replica-priority 0 is never promoted, even as the only
     await delay(2_000);
     assert.equal((await cluster.passingMasters()).length, 0, "no master was registered");
     assert.doesNotMatch(neverMaster.agent.log(), /lock acquired/);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a master cut off from Consul stops taking writes before another is elected", async () => {
   // Every agent reaches Consul through its own proxy, so the test can partition any one of them.
-  await using cluster = await Cluster.start({ consulThroughProxy: true });
-  try {
+  await withCluster({ consulThroughProxy: true }, async (cluster) => {
     const master = await cluster.waitForConvergence();
     const writer = new ContinuousWriter(cluster);
     writer.start();
@@ -157,15 +144,11 @@ Deno.test("a master cut off from Consul stops taking writes before another is el
       "slave",
       "the cut-off master rejoined as a replica",
     );
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });
 
 Deno.test("a master frozen for longer than the TTL comes back as a replica, not a second master", async () => {
-  await using cluster = await Cluster.start();
-  try {
+  await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
     await master.redis.pause();
     const newMaster = await cluster.waitForMaster(30_000, master);
@@ -177,8 +160,5 @@ Deno.test("a master frozen for longer than the TTL comes back as a replica, not 
         info.master_link_status === "up";
     }, { timeoutMs: 30_000, message: "the thawed master to replicate from the new one" });
     assert.equal((await cluster.passingMasters()).length, 1);
-  } catch (error) {
-    console.error(cluster.logs());
-    throw error;
-  }
+  });
 });

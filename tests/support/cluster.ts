@@ -231,6 +231,32 @@ export class Cluster implements AsyncDisposable {
   }
 }
 
+/**
+ * Starts a cluster, runs `body` with it and always disposes it; when the body fails, every agent's
+ * log is printed before the error goes on, so a failing test shows what the agents decided.
+ *
+ * @example
+ * ```ts
+ * await withCluster({ nodes: 2 }, async (cluster) => {
+ *   const master = await cluster.waitForConvergence();
+ *   await master.redis.kill();
+ *   await cluster.waitForMaster(30_000, master);
+ * });
+ * ```
+ */
+export async function withCluster<T>(
+  options: ClusterOptions,
+  body: (cluster: Cluster) => Promise<T>,
+): Promise<T> {
+  await using cluster = await Cluster.start(options);
+  try {
+    return await body(cluster);
+  } catch (error) {
+    console.error(cluster.logs());
+    throw error;
+  }
+}
+
 interface HealthEntry {
   Service: { ID: string; Address: string; Port: number; Tags: string[] | null };
   Node: { Address: string };

@@ -6,9 +6,9 @@
  * default-deny mode and `managementToken` holds the bootstrap (initial management) token.
  */
 import { freePort, startOnFreePorts } from "./ports.ts";
-import { ManagedProcess } from "./process.ts";
+import { type ServerLaunch, TestServer } from "./server.ts";
 import { makeServerDir } from "./tmp.ts";
-import { GiveUpError, waitFor } from "./wait.ts";
+import { waitFor } from "./wait.ts";
 
 export interface ConsulOptions {
   /** Enable ACLs with `default_policy = "deny"` and a bootstrap token. */
@@ -47,16 +47,20 @@ export function consulBinary(): string {
   return "consul";
 }
 
-/** A running Consul dev agent. Dispose it (`await using`) to stop it. */
-export class ConsulServer {
+/**
+ * A running Consul dev agent. Dispose it (`await using`) to stop it; stopped or restarted, it loses
+ * its in-memory state (sessions, KV, services). Paused, requests hang as with a Consul that stopped
+ * answering.
+ */
+export class ConsulServer extends TestServer {
   readonly httpPort: number;
   readonly serfLanPort: number;
   readonly dir: string;
   readonly managementToken: string | undefined;
-  #process: ManagedProcess | undefined;
   readonly #configPath: string;
 
   private constructor(readonly options: ConsulOptions) {
+    super();
     if (options.acl && options.joinTo) {
       throw new Error("the harness runs client agents without ACLs");
     }
@@ -70,7 +74,7 @@ export class ConsulServer {
 
   /** Starts an agent and waits until it has a leader (and, with ACLs, until the token works). */
   static async start(options: ConsulOptions = {}): Promise<ConsulServer> {
-    return await startOnFreePorts(() => new ConsulServer(options), (server) => server.#launch());
+    return await startOnFreePorts(() => new ConsulServer(options), (server) => server.launch());
   }
 
   /** host:port of the HTTP API, as CONSUL_HTTP_ADDR takes it. */
@@ -81,32 +85,6 @@ export class ConsulServer {
   /** Base URL of the HTTP API. */
   get url(): string {
     return `http://${this.address}`;
-  }
-
-  get process(): ManagedProcess | undefined {
-    return this.#process;
-  }
-
-  /** Freezes the agent (SIGSTOP): requests hang, as with a Consul that stopped answering. */
-  pause(): Promise<void> {
-    return this.#process?.freeze() ?? Promise.resolve();
-  }
-
-  /** Thaws an agent frozen by pause(). */
-  resume(): void {
-    this.#process?.signal("SIGCONT");
-  }
-
-  /** Stops the agent gracefully. Its in-memory state (sessions, KV, services) is lost. */
-  async stop(): Promise<void> {
-    await this.#process?.stop();
-    this.#process = undefined;
-  }
-
-  /** Stops and starts the agent on the same ports; a dev agent comes back empty. */
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.#launch();
   }
 
   /** Calls the HTTP API with the management token (when ACLs are on); throws on a non-2xx answer. */
@@ -139,10 +117,6 @@ export class ConsulServer {
       Policies: [{ ID: policy.ID }],
     });
     return token.SecretID;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
   }
 
   #config(): Record<string, unknown> {
@@ -192,22 +166,27 @@ export class ConsulServer {
     return config;
   }
 
-  async #launch(): Promise<void> {
-    this.#process = new ManagedProcess(consulBinary(), {
+  protected launchPlan(): ServerLaunch {
+    return {
+      name: "consul",
+      command: consulBinary(),
       args: ["agent", ...(this.options.joinTo ? [] : ["-dev"]), `-config-file=${this.#configPath}`],
       logPath: `${this.dir}/consul.log`,
-    });
-    const process = this.#process;
-    await waitFor(async () => {
-      if (!(await process.isRunning())) {
-        throw new GiveUpError(`consul exited early; its log:\n${process.readLog()}`);
-      }
-      const response = await fetch(`${this.url}/v1/status/leader`, {
-        signal: AbortSignal.timeout(1_000),
-      });
-      const leader = await response.text();
-      return response.ok && leader.length > 2;
-    }, { timeoutMs: 30_000, message: `Consul on ${this.address} to elect itself leader` });
+      isReady: async () => {
+        const response = await fetch(`${this.url}/v1/status/leader`, {
+          signal: AbortSignal.timeout(1_000),
+        });
+        const leader = await response.text();
+        return response.ok && leader.length > 2;
+      },
+      timeoutMs: 30_000,
+      readyMessage: `Consul on ${this.address} to elect itself leader`,
+    };
+  }
+
+  /** Launches the agent and waits until it has a leader (and, with ACLs, until the token works). */
+  protected override async launch(): Promise<void> {
+    await super.launch();
     if (this.managementToken) {
       await waitFor(async () => {
         await this.api("GET", "/v1/acl/token/self");

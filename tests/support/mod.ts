@@ -14,6 +14,12 @@ export { freePort } from "./ports.ts";
 export { delay, GiveUpError, waitFor, type WaitOptions } from "./wait.ts";
 export { makeServerDir, testRunDir } from "./tmp.ts";
 export { agentCommand, AgentProcess, type AgentProcessOptions } from "./agent.ts";
-export { Cluster, type ClusterNode, type ClusterOptions, FAST_AGENT_ENV } from "./cluster.ts";
+export {
+  Cluster,
+  type ClusterNode,
+  type ClusterOptions,
+  FAST_AGENT_ENV,
+  withCluster,
+} from "./cluster.ts";
 export { TcpProxy } from "./proxy.ts";
 export { ContinuousWriter, type WriterReport } from "./writer.ts";

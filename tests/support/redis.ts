@@ -3,9 +3,8 @@
  */
 import { Redis, type RedisOptions } from "ioredis";
 import { freePort, startOnFreePorts } from "./ports.ts";
-import { ManagedProcess } from "./process.ts";
+import { type ServerLaunch, TestServer } from "./server.ts";
 import { makeServerDir } from "./tmp.ts";
-import { GiveUpError, waitFor } from "./wait.ts";
 
 export interface RedisServerOptions {
   /** `requirepass` for the default user. */
@@ -16,21 +15,24 @@ export interface RedisServerOptions {
   replicaOf?: RedisServer;
 }
 
-/** A running redis-server. Dispose it (`await using`) to stop it. */
-export class RedisServer {
+/**
+ * A running redis-server. Dispose it (`await using`) to stop it; without persistence, it comes back
+ * from a restart empty, with the same options.
+ */
+export class RedisServer extends TestServer {
   readonly port: number;
   readonly dir: string;
-  #process: ManagedProcess | undefined;
   #launches = 0;
 
   private constructor(readonly options: RedisServerOptions) {
+    super();
     this.port = freePort();
     this.dir = makeServerDir(`redis-${this.port}`);
   }
 
   /** Starts a server and waits until it answers PING. */
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    return await startOnFreePorts(() => new RedisServer(options), (server) => server.#launch());
+    return await startOnFreePorts(() => new RedisServer(options), (server) => server.launch());
   }
 
   /** Starts `count` servers at once. */
@@ -45,10 +47,6 @@ export class RedisServer {
   /** host:port, as REDIS_ADDR takes it. */
   get address(): string {
     return `${this.host}:${this.port}`;
-  }
-
-  get process(): ManagedProcess | undefined {
-    return this.#process;
   }
 
   /** A new ioredis client for this server; the caller must `quit()` or `disconnect()` it. */
@@ -100,37 +98,11 @@ export class RedisServer {
 
   /** Kills the server with SIGKILL and waits until it is gone. */
   async kill(): Promise<void> {
-    this.#process?.signal("SIGKILL");
-    await this.#process?.status;
+    this.process?.signal("SIGKILL");
+    await this.process?.status;
   }
 
-  /** Freezes (SIGSTOP) the server: it keeps its connections open but answers nothing. */
-  pause(): Promise<void> {
-    return this.#process?.freeze() ?? Promise.resolve();
-  }
-
-  /** Thaws a server frozen by pause(). */
-  resume(): void {
-    this.#process?.signal("SIGCONT");
-  }
-
-  /** Stops the server gracefully (SIGTERM, then SIGKILL). */
-  async stop(): Promise<void> {
-    await this.#process?.stop();
-    this.#process = undefined;
-  }
-
-  /** Starts the server again on the same port, empty (no persistence), with the same options. */
-  async restart(): Promise<void> {
-    await this.stop();
-    await this.#launch();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-
-  async #launch(): Promise<void> {
+  protected launchPlan(): ServerLaunch {
     this.#launches++;
     const args = [
       "--port",
@@ -158,17 +130,15 @@ export class RedisServer {
       args.push("--replicaof", this.options.replicaOf.host, String(this.options.replicaOf.port));
     }
     args.push(...(this.options.args ?? []));
-    this.#process = new ManagedProcess("redis-server", {
+    return {
+      name: "redis-server",
+      command: "redis-server",
       args,
       logPath: `${this.dir}/redis-${this.#launches}.log`,
-    });
-    const process = this.#process;
-    await waitFor(async () => {
-      if (!(await process.isRunning())) {
-        throw new GiveUpError(`redis-server exited early; its log:\n${process.readLog()}`);
-      }
-      return await pingAnswers(this.host, this.port);
-    }, { timeoutMs: 10_000, message: `redis-server on ${this.address} to answer PING` });
+      isReady: () => pingAnswers(this.host, this.port),
+      timeoutMs: 10_000,
+      readyMessage: `redis-server on ${this.address} to answer PING`,
+    };
   }
 }
 

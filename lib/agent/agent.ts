@@ -4,19 +4,21 @@
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
 import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "../candidates.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView, LockView, RedisView } from "../model.ts";
-import {
-  decide,
-  type Decision,
-  type DecisionSettings,
-  type ElectionView,
-  type Observed,
-} from "../reconciler.ts";
+import { decide } from "../reconciler/decide.ts";
+import type { Candidacy, ElectionSettings, SeenCandidacy } from "../reconciler/election.ts";
+import type {
+  Decision,
+  DecisionSettings,
+  ElectionView,
+  LeaderView,
+  LockView,
+  Observed,
+  RedisView,
+} from "../reconciler/model.ts";
 import type { LockDriver } from "./lock_driver.ts";
 import type { RedisActuator } from "./redis_actuator.ts";
 import type { ServiceRegistrar } from "./registrar.ts";
@@ -62,7 +64,7 @@ export interface CandidacyBoardPort {
   legacyPeers?(): boolean;
 }
 
-/** Data-safe elections (lib/candidates.ts); without them any healthy node competes. */
+/** Data-safe elections (lib/reconciler/election.ts); without them any healthy node competes. */
 export interface ElectionOptions {
   board: CandidacyBoardPort;
   settings: ElectionSettings;

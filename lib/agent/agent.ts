@@ -3,20 +3,33 @@
  * and applies its answer through the lock driver, the Redis actuator and the service registrar.
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
-import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "../candidates.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView, LockView, RedisView } from "../model.ts";
+import { decide } from "../reconciler/decide.ts";
+import type { Candidacy, ElectionSettings, SeenCandidacy } from "../reconciler/election.ts";
 import {
-  decide,
-  type Decision,
-  type DecisionSettings,
-  type ElectionView,
-  type Observed,
-} from "../reconciler.ts";
+  demotedUnderLock,
+  EMPTY_MEMORY,
+  hasSynced,
+  type Memory,
+  neverSynced,
+  peerFenceAttemptEnded,
+  peerFenced,
+  remember,
+  rememberSynced,
+} from "../reconciler/memory.ts";
+import type {
+  Decision,
+  DecisionSettings,
+  ElectionView,
+  LeaderView,
+  LockView,
+  Observed,
+  RedisView,
+} from "../reconciler/model.ts";
 import type { LockDriver } from "./lock_driver.ts";
 import type { RedisActuator } from "./redis_actuator.ts";
 import type { ServiceRegistrar } from "./registrar.ts";
@@ -62,7 +75,7 @@ export interface CandidacyBoardPort {
   legacyPeers?(): boolean;
 }
 
-/** Data-safe elections (lib/candidates.ts); without them any healthy node competes. */
+/** Data-safe elections (lib/reconciler/election.ts); without them any healthy node competes. */
 export interface ElectionOptions {
   board: CandidacyBoardPort;
   settings: ElectionSettings;
@@ -159,16 +172,8 @@ export class Agent implements AsyncDisposable {
     string,
     { next: (() => Promise<unknown>) | undefined; done: Promise<void> }
   >();
-  /** Redis run_ids that completed a sync (or led) while we watched: "has real data". */
-  readonly #syncedRunIds = new Set<string>();
-  /** Redis run_ids seen as replicas whose link never came up. */
-  readonly #neverSyncedRunIds = new Set<string>();
-  #freeSince: number | undefined;
-  #lastLeader: LeaderView | undefined;
-  /** The former master to fence, until when to keep trying, and whether one attempt finished. */
-  #peerToFence: { address: HostPort; until: number; tried: boolean } | undefined;
-  /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
-  #masterEpoch: number | undefined;
+  /** What safety needs remembered between evaluations (lib/reconciler/memory.ts). */
+  #memory: Memory = EMPTY_MEMORY;
   #published:
     | { key: string; at: number; freeSince: number | undefined; candidacy: Candidacy }
     | undefined;
@@ -321,7 +326,7 @@ export class Agent implements AsyncDisposable {
     const redisView = redis.current();
     const leader = leaderSource.leader();
     const lockView = withAgentCheck(lock.view(), this.#options.agentCheckConfirmedAt?.());
-    this.#track(redisView, leader, lockView, now);
+    this.#remember(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
     // A switchover the agent cannot follow is no switchover: the usual rules, failover included.
     const followed = this.#besides(
@@ -340,13 +345,13 @@ export class Agent implements AsyncDisposable {
       fenced: actuator.isFenced(now),
       paused: this.#options.paused?.() ?? this.#options.control?.paused() ?? false,
       ...(election ? { election } : {}),
-      ...(this.#peerToFence
+      ...(this.#memory.peerToFence
         ? {
-          previousLeader: this.#peerToFence.address,
-          previousLeaderTried: this.#peerToFence.tried,
+          previousLeader: this.#memory.peerToFence.address,
+          previousLeaderTried: this.#memory.peerToFence.tried,
         }
         : {}),
-      ...(this.#demotedUnderLock(redisView, lockView) ? { demotedUnderLock: true } : {}),
+      ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
       ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
       ...(handover ? { handover } : {}),
       settings: this.#options.settings,
@@ -383,7 +388,9 @@ export class Agent implements AsyncDisposable {
       const applied = await this.#attempt("redis", async () => {
         const outcome = await actuator.apply(decision.redis, now);
         // Redis said, just before detaching, that this replica had completed a sync.
-        if (outcome?.synced && redisView.kind === "up") this.#syncedRunIds.add(redisView.runId);
+        if (outcome?.synced && redisView.kind === "up") {
+          this.#memory = rememberSynced(this.#memory, redisView.runId);
+        }
       });
       if (applied) {
         await this.#attempt("observe", () => redis.refresh());
@@ -397,18 +404,15 @@ export class Agent implements AsyncDisposable {
     if (decision.fencePeer && this.#options.fencePeer) {
       const peer = decision.fencePeer;
       this.#background("fence-peer", async () => {
-        const target = this.#peerToFence;
+        const target = this.#memory.peerToFence;
         try {
           await this.#options.fencePeer!(peer, config.announce);
           this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
-          this.#peerToFence = undefined;
+          this.#memory = peerFenced(this.#memory);
         } finally {
-          if (clock.now() > (this.#peerToFence?.until ?? 0)) this.#peerToFence = undefined;
-          if (target && !target.tried) {
-            // The first attempt gates lifting our own fence: decide again now, once.
-            target.tried = true;
-            this.requestEvaluation();
-          }
+          this.#memory = peerFenceAttemptEnded(this.#memory, target, clock.now());
+          // The first attempt gates lifting our own fence: decide again now, once.
+          if (target && !target.tried) this.requestEvaluation();
         }
       });
     }
@@ -422,59 +426,25 @@ export class Agent implements AsyncDisposable {
     }
   }
 
-  /**
-   * True when our Redis is a replica while we hold the lock, after we saw it as master in this same
-   * term: someone else made it follow another node.
-   */
-  #demotedUnderLock(redis: RedisView, lock: ReturnType<LockDriver["view"]>): boolean {
-    if (lock.phase !== "held" || redis.kind !== "up") {
-      if (lock.phase !== "held") this.#masterEpoch = undefined;
-      return false;
-    }
-    if (redis.role === "master") {
-      this.#masterEpoch = lock.lockIndex;
-      return false;
-    }
-    return this.#masterEpoch === lock.lockIndex;
-  }
-
-  /** Remembers what later decisions need: synced run_ids, when the lock went free, the last leader. */
-  #track(
+  /** Remembers what later decisions need (lib/reconciler/memory.ts). */
+  #remember(
     redis: RedisView,
     leader: LeaderView | null | undefined,
-    lock: ReturnType<LockDriver["view"]>,
+    lock: LockView,
     now: number,
   ): void {
-    if (
-      redis.kind === "up" && (redis.linkUp || (lock.phase === "held" && redis.role === "master"))
-    ) {
-      this.#syncedRunIds.add(redis.runId);
-      this.#neverSyncedRunIds.delete(redis.runId);
-    } else if (redis.kind === "up" && redis.role === "replica" && redis.linkDownMs === "never") {
-      // Redis 7 reports offset 1 for such a replica, so the offset alone cannot tell.
-      this.#neverSyncedRunIds.add(redis.runId);
-    }
-    if (leader === null) {
-      if (this.#freeSince === undefined) {
-        this.#freeSince = now;
-        // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
-        this.#background("observe-vacancy", () => this.#options.redis.refresh());
-      }
-    } else if (leader !== undefined) {
-      this.#freeSince = undefined;
-    }
-    const self = this.#options.config.announce;
-    if (leader && !sameHostPort(leader.address, self)) {
-      this.#lastLeader = leader;
-      this.#peerToFence = undefined;
-    } else if (lock.phase === "held" && this.#lastLeader) {
-      // We lead now: the former leader may still take writes from clients that missed the change.
-      this.#peerToFence = {
-        address: this.#lastLeader.address,
-        until: now + 2 * this.#options.config.lock.ttlMs,
-        tried: false,
-      };
-      this.#lastLeader = undefined;
+    const before = this.#memory;
+    this.#memory = remember(before, {
+      now,
+      self: this.#options.config.announce,
+      redis,
+      leader,
+      lock,
+      lockTtlMs: this.#options.config.lock.ttlMs,
+    });
+    if (before.freeSince === undefined && this.#memory.freeSince !== undefined) {
+      // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
+      this.#background("observe-vacancy", () => this.#options.redis.refresh());
     }
   }
 
@@ -493,27 +463,30 @@ export class Agent implements AsyncDisposable {
     // The offset moves with every write: outside an election it rides on the heartbeat only, so a
     // busy master does not turn each poll into a Consul write.
     const { updatedAt: _updatedAt, offset, ...rest } = self;
-    const key = JSON.stringify({ ...rest, offset: this.#freeSince === undefined ? 0 : offset });
+    const key = JSON.stringify({
+      ...rest,
+      offset: this.#memory.freeSince === undefined ? 0 : offset,
+    });
     const published = this.#published;
     const heartbeatDue = now - (published?.at ?? 0) >= options.heartbeatMs &&
       options.board.legacyPeers?.() === true;
     // While the lock is free, a position observed before the vacancy answers nothing (#vacancy): the
     // observation started with the vacancy brings the one peers wait for, and writing this one first
     // would only put a write ahead of it.
-    const predatesVacancy = this.#freeSince !== undefined && redis.kind === "up" &&
+    const predatesVacancy = this.#memory.freeSince !== undefined && redis.kind === "up" &&
       self.vacancy === 0;
     if (
       !predatesVacancy &&
-      (!published || published.key !== key || published.freeSince !== this.#freeSince ||
+      (!published || published.key !== key || published.freeSince !== this.#memory.freeSince ||
         heartbeatDue)
     ) {
-      this.#published = { key, at: now, freeSince: this.#freeSince, candidacy: self };
+      this.#published = { key, at: now, freeSince: this.#memory.freeSince, candidacy: self };
       void options.board.publish(self);
     }
     return {
       self,
       peers: options.board.peers(),
-      freeSince: this.#freeSince,
+      freeSince: this.#memory.freeSince,
       vacancy: this.#options.leaderSource.vacancy(),
       settings: options.settings,
     };
@@ -525,7 +498,10 @@ export class Agent implements AsyncDisposable {
    */
   #vacancy(): number {
     const observedAt = this.#options.redis.observedAt();
-    if (this.#freeSince === undefined || observedAt === undefined || observedAt < this.#freeSince) {
+    if (
+      this.#memory.freeSince === undefined || observedAt === undefined ||
+      observedAt < this.#memory.freeSince
+    ) {
       return 0;
     }
     return this.#options.leaderSource.vacancy();
@@ -568,8 +544,8 @@ export class Agent implements AsyncDisposable {
       healthy: !redis.loading,
       datasetEmpty: redis.datasetEmpty,
       // A replica that never completed a sync still has offset 0 in a history of its own.
-      synced: this.#syncedRunIds.has(redis.runId) || lock.phase === "held" ||
-        (redis.offset > 0 && !this.#neverSyncedRunIds.has(redis.runId)),
+      synced: hasSynced(this.#memory, redis.runId) || lock.phase === "held" ||
+        (redis.offset > 0 && !neverSynced(this.#memory, redis.runId)),
       priority: options.priorityOverride ?? redis.priority,
       forced: options.forced,
       vacancy: this.#vacancy(),

@@ -13,7 +13,7 @@
  */
 import { formatHostPort } from "../address.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
-import { type Candidacy, isLive, type SeenCandidacy } from "../candidates.ts";
+import { type Candidacy, isLive, type SeenCandidacy } from "../reconciler/election.ts";
 import type { Clock } from "../clock.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import { acquireKey, deleteKey, type KvEntry } from "../consul/kv.ts";

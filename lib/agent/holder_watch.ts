@@ -13,7 +13,7 @@ import type { Clock } from "../clock.ts";
 import type { CheckStatus } from "../consul/health.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView } from "../model.ts";
+import type { LeaderView } from "../reconciler/model.ts";
 
 /** The Consul calls the watch makes. */
 export interface HolderHostPort {

@@ -13,7 +13,7 @@ import type { BlockingWatch } from "../consul/watch.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView } from "../model.ts";
+import type { LeaderView } from "../reconciler/model.ts";
 import { InvalidRecordError } from "../record.ts";
 import type { LeaderSourcePort } from "./agent.ts";
 import { GroupKeysWatch, sameEntry } from "./group_keys.ts";

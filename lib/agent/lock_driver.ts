@@ -4,8 +4,8 @@
  */
 import type { LockHold } from "../consul/lock.ts";
 import type { Logger } from "../log.ts";
-import type { LockIntent } from "../reconciler.ts";
-import type { LockView } from "../model.ts";
+import type { LockIntent } from "../reconciler/model.ts";
+import type { LockView } from "../reconciler/model.ts";
 
 /** A held lock, as the Consul layer hands it out (the parts the driver uses). */
 export type HeldLock = Pick<

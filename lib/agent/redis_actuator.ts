@@ -7,7 +7,7 @@
 import { formatHostPort, type HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { RedisAction } from "../reconciler.ts";
+import type { RedisAction } from "../reconciler/model.ts";
 
 /** The commands the actuator sends to the local Redis. */
 export interface RedisCommandPort {

@@ -1,7 +1,7 @@
 /**
  * Turns the Redis observer's observation into the reconciler's RedisView: only what decisions use.
  */
-import type { RedisView } from "../model.ts";
+import type { RedisView } from "../reconciler/model.ts";
 import type { RedisObservation } from "../redis/observer.ts";
 
 /**

@@ -6,8 +6,8 @@
  */
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { CheckStatus, Registration, Role } from "../model.ts";
-import type { ServiceIntent } from "../reconciler.ts";
+import type { CheckStatus, Registration, Role } from "../reconciler/model.ts";
+import type { ServiceIntent } from "../reconciler/model.ts";
 
 /**
  * The Service.Meta key (the agent's version) on every service a resec agent registers. A resec agent

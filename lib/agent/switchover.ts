@@ -4,13 +4,13 @@
  * or times out, the old master runs Redis FAILOVER once, and reports the outcome in Consul KV.
  */
 import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../address.ts";
-import { chooseSwitchoverTarget } from "../candidates.ts";
+import { chooseSwitchoverTarget } from "../reconciler/election.ts";
 import type { Clock } from "../clock.ts";
 import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../control.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import type { LeaderView } from "../model.ts";
-import type { ElectionView } from "../reconciler.ts";
+import type { LeaderView } from "../reconciler/model.ts";
+import type { ElectionView } from "../reconciler/model.ts";
 import type { LockDriver } from "./lock_driver.ts";
 
 /** Operator controls from Consul KV (lib/agent/control_source.ts). */

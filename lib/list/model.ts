@@ -8,7 +8,7 @@
  */
 import { formatDuration, type Milliseconds } from "../duration.ts";
 import { formatHostPort, parseHostPort } from "../address.ts";
-import { type Candidacy, disqualification, sameHistory } from "../candidates.ts";
+import { type Candidacy, disqualification, sameHistory } from "../reconciler/election.ts";
 import { candidatesPrefix, parseCandidacy } from "../agent/candidacy.ts";
 import { parseLeaderAnnouncement } from "../leader.ts";
 import {

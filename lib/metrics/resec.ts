@@ -5,8 +5,8 @@
 import { type Clock, systemClock } from "../clock.ts";
 import type { ConsulRequestEvent } from "../consul/client.ts";
 import type { Milliseconds } from "../duration.ts";
-import type { CheckStatus, RedisView } from "../model.ts";
-import type { DecisionName } from "../reconciler.ts";
+import type { CheckStatus, RedisView } from "../reconciler/model.ts";
+import type { DecisionName } from "../reconciler/model.ts";
 import { VERSION } from "../version.ts";
 import { type Counter, type Gauge, MetricsRegistry } from "./registry.ts";
 

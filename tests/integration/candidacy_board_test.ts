@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { CandidacyBoard } from "../../lib/agent/candidacy.ts";
-import { type Candidacy, isLive } from "../../lib/candidates.ts";
+import { type Candidacy, isLive } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { ConsulClient } from "../../lib/consul/client.ts";
 import { readKey } from "../../lib/consul/kv.ts";

@@ -5,7 +5,7 @@
  * PSYNC does, else a full sync that replaces the replica's data with the master's.
  */
 import { formatHostPort, type HostPort, sameHostPort } from "../../lib/address.ts";
-import type { RedisView } from "../../lib/model.ts";
+import type { RedisView } from "../../lib/reconciler/model.ts";
 import type { Random } from "./scheduler.ts";
 
 const NO_ID = "0".repeat(40);

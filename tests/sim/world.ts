@@ -5,7 +5,7 @@
  */
 import { formatHostPort, type HostPort } from "../../lib/address.ts";
 import { agentTimings, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
-import type { ElectionSettings } from "../../lib/candidates.ts";
+import type { ElectionSettings } from "../../lib/reconciler/election.ts";
 import type { Config } from "../../lib/config.ts";
 import { parseLeaderAnnouncement } from "../../lib/leader.ts";
 import { SimConsul } from "./consul.ts";

@@ -15,11 +15,11 @@ import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
 import type { ControlPort } from "../../lib/agent/switchover.ts";
-import type { Candidacy } from "../../lib/candidates.ts";
+import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
 import { CapturingLogger } from "../../lib/log.ts";
-import type { LeaderView, RedisView } from "../../lib/model.ts";
+import type { LeaderView, RedisView } from "../../lib/reconciler/model.ts";
 
 const SELF = { host: "10.0.0.1", port: 6379 };
 

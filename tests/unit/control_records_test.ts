@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parseCandidacy } from "../../lib/agent/candidacy.ts";
-import type { Candidacy } from "../../lib/candidates.ts";
+import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { handoverOf, parseSwitchoverRecord } from "../../lib/control.ts";
 import { parseLeaderAnnouncement } from "../../lib/leader.ts";
 

@@ -8,7 +8,7 @@ import { HolderHostWatch } from "../../lib/agent/holder_watch.ts";
 import type { CheckStatus } from "../../lib/consul/health.ts";
 import { ManualClock } from "../../lib/consul/testing.ts";
 import { silentLogger } from "../../lib/log.ts";
-import type { LeaderView } from "../../lib/model.ts";
+import type { LeaderView } from "../../lib/reconciler/model.ts";
 
 const GRACE_MS = 9_000;
 

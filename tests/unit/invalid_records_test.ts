@@ -12,7 +12,7 @@ import {
   InvalidRecordReporter,
 } from "../../lib/agent/invalid_records.ts";
 import { LeaderSource } from "../../lib/agent/leader_source.ts";
-import type { Candidacy } from "../../lib/candidates.ts";
+import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { ConsulClient, type FetchLike } from "../../lib/consul/client.ts";
 import { consulJson, consulText } from "../../lib/consul/testing.ts";

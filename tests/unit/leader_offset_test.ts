@@ -8,7 +8,7 @@ import { replicationLag } from "../../lib/agent/runtime.ts";
 import type { HostPort } from "../../lib/address.ts";
 import { ManualClock } from "../../lib/consul/testing.ts";
 import { silentLogger } from "../../lib/log.ts";
-import type { RedisView } from "../../lib/model.ts";
+import type { RedisView } from "../../lib/reconciler/model.ts";
 
 const LEADER: HostPort = { host: "10.0.0.1", port: 6379 };
 const OTHER: HostPort = { host: "10.0.0.2", port: 6379 };

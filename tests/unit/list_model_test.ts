@@ -3,7 +3,7 @@
  * someone else wrote badly shown as invalid rather than crashing the listing.
  */
 import assert from "node:assert/strict";
-import type { Candidacy } from "../../lib/candidates.ts";
+import type { Candidacy } from "../../lib/reconciler/election.ts";
 import type { CheckStatus, HealthEntry } from "../../lib/consul/health.ts";
 import type { KvEntry } from "../../lib/consul/kv.ts";
 import {

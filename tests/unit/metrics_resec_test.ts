@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Clock } from "../../lib/clock.ts";
 import type { ConsulRequestEvent } from "../../lib/consul/client.ts";
-import type { RedisView } from "../../lib/model.ts";
+import type { RedisView } from "../../lib/reconciler/model.ts";
 import { ResecMetrics } from "../../lib/metrics/resec.ts";
 import { parseExposition } from "../../lib/metrics/testing.ts";
 

@@ -9,7 +9,7 @@ import {
   ServiceRegistrar,
 } from "../../lib/agent/registrar.ts";
 import { silentLogger } from "../../lib/log.ts";
-import type { CheckStatus, Role } from "../../lib/model.ts";
+import type { CheckStatus, Role } from "../../lib/reconciler/model.ts";
 
 class UnknownCheck extends Error {}
 

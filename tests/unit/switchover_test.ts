@@ -9,7 +9,7 @@ import { SwitchoverCoordinator } from "../../lib/agent/switchover.ts";
 import type { SwitchoverRecord } from "../../lib/control.ts";
 import { ManualClock } from "../../lib/consul/testing.ts";
 import { silentLogger } from "../../lib/log.ts";
-import type { LeaderView, LockView } from "../../lib/model.ts";
+import type { LeaderView, LockView } from "../../lib/reconciler/model.ts";
 
 const TARGET = "10.0.0.2:6379";
 const OLD_MASTER = "10.0.0.1:6379";

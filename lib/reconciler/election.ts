@@ -13,7 +13,7 @@
  *    deterministic tie-break).
  * FORCE_FAILOVER lifts rules 2 and 3 for its node, never rule 1.
  */
-import type { Milliseconds } from "./duration.ts";
+import type { Milliseconds } from "../duration.ts";
 
 /** What one agent publishes about its Redis. */
 export interface Candidacy {

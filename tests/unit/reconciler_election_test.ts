@@ -10,7 +10,7 @@ import {
   isLive,
   ranksBefore,
   type SeenCandidacy,
-} from "../../lib/candidates.ts";
+} from "../../lib/reconciler/election.ts";
 
 const HISTORY = "a".repeat(40);
 

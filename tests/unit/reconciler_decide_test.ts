@@ -2,27 +2,10 @@
  * decide(): every rule of the reconciler as plain data in, plain data out.
  */
 import assert from "node:assert/strict";
-import { decide, type Observed } from "../../lib/reconciler.ts";
-import type { RedisView } from "../../lib/model.ts";
-import type { Candidacy } from "../../lib/candidates.ts";
-
-const SELF = { host: "10.0.0.1", port: 6379 };
-const OTHER = { host: "10.0.0.2", port: 6379 };
-
-const MASTER_REDIS: RedisView = {
-  kind: "up",
-  role: "master",
-  loading: false,
-  linkUp: false,
-  syncInProgress: false,
-  offset: 1000,
-  replicationId: "a".repeat(40),
-  replicationId2: "",
-  connectedReplicas: 2,
-  datasetEmpty: false,
-  priority: 100,
-  runId: "r".repeat(40),
-};
+import { decide } from "../../lib/reconciler/decide.ts";
+import type { Observed, RedisView } from "../../lib/reconciler/model.ts";
+import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
+import type { Candidacy } from "../../lib/reconciler/election.ts";
 
 const REPLICA_OF_OTHER: RedisView = {
   ...MASTER_REDIS,

@@ -1,0 +1,58 @@
+/**
+ * The heart of resec: a pure function from what the agent observes to what it should do. No I/O, no
+ * clock (the time is an input), so every rule is a table-driven unit test.
+ *
+ * A Redis that never answered, is down or is loading decides alone; otherwise the rules split on
+ * "do we hold the lock?", as Patroni's loop splits on whether there is a leader: holder.ts while we
+ * hold it, follower.ts while we do not. `DECISIONS` (model.ts) lists every decision with its meaning.
+ */
+import { decideAsFollower } from "./follower.ts";
+import { decideAsHolder } from "./holder.ts";
+import { NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
+import type { Decision, Observed } from "./model.ts";
+
+/**
+ * Decides what the agent should do now.
+ *
+ * @example
+ * ```ts
+ * const decision = decide(observed);
+ * if (decision.redis.kind === "promote") await commander.promote();
+ * ```
+ */
+export function decide(observed: Observed): Decision {
+  const { redis, lock } = observed;
+  const held = lock.phase === "held";
+
+  if (redis.kind === "unknown") {
+    return {
+      name: "waiting_for_redis",
+      reason: "Redis has not answered yet",
+      lock: held ? "release" : "idle",
+      redis: NO_REDIS_ACTION,
+      service: SERVICE_UNCHANGED,
+    };
+  }
+  if (redis.kind === "down" || redis.loading) {
+    const reason = redis.kind === "down"
+      ? `Redis is down: ${redis.reason}`
+      : "Redis is loading its dataset";
+    return {
+      name: "redis_unhealthy",
+      reason,
+      lock: lock.phase === "idle" ? "idle" : "release",
+      redis: NO_REDIS_ACTION,
+      service: observed.registration
+        ? {
+          kind: "registered",
+          role: observed.registration.role,
+          status: "critical",
+          output: reason,
+        }
+        : SERVICE_UNCHANGED,
+    };
+  }
+  return lock.phase === "held"
+    ? decideAsHolder(observed, redis, lock)
+    : decideAsFollower(observed, redis);
+}

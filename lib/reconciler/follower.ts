@@ -1,0 +1,216 @@
+/**
+ * Decisions while this node does not hold the lock, in order of precedence: maintenance mode changes
+ * nothing; a planned switchover lets only its target compete; without Consul, Redis is left as it is;
+ * another node leading makes this one its replica; nobody leading makes a replica detach (so a master
+ * that comes back empty cannot wipe it) and a master-role Redis compete, fenced, when the election
+ * rules (election.ts) make it the best candidate. A master-role Redis without the lock is fenced
+ * whenever anything is unsettled, so it never takes writes next to the real master.
+ */
+import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import { electionStanding, type Standing } from "./election.ts";
+import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
+import type { Decision, LeaderView, Observed, RunningRedis, ServiceIntent } from "./model.ts";
+
+/**
+ * Decides what a node that does not hold the lock does.
+ *
+ * @example
+ * ```ts
+ * decideAsFollower(observed, redis).name; // "replica" while Redis replicates from the leader
+ * ```
+ */
+export function decideAsFollower(observed: Observed, redis: RunningRedis): Decision {
+  if (observed.paused) return paused(observed, redis);
+  const handover = observed.handover;
+  if (handover && observed.consulReachable !== false) return duringSwitchover(observed, handover);
+  if (observed.consulReachable === false) return consulUnreachable(observed, redis);
+  const leader = observed.leader;
+  if (leader === undefined) {
+    return {
+      name: "waiting_for_consul",
+      reason: "the lock holder is not known yet",
+      lock: "idle",
+      redis: fenceIfMaster(redis, observed.fenced),
+      service: SERVICE_UNCHANGED,
+    };
+  }
+  if (leader === null) return withoutLeader(observed, redis);
+  if (sameHostPort(leader.address, observed.self)) {
+    // Our own address holds the lock through a session that is not ours: a previous run of this agent.
+    // Consul frees it when that session's TTL lapses; replicating from ourselves would be absurd.
+    return {
+      name: "stale_own_lock",
+      reason: `the lock is held by an earlier session of this node (${leader.session})`,
+      lock: "compete",
+      redis: fenceIfMaster(redis, observed.fenced),
+      service: redis.role === "master" ? { kind: "absent" } : replicaRegistration(redis, observed),
+    };
+  }
+  return followingLeader(observed, redis, leader);
+}
+
+function paused(observed: Observed, redis: RunningRedis): Decision {
+  return {
+    name: "paused",
+    reason: "maintenance mode: no promotion or demotion",
+    lock: "idle",
+    redis: NO_REDIS_ACTION,
+    // Replicas keep a live slave check; a master-role Redis without the lock must not stay a
+    // passing master, pause or not.
+    service: redis.role === "replica"
+      ? replicaRegistration(redis, observed, "paused")
+      : observed.registration
+      ? {
+        kind: "registered",
+        role: "master",
+        status: "critical",
+        output: "paused: not the lock holder",
+      }
+      : SERVICE_UNCHANGED,
+  };
+}
+
+/** A planned switchover: only its target competes, and nobody detaches or fences meanwhile. */
+function duringSwitchover(observed: Observed, handover: { readonly target: HostPort }): Decision {
+  const isTarget = sameHostPort(handover.target, observed.self);
+  return {
+    name: isTarget ? "taking_over" : "switchover_in_progress",
+    reason: isTarget
+      ? "planned switchover to this node: taking the lock"
+      : `planned switchover to ${formatHostPort(handover.target)} in progress`,
+    lock: isTarget ? "compete" : "idle",
+    redis: NO_REDIS_ACTION,
+    service: SERVICE_UNCHANGED,
+  };
+}
+
+function consulUnreachable(observed: Observed, redis: RunningRedis): Decision {
+  return {
+    name: "consul_unreachable",
+    reason: "Consul cannot be reached; Redis is left as it is",
+    // No election without Consul's view of who leads and who else stands: whoever takes the lock
+    // the moment Consul answers again must have gone through one.
+    lock: "idle",
+    redis: fenceIfMaster(redis, observed.fenced),
+    // A master that lost its lock must not stay a passing master in the catalog: when Consul
+    // answers again, another node may already lead (two passing masters, seen after a quorum loss).
+    service: redis.role === "master" && observed.registration
+      ? {
+        kind: "registered",
+        role: "master",
+        status: "critical",
+        output: "Consul unreachable: not the lock holder",
+      }
+      : SERVICE_UNCHANGED,
+  };
+}
+
+/** Another node leads: replicate from its announced address. */
+function followingLeader(observed: Observed, redis: RunningRedis, leader: LeaderView): Decision {
+  const isMaster = redis.role === "master";
+  const following = !isMaster && redis.master !== undefined &&
+    sameHostPort(redis.master, leader.address);
+  if (following) {
+    return {
+      name: "replica",
+      reason: `replicating from the leader ${formatHostPort(leader.address)}`,
+      lock: "idle",
+      // A write pause also holds a replica's incoming replication stream (Redis 7.0): a fence we
+      // set while this node was master must not outlive its demotion by the new master.
+      redis: observed.fenced ? { kind: "unfence" } : NO_REDIS_ACTION,
+      service: replicaRegistration(redis, observed),
+    };
+  }
+  return {
+    name: isMaster ? "demoting" : "following_leader",
+    reason: isMaster
+      ? `Redis is master but ${formatHostPort(leader.address)} holds the lock`
+      : `pointing Redis at the new leader ${formatHostPort(leader.address)}`,
+    lock: "idle",
+    redis: { kind: "replicate", master: leader.address },
+    // Not yet replicating from the leader: not a usable replica, and never a master.
+    service: {
+      kind: "registered",
+      role: "slave",
+      status: "warning",
+      output: `role=slave following=${formatHostPort(leader.address)} epoch=${leader.lockIndex}`,
+    },
+  };
+}
+
+/** Nobody holds the lock: a replica detaches; a master-role Redis competes only when it should. */
+function withoutLeader(observed: Observed, redis: RunningRedis): Decision {
+  if (redis.role !== "master") {
+    // The leader is gone: stop replicating before the old master's address can come back empty and
+    // full-sync its emptiness into us (the empty-restart trap). Writes stay refused meanwhile.
+    return {
+      name: "detaching",
+      reason: "nobody holds the lock; keeping this replica's data by detaching it, writes refused",
+      lock: "idle",
+      redis: { kind: "detach" },
+      service: { kind: "absent" },
+    };
+  }
+  const standing = standingFor(observed);
+  const fence = fenceIfMaster(redis, observed.fenced);
+  if (standing.kind === "compete") {
+    return {
+      name: "no_leader_fenced_master",
+      reason: `nobody holds the lock; competing with writes refused: ${standing.reason}`,
+      lock: "compete",
+      redis: fence,
+      service: { kind: "absent" },
+    };
+  }
+  return {
+    name: standing.kind === "wait" ? "stepping_aside" : "no_eligible_candidate",
+    reason: standing.kind === "wait"
+      ? standing.reason
+      : `this node may not be promoted: ${standing.reason}`,
+    lock: "idle",
+    redis: fence,
+    service: { kind: "absent" },
+    ...(standing.kind === "wait" ? { wakeAt: standing.until } : {}),
+  };
+}
+
+/** This node's standing in the election for the free lock (any healthy node without elections). */
+function standingFor(observed: Observed): Standing {
+  const election = observed.election;
+  if (!election) return { kind: "compete", reason: "any healthy node may lead" };
+  return electionStanding({
+    self: election.self,
+    peers: election.peers,
+    now: observed.now,
+    freeSince: election.freeSince ?? observed.now,
+    vacancy: election.vacancy,
+    settings: election.settings,
+  });
+}
+
+/** The slave registration of a replica, with a status that follows its replication link. */
+function replicaRegistration(
+  redis: RunningRedis,
+  observed: Observed,
+  note?: string,
+): ServiceIntent {
+  const role = "slave";
+  const suffix = note ? ` ${note}` : "";
+  const master = redis.master ? formatHostPort(redis.master) : "none";
+  const base = `role=slave master=${master}`;
+  if (redis.syncInProgress) {
+    return { kind: "registered", role, status: "warning", output: `${base} link=syncing${suffix}` };
+  }
+  if (redis.linkUp) {
+    return { kind: "registered", role, status: "passing", output: `${base} link=up${suffix}` };
+  }
+  const downMs = redis.linkDownMs;
+  // A link that is down briefly is a failover in progress: keep readers on the replica meanwhile.
+  const withinGrace = typeof downMs === "number" && downMs <= observed.settings.replicaLinkGraceMs;
+  return {
+    kind: "registered",
+    role,
+    status: withinGrace ? "passing" : "warning",
+    output: `${base} link=down${downMs === "never" ? " (never up)" : ""}${suffix}`,
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * Decisions while this node holds the lock, in order of precedence: a Redis that restarted under the
+ * lock gives it up; a lock Consul contradicts or has not confirmed within the fence bound refuses
+ * writes; a planned switchover hands the master role over; otherwise this node is master.
+ */
+import { formatHostPort, sameHostPort } from "../address.ts";
+import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
+import type { Decision, HeldLockView, Observed, RunningRedis } from "./model.ts";
+
+/**
+ * Decides what a lock holder does; each rule answers or leaves it to the next.
+ *
+ * @example
+ * ```ts
+ * decideAsHolder(observed, redis, lock).name; // "master" once Redis is master and the lock confirmed
+ * ```
+ */
+export function decideAsHolder(
+  observed: Observed,
+  redis: RunningRedis,
+  lock: HeldLockView,
+): Decision {
+  return restartedUnderLock(observed, redis, lock) ??
+    unsettledLock(observed, redis, lock) ??
+    switchingOver(observed, redis, lock) ??
+    leading(observed, redis, lock);
+}
+
+/** When to fence ourselves: the last confirmation plus the fence bound. */
+function fenceDeadline(observed: Observed, lock: HeldLockView): number {
+  return lock.confirmedAt + observed.settings.fenceAfterMs;
+}
+
+function restartedUnderLock(
+  observed: Observed,
+  redis: RunningRedis,
+  lock: HeldLockView,
+): Decision | undefined {
+  if (!lock.runId || !redis.runId || redis.runId === lock.runId) return undefined;
+  // Redis restarted under our lock. Whatever it holds now (nothing, an older snapshot, or the first
+  // writes of a client that reconnected before this poll) may be behind the replicas: it must not
+  // feed that to them as the master. Give the lock up; the election compares positions, and this
+  // node wins again only if it is the best.
+  return {
+    name: "redis_restarted",
+    reason: `Redis restarted (run_id ${redis.runId.slice(0, 8)}, ${
+      redis.datasetEmpty ? "empty" : "with data"
+    }) while this node led; giving up the lock so the election compares positions`,
+    lock: "release",
+    redis: fenceIfMaster(redis, observed.fenced),
+    service: { kind: "absent" },
+  };
+}
+
+/** A lock that Consul contradicts, or has not confirmed for longer than the fence bound. */
+function unsettledLock(
+  observed: Observed,
+  redis: RunningRedis,
+  lock: HeldLockView,
+): Decision | undefined {
+  // The leader watch contradicts our lock: the key is gone, or another session holds it. Our own
+  // lock monitor will confirm the loss in a moment; until then, refuse writes and stop claiming to
+  // be a passing master (a Consul that restarted empty must not see two).
+  const leader = observed.leader;
+  const contested = observed.lockKeyMissing === true ||
+    (leader !== null && leader !== undefined && lock.session !== undefined &&
+      leader.session !== lock.session);
+  if (contested) {
+    return {
+      name: "lock_contested",
+      reason: observed.lockKeyMissing
+        ? "the lock key is gone from Consul; refusing writes until the lock is settled"
+        : `another session (${leader!.session}) holds the lock in Consul's view; refusing writes`,
+      ...holdingWrites(redis, lock, observed, "lock contested"),
+    };
+  }
+  if (observed.now >= fenceDeadline(observed, lock)) {
+    return {
+      name: "fencing_unconfirmed_lock",
+      reason: `the lock was last confirmed ${
+        observed.now - lock.confirmedAt
+      }ms ago; refusing writes until Consul confirms it again`,
+      ...holdingWrites(redis, lock, observed, "lock unconfirmed"),
+    };
+  }
+  return undefined;
+}
+
+/** A planned switchover away from this node: FAILOVER TO the target, then release the lock. */
+function switchingOver(
+  observed: Observed,
+  redis: RunningRedis,
+  lock: HeldLockView,
+): Decision | undefined {
+  const handover = observed.handover;
+  if (!handover || sameHostPort(handover.target, observed.self) || handover.failover === "failed") {
+    return undefined;
+  }
+  const target = formatHostPort(handover.target);
+  if (redis.role === "master" && handover.failover !== "completed") {
+    return {
+      name: "switching_over",
+      reason: `planned switchover: handing the master role to ${target} with Redis FAILOVER`,
+      lock: "hold",
+      redis: handover.failover === "pending"
+        ? { kind: "failover", target: handover.target }
+        : NO_REDIS_ACTION,
+      service: SERVICE_UNCHANGED,
+      wakeAt: fenceDeadline(observed, lock),
+    };
+  }
+  if (redis.role === "replica") {
+    return {
+      name: "handing_over",
+      reason: `Redis now replicates from ${target}; giving the lock to it`,
+      lock: "release",
+      redis: NO_REDIS_ACTION,
+      service: {
+        kind: "registered",
+        role: "slave",
+        status: "warning",
+        output: `role=slave following=${target} handing over`,
+      },
+    };
+  }
+  return undefined;
+}
+
+/** A settled lock: be master, unless someone demoted our Redis under it. */
+function leading(observed: Observed, redis: RunningRedis, lock: HeldLockView): Decision {
+  if (observed.demotedUnderLock) {
+    // Someone pointed our Redis elsewhere while we believe we lead: another node leads, and Consul
+    // has not told us yet (e.g. it restarted without its state). Give up rather than fight back.
+    return {
+      name: "demoted_under_lock",
+      reason: "Redis was made a replica while this node held the lock; giving the lock up",
+      lock: "release",
+      redis: NO_REDIS_ACTION,
+      service: { kind: "absent" },
+    };
+  }
+  const peer = observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
+    ? observed.previousLeader
+    : undefined;
+  const peerPending = peer !== undefined && !observed.previousLeaderTried;
+  const wakeAt = fenceDeadline(observed, lock);
+  if (redis.role !== "master") {
+    return {
+      name: "promoting",
+      reason: `this node holds the lock (epoch ${lock.lockIndex}); promoting Redis`,
+      lock: "hold",
+      // With a former master still to point away, promote with writes refused: they open only after
+      // that attempt (the "master" rule), so the two never take writes together.
+      redis: peerPending ? { kind: "detach" } : { kind: "promote" },
+      service: SERVICE_UNCHANGED,
+      wakeAt,
+    };
+  }
+  return {
+    name: "master",
+    reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
+    lock: "hold",
+    // Our own fence comes off only after one attempt to point the former master at us: otherwise
+    // both could take writes for the moment in between.
+    redis: observed.fenced && !peerPending ? { kind: "unfence" } : NO_REDIS_ACTION,
+    ...(peer ? { fencePeer: peer } : {}),
+    service: {
+      kind: "registered",
+      role: "master",
+      status: "passing",
+      // No offset: an output that changes on every refresh is synced to the Consul servers (a Raft
+      // apply) every check_update_interval; one that only changes with the state costs nothing.
+      output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}`,
+    },
+    wakeAt,
+  };
+}
+
+/**
+ * A lock holder that must not take writes until its lock is settled: keep the lock, fence a master
+ * Redis, and never let a heartbeat re-assert "passing master" for a node that refuses writes.
+ */
+function holdingWrites(
+  redis: RunningRedis,
+  lock: HeldLockView,
+  observed: Observed,
+  why: string,
+): Pick<Decision, "lock" | "redis" | "service"> {
+  return {
+    lock: "hold",
+    redis: fenceIfMaster(redis, observed.fenced),
+    service: {
+      kind: "registered",
+      role: "master",
+      status: "critical",
+      output: `role=master epoch=${lock.lockIndex} ${why}, writes refused`,
+    },
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * What the agent remembers between evaluations because safety depends on it: which Redis processes
+ * hold real data, since when the lock is free, which former master to point at us, and the term in
+ * which our Redis led. Plain immutable data with pure updates: no clock (the time is an input), no
+ * I/O. A new agent process starts from `EMPTY_MEMORY`, as a restarted one would.
+ */
+import { type HostPort, sameHostPort } from "../address.ts";
+import type { Milliseconds } from "../duration.ts";
+import type { LeaderView, LockView, RedisView } from "./model.ts";
+
+/**
+ * A new master keeps trying to point the former leader at itself for this many lock TTLs: the
+ * former leader's session may outlive a TTL by that much (Consul lets it run up to twice the TTL).
+ */
+export const PEER_FENCE_TTLS = 2;
+
+/** A former master a new master points at itself, until when to try, and whether one attempt ended. */
+export interface PeerToFence {
+  readonly address: HostPort;
+  /** Local time after which the attempts stop. */
+  readonly until: number;
+  /** One attempt has finished: our own fence may come off. */
+  readonly tried: boolean;
+}
+
+/** The safety state an agent keeps between evaluations. */
+export interface Memory {
+  /** Redis run_ids that completed a sync (or led) while we watched: "has real data". */
+  readonly syncedRunIds: ReadonlySet<string>;
+  /** Redis run_ids seen as replicas whose link never came up. */
+  readonly neverSyncedRunIds: ReadonlySet<string>;
+  /** Local time the lock was first seen free; undefined while someone holds it or before we know. */
+  readonly freeSince: number | undefined;
+  /** The last other node seen holding the lock, until we lead after it. */
+  readonly lastLeader: LeaderView | undefined;
+  /** The former master to point at us, once we lead after it. */
+  readonly peerToFence: PeerToFence | undefined;
+  /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
+  readonly masterEpoch: number | undefined;
+}
+
+/** What a new agent process knows: nothing. */
+export const EMPTY_MEMORY: Memory = {
+  syncedRunIds: new Set(),
+  neverSyncedRunIds: new Set(),
+  freeSince: undefined,
+  lastLeader: undefined,
+  peerToFence: undefined,
+  masterEpoch: undefined,
+};
+
+/** One evaluation's view of the world, as far as the memory cares. */
+export interface Observation {
+  readonly now: number;
+  /** This node's announce address. */
+  readonly self: HostPort;
+  readonly redis: RedisView;
+  /** null: nobody holds the lock; undefined: not known yet. */
+  readonly leader: LeaderView | null | undefined;
+  readonly lock: LockView;
+  /** The lock session TTL, which bounds how long a former master may believe it leads. */
+  readonly lockTtlMs: Milliseconds;
+}
+
+/**
+ * Remembers what later decisions need from one observation: synced run_ids, when the lock went free,
+ * the last leader (and, once we lead, that former leader as the peer to fence), and our master term.
+ *
+ * @example
+ * ```ts
+ * let memory = EMPTY_MEMORY;
+ * memory = remember(memory, { now, self, redis, leader: null, lock, lockTtlMs: 15_000 });
+ * memory.freeSince; // now: the lock was first seen free
+ * ```
+ */
+export function remember(memory: Memory, observation: Observation): Memory {
+  return {
+    ...rememberData(memory, observation.redis, observation.lock),
+    freeSince: freeSinceAfter(memory.freeSince, observation.leader, observation.now),
+    ...rememberLeaders(memory, observation),
+    masterEpoch: masterEpochAfter(memory.masterEpoch, observation.redis, observation.lock),
+  };
+}
+
+/**
+ * Remembers that a Redis process completed a sync (Redis said so just before it was detached).
+ *
+ * @example
+ * ```ts
+ * hasSynced(rememberSynced(EMPTY_MEMORY, "run-1"), "run-1"); // true
+ * ```
+ */
+export function rememberSynced(memory: Memory, runId: string): Memory {
+  if (memory.syncedRunIds.has(runId)) return memory;
+  return { ...memory, syncedRunIds: withAdded(memory.syncedRunIds, runId) };
+}
+
+/** True when the Redis process `runId` completed a sync (or led) while we watched. */
+export function hasSynced(memory: Memory, runId: string): boolean {
+  return memory.syncedRunIds.has(runId);
+}
+
+/** True when the Redis process `runId` was seen as a replica whose link never came up. */
+export function neverSynced(memory: Memory, runId: string): boolean {
+  return memory.neverSyncedRunIds.has(runId);
+}
+
+/**
+ * True when our Redis is a replica while we hold the lock, after we saw it as master in this same
+ * term: someone else made it follow another node. Ask after `remember()` with the same views.
+ */
+export function demotedUnderLock(memory: Memory, redis: RedisView, lock: LockView): boolean {
+  return lock.phase === "held" && redis.kind === "up" && redis.role !== "master" &&
+    memory.masterEpoch === lock.lockIndex;
+}
+
+/** The former master was pointed at us: nothing left to fence. */
+export function peerFenced(memory: Memory): Memory {
+  return memory.peerToFence === undefined ? memory : { ...memory, peerToFence: undefined };
+}
+
+/**
+ * An attempt to point `attempt` (the peer to fence when it started) at us has ended, at `now`:
+ * attempts stop once past their time, and the first one that ends marks the peer tried.
+ */
+export function peerFenceAttemptEnded(
+  memory: Memory,
+  attempt: PeerToFence | undefined,
+  now: number,
+): Memory {
+  let peer = memory.peerToFence;
+  if (now > (peer?.until ?? 0)) peer = undefined;
+  // Only the attempt on the peer still to fence marks it: a newer term's peer waits for its own.
+  if (attempt && !attempt.tried && peer === attempt) peer = { ...attempt, tried: true };
+  return peer === memory.peerToFence ? memory : { ...memory, peerToFence: peer };
+}
+
+/** Which run_ids hold real data: linked replicas and our led master did; never-linked ones did not. */
+function rememberData(memory: Memory, redis: RedisView, lock: LockView): Memory {
+  if (redis.kind !== "up") return memory;
+  if (redis.linkUp || (lock.phase === "held" && redis.role === "master")) {
+    return {
+      ...memory,
+      syncedRunIds: withAdded(memory.syncedRunIds, redis.runId),
+      neverSyncedRunIds: withRemoved(memory.neverSyncedRunIds, redis.runId),
+    };
+  }
+  if (redis.role === "replica" && redis.linkDownMs === "never") {
+    // Redis 7 reports offset 1 for such a replica, so the offset alone cannot tell.
+    return { ...memory, neverSyncedRunIds: withAdded(memory.neverSyncedRunIds, redis.runId) };
+  }
+  return memory;
+}
+
+/** The lock is free since the first observation that found it free. */
+function freeSinceAfter(
+  freeSince: number | undefined,
+  leader: LeaderView | null | undefined,
+  now: number,
+): number | undefined {
+  if (leader === null) return freeSince ?? now;
+  return leader === undefined ? freeSince : undefined;
+}
+
+/** Another leader is remembered; once we lead after it, it becomes the peer to fence. */
+function rememberLeaders(
+  memory: Memory,
+  observation: Observation,
+): Pick<Memory, "lastLeader" | "peerToFence"> {
+  const { leader, lock, now } = observation;
+  if (leader && !sameHostPort(leader.address, observation.self)) {
+    return { lastLeader: leader, peerToFence: undefined };
+  }
+  if (lock.phase === "held" && memory.lastLeader) {
+    // We lead now: the former leader may still take writes from clients that missed the change.
+    return {
+      lastLeader: undefined,
+      peerToFence: {
+        address: memory.lastLeader.address,
+        until: now + PEER_FENCE_TTLS * observation.lockTtlMs,
+        tried: false,
+      },
+    };
+  }
+  return { lastLeader: memory.lastLeader, peerToFence: memory.peerToFence };
+}
+
+/** The term in which our Redis led under our lock; forgotten once we do not hold the lock. */
+function masterEpochAfter(
+  masterEpoch: number | undefined,
+  redis: RedisView,
+  lock: LockView,
+): number | undefined {
+  if (lock.phase !== "held") return undefined;
+  return redis.kind === "up" && redis.role === "master" ? lock.lockIndex : masterEpoch;
+}
+
+function withAdded(set: ReadonlySet<string>, value: string): ReadonlySet<string> {
+  return set.has(value) ? set : new Set([...set, value]);
+}
+
+function withRemoved(set: ReadonlySet<string>, value: string): ReadonlySet<string> {
+  if (!set.has(value)) return set;
+  const copy = new Set(set);
+  copy.delete(value);
+  return copy;
+}

@@ -1,0 +1,206 @@
+/**
+ * The reconciler's data: what the agent observes (`Observed`, built from views that observers parse
+ * from Redis INFO and Consul answers once; nothing downstream parses strings again) and what it
+ * decides (`Decision`). `DECISIONS` names every decision once, with its meaning.
+ */
+import type { HostPort } from "../address.ts";
+import type { Milliseconds } from "../duration.ts";
+import type { Candidacy, ElectionSettings, SeenCandidacy } from "./election.ts";
+
+/** The role a node is registered under in Consul (the seeds' names). */
+export type Role = "master" | "slave";
+
+/** Status of a Consul TTL check. */
+export type CheckStatus = "passing" | "warning" | "critical";
+
+/** What the agent knows of its local Redis. */
+export type RedisView =
+  | { readonly kind: "unknown" }
+  | { readonly kind: "down"; readonly reason: string }
+  | {
+    readonly kind: "up";
+    readonly role: "master" | "replica";
+    readonly loading: boolean;
+    /** Where a replica replicates from. */
+    readonly master?: HostPort;
+    readonly linkUp: boolean;
+    /** How long a replica's link has been down, when it is down ("never" when it never came up). */
+    readonly linkDownMs?: number | "never";
+    readonly syncInProgress: boolean;
+    /** master_repl_offset (a master) or slave_repl_offset (a replica). */
+    readonly offset: number;
+    readonly replicationId: string;
+    /** The previous replication ID, kept after a promotion so offsets still compare. */
+    readonly replicationId2: string;
+    readonly connectedReplicas: number;
+    readonly datasetEmpty: boolean;
+    /** replica-priority; 0 means never master. */
+    readonly priority: number;
+    readonly runId: string;
+  };
+
+/** Who holds the lock, as announced in the lock's value. */
+export interface LeaderView {
+  readonly address: HostPort;
+  readonly session: string;
+  /** The key's LockIndex: the fencing epoch of this leader's term. */
+  readonly lockIndex: number;
+}
+
+/** This agent's part in the lock. */
+export type LockView =
+  | { readonly phase: "idle" }
+  | { readonly phase: "competing" }
+  | {
+    readonly phase: "held";
+    readonly lockIndex: number;
+    /** Our Consul session, to tell our lock from someone else's in the leader watch. */
+    readonly session?: string;
+    /** When a renewal that Consul accepted was sent; the session cannot expire before this + TTL. */
+    readonly confirmedAt: number;
+    /** Redis run_id when the lock was taken: another one means Redis restarted under us. */
+    readonly runId?: string;
+  };
+
+/** What is registered in Consul for this node right now, as the agent last wrote it. */
+export interface Registration {
+  readonly role: Role;
+  readonly status: CheckStatus;
+}
+
+/** Timing rules the decision depends on, derived from the configuration. */
+export interface DecisionSettings {
+  /** A master fences itself when its lock was last confirmed longer ago than this. */
+  readonly fenceAfterMs: Milliseconds;
+  /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
+  readonly replicaLinkGraceMs: Milliseconds;
+}
+
+/** What the agent knows about the election for a free lock. */
+export interface ElectionView {
+  readonly self: Candidacy;
+  readonly peers: readonly SeenCandidacy[];
+  /** Local time the lock was first seen free; undefined while someone holds it. */
+  readonly freeSince: number | undefined;
+  /** The lock key's ModifyIndex when it was freed (which vacancy is being filled). */
+  readonly vacancy: number;
+  readonly settings: ElectionSettings;
+}
+
+/** Everything decide() looks at. */
+export interface Observed {
+  readonly now: number;
+  readonly self: HostPort;
+  readonly redis: RedisView;
+  /** false while Consul cannot be reached; undefined before the first answer. */
+  readonly consulReachable: boolean | undefined;
+  /** The current lock holder: null when the lock is free, undefined when not known yet. */
+  readonly leader: LeaderView | null | undefined;
+  readonly lock: LockView;
+  readonly registration: Registration | undefined;
+  /** Writes on the local Redis are paused by us. */
+  readonly fenced: boolean;
+  /** Maintenance mode: nobody is promoted or demoted. */
+  readonly paused: boolean;
+  /** Candidacies for a data-safe election; without it any healthy node competes (the Go rule). */
+  readonly election?: ElectionView;
+  /** The leader before the current term, while the new master has not yet fenced it. */
+  readonly previousLeader?: HostPort;
+  /** One attempt to fence `previousLeader` has finished (the new master may take writes). */
+  readonly previousLeaderTried?: boolean;
+  /** Our Redis turned replica while we held the lock with it as master in this term. */
+  readonly demotedUnderLock?: boolean;
+  /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */
+  readonly lockKeyMissing?: boolean;
+  /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
+  readonly handover?: {
+    readonly target: HostPort;
+    readonly failover: "pending" | "running" | "completed" | "failed";
+  };
+  readonly settings: DecisionSettings;
+}
+
+/** A Redis that answered and is not loading: the only kind the holder and follower rules see. */
+export type RunningRedis = Extract<RedisView, { kind: "up" }>;
+
+/** Our part in the lock while we hold it. */
+export type HeldLockView = Extract<LockView, { phase: "held" }>;
+
+/** What to do about the lock. */
+export type LockIntent = "compete" | "hold" | "release" | "idle";
+
+/** What to do to the local Redis. */
+export type RedisAction =
+  | { readonly kind: "none" }
+  | { readonly kind: "promote" }
+  | { readonly kind: "replicate"; readonly master: HostPort }
+  /** Refuse writes, then stop replicating: keeps the data of a replica whose leader is gone. */
+  | { readonly kind: "detach" }
+  /** Planned switchover: Redis FAILOVER TO the target (writes pause until it caught up). */
+  | { readonly kind: "failover"; readonly target: HostPort }
+  | { readonly kind: "fence" }
+  | { readonly kind: "unfence" };
+
+/** What the Consul catalog should say about this node. */
+export type ServiceIntent =
+  | { readonly kind: "unchanged" }
+  | { readonly kind: "absent" }
+  | {
+    readonly kind: "registered";
+    readonly role: Role;
+    readonly status: CheckStatus;
+    readonly output: string;
+  };
+
+/**
+ * Every decision, by the name the agent logs and exports (the `decision` metric label), with what it
+ * means. Holder decisions are made while this node holds the lock (holder.ts), follower decisions
+ * while it does not (follower.ts); the first two apply to both (decide.ts).
+ */
+export const DECISIONS = {
+  // Either side of the lock (decide.ts).
+  waiting_for_redis: "Redis has not answered yet: give up a held lock, do nothing else.",
+  redis_unhealthy: "Redis is down or loading: give up the lock and mark the check critical.",
+  // Holding the lock (holder.ts), in order of precedence.
+  redis_restarted:
+    "Redis restarted under our lock: give the lock up so the election compares positions.",
+  lock_contested: "Consul shows another session or no lock key: keep the lock, refuse writes.",
+  fencing_unconfirmed_lock: "The lock was not confirmed within the fence bound: refuse writes.",
+  switching_over: "Planned switchover: Redis FAILOVER TO the target while holding the lock.",
+  handing_over: "Planned switchover done on the Redis side: release the lock to the target.",
+  demoted_under_lock: "Someone made our Redis a replica while we led: give the lock up.",
+  promoting: "We hold the lock and Redis is not master yet: promote it.",
+  master: "We hold the lock and Redis is master: register as a passing master.",
+  // Not holding the lock (follower.ts), in order of precedence.
+  paused: "Maintenance mode: no promotion or demotion.",
+  taking_over: "Planned switchover to this node: compete for the lock.",
+  switchover_in_progress: "Planned switchover to another node: change nothing meanwhile.",
+  consul_unreachable: "Consul cannot be reached: leave Redis as it is, fence a master.",
+  waiting_for_consul: "Who holds the lock is not known yet: fence a master, wait.",
+  stale_own_lock: "An earlier session of this node holds the lock: compete until it lapses.",
+  replica: "Replicating from the leader: register as a slave.",
+  following_leader: "A replica not yet replicating from the leader: point it at the leader.",
+  demoting: "Redis is master but another node holds the lock: make it a replica of the leader.",
+  detaching: "Nobody leads: a replica stops replicating, writes refused, to keep its data.",
+  no_leader_fenced_master:
+    "Nobody leads: a master-role Redis competes for the lock, writes refused.",
+  stepping_aside: "Nobody leads: wait for peers' positions or for a better candidate.",
+  no_eligible_candidate: "Nobody leads and the election rules say this node may not lead.",
+} as const;
+
+/** Names of decisions, logged when they change. */
+export type DecisionName = keyof typeof DECISIONS;
+
+/** What the agent should do now, and why. */
+export interface Decision {
+  readonly name: DecisionName;
+  /** One human sentence: why. */
+  readonly reason: string;
+  readonly lock: LockIntent;
+  readonly redis: RedisAction;
+  readonly service: ServiceIntent;
+  /** When to decide again even if nothing changes (a deadline such as the fence bound). */
+  readonly wakeAt?: number;
+  /** A former master to point at us: it may still take writes from clients that missed the change. */
+  readonly fencePeer?: HostPort;
+}

@@ -1,0 +1,151 @@
+/**
+ * The agent's safety memory: pure updates from one observation to the next, no clock, no I/O.
+ */
+import assert from "node:assert/strict";
+import {
+  demotedUnderLock,
+  EMPTY_MEMORY,
+  hasSynced,
+  type Memory,
+  neverSynced,
+  PEER_FENCE_TTLS,
+  peerFenceAttemptEnded,
+  peerFenced,
+  remember,
+  rememberSynced,
+} from "../../lib/reconciler/memory.ts";
+import type { LeaderView, LockView, RedisView } from "../../lib/reconciler/model.ts";
+import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
+
+const TTL_MS = 15_000;
+
+const MASTER: RedisView = { ...MASTER_REDIS, connectedReplicas: 1, runId: "run-master" };
+const LINKED_REPLICA: RedisView = {
+  ...MASTER,
+  role: "replica",
+  master: OTHER,
+  linkUp: true,
+  runId: "run-linked",
+};
+const NEVER_LINKED_REPLICA: RedisView = {
+  ...LINKED_REPLICA,
+  linkUp: false,
+  linkDownMs: "never",
+  runId: "run-never",
+};
+const IDLE: LockView = { phase: "idle" };
+const HELD: LockView = { phase: "held", lockIndex: 4, confirmedAt: 0 };
+const OTHER_LEADS: LeaderView = { address: OTHER, session: "s-other", lockIndex: 3 };
+const SELF_LEADS: LeaderView = { address: SELF, session: "s-self", lockIndex: 4 };
+
+function step(
+  memory: Memory,
+  observation: { now?: number; redis?: RedisView; leader?: LeaderView | null; lock?: LockView },
+): Memory {
+  return remember(memory, {
+    now: observation.now ?? 1_000,
+    self: SELF,
+    redis: observation.redis ?? MASTER,
+    leader: "leader" in observation ? observation.leader : undefined,
+    lock: observation.lock ?? IDLE,
+    lockTtlMs: TTL_MS,
+  });
+}
+
+Deno.test("a replica whose link came up is remembered as synced, a never-linked one as never synced", () => {
+  let memory = step(EMPTY_MEMORY, { redis: NEVER_LINKED_REPLICA });
+  assert.equal(neverSynced(memory, "run-never"), true);
+  assert.equal(hasSynced(memory, "run-never"), false);
+  memory = step(memory, { redis: { ...NEVER_LINKED_REPLICA, linkUp: true } });
+  assert.equal(hasSynced(memory, "run-never"), true);
+  assert.equal(neverSynced(memory, "run-never"), false);
+  assert.equal(hasSynced(step(EMPTY_MEMORY, { redis: LINKED_REPLICA }), "run-linked"), true);
+});
+
+Deno.test("a master counts as synced only while it holds the lock", () => {
+  assert.equal(hasSynced(step(EMPTY_MEMORY, { redis: MASTER }), "run-master"), false);
+  assert.equal(hasSynced(step(EMPTY_MEMORY, { redis: MASTER, lock: HELD }), "run-master"), true);
+});
+
+Deno.test("a completed sync Redis reported before detaching is remembered, once", () => {
+  const memory = rememberSynced(EMPTY_MEMORY, "run-1");
+  assert.equal(hasSynced(memory, "run-1"), true);
+  assert.equal(rememberSynced(memory, "run-1"), memory);
+  assert.equal(hasSynced(EMPTY_MEMORY, "run-1"), false, "the empty memory is never changed");
+});
+
+Deno.test("the lock is free since the first observation that found it free, until someone holds it", () => {
+  let memory = step(EMPTY_MEMORY, { now: 5_000, leader: null });
+  assert.equal(memory.freeSince, 5_000);
+  memory = step(memory, { now: 6_000, leader: null });
+  assert.equal(memory.freeSince, 5_000);
+  memory = step(memory, { now: 7_000 });
+  assert.equal(memory.freeSince, 5_000, "an unknown leader changes nothing");
+  memory = step(memory, { now: 8_000, leader: OTHER_LEADS });
+  assert.equal(memory.freeSince, undefined);
+});
+
+Deno.test("once this node leads after another, the former leader becomes the peer to fence for two TTLs", () => {
+  let memory = step(EMPTY_MEMORY, { leader: OTHER_LEADS, redis: LINKED_REPLICA });
+  assert.deepEqual(memory.lastLeader, OTHER_LEADS);
+  assert.equal(memory.peerToFence, undefined);
+  memory = step(memory, { now: 2_000, leader: SELF_LEADS, lock: HELD });
+  assert.deepEqual(memory.peerToFence, {
+    address: OTHER,
+    until: 2_000 + PEER_FENCE_TTLS * TTL_MS,
+    tried: false,
+  });
+  assert.equal(memory.lastLeader, undefined);
+  const peer = memory.peerToFence;
+  memory = step(memory, { now: 3_000, leader: SELF_LEADS, lock: HELD });
+  assert.equal(memory.peerToFence, peer, "a later observation keeps the same peer");
+  memory = step(memory, { now: 4_000, leader: OTHER_LEADS });
+  assert.equal(memory.peerToFence, undefined, "another leader ends the term");
+});
+
+Deno.test("the first fence attempt that ends marks the peer tried; a fenced or expired peer is forgotten", () => {
+  const leading = step(step(EMPTY_MEMORY, { leader: OTHER_LEADS }), {
+    now: 2_000,
+    leader: SELF_LEADS,
+    lock: HELD,
+  });
+  const attempt = leading.peerToFence;
+  const tried = peerFenceAttemptEnded(leading, attempt, 3_000);
+  assert.equal(tried.peerToFence?.tried, true);
+  assert.equal(peerFenceAttemptEnded(tried, tried.peerToFence, 3_500), tried);
+  assert.equal(peerFenced(leading).peerToFence, undefined);
+  const late = 2_000 + PEER_FENCE_TTLS * TTL_MS + 1;
+  assert.equal(peerFenceAttemptEnded(leading, attempt, late).peerToFence, undefined);
+});
+
+Deno.test("an attempt on an earlier term's peer does not mark the current one tried", () => {
+  const first = step(step(EMPTY_MEMORY, { leader: OTHER_LEADS }), {
+    now: 2_000,
+    leader: SELF_LEADS,
+    lock: HELD,
+  });
+  const attempt = first.peerToFence;
+  const second = step(step(first, { now: 3_000, leader: OTHER_LEADS }), {
+    now: 4_000,
+    leader: SELF_LEADS,
+    lock: HELD,
+  });
+  assert.equal(peerFenceAttemptEnded(second, attempt, 5_000).peerToFence?.tried, false);
+});
+
+Deno.test("a Redis made a replica under our lock in the term it led counts as demoted under lock", () => {
+  const led = step(EMPTY_MEMORY, { redis: MASTER, lock: HELD });
+  assert.equal(led.masterEpoch, 4);
+  assert.equal(demotedUnderLock(led, MASTER, HELD), false);
+  const replicaNow = step(led, { redis: LINKED_REPLICA, lock: HELD });
+  assert.equal(demotedUnderLock(replicaNow, LINKED_REPLICA, HELD), true);
+  const nextTerm: LockView = { ...HELD, lockIndex: 5 };
+  assert.equal(demotedUnderLock(replicaNow, LINKED_REPLICA, nextTerm), false);
+  const released = step(replicaNow, { redis: LINKED_REPLICA, lock: IDLE });
+  assert.equal(released.masterEpoch, undefined);
+});
+
+Deno.test("a replica that never led under our lock is being promoted, not demoted", () => {
+  const memory = step(EMPTY_MEMORY, { redis: LINKED_REPLICA, lock: HELD });
+  assert.equal(demotedUnderLock(memory, LINKED_REPLICA, HELD), false);
+});

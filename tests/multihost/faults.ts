@@ -76,8 +76,9 @@ export const cablePull: BedFault = {
     await bed.linkDown(master);
     note(`new master on host ${await newMaster(FAILOVER_TIMEOUT_MS)}; plugging the cable back in`);
     await delay(HOLD_AFTER_FAILOVER_MS);
-    await bed.linkUp(master);
+    // Noted before the link is up: the rejoin echo may show in the very next catalog poll.
     cameBack(master);
+    await bed.linkUp(master);
   },
 };
 
@@ -94,9 +95,10 @@ export const consulCut: BedFault = {
     await bed.cutFromConsul(master);
     note(`new master on host ${await newMaster(FAILOVER_TIMEOUT_MS)}; healing the cut`);
     await delay(HOLD_AFTER_FAILOVER_MS);
-    await bed.healConsulCut(master);
     // Its node rejoins Consul's gossip before its agent syncs the critical check it set meanwhile.
+    // Noted before the heal: that echo may show in the very next catalog poll.
     cameBack(master);
+    await bed.healConsulCut(master);
   },
 };
 

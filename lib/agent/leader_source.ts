@@ -15,7 +15,7 @@ import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView } from "../model.ts";
 import { InvalidRecordError } from "../record.ts";
-import type { LeaderSourcePort } from "./agent.ts";
+import type { LeaderSourcePort } from "./loop.ts";
 import { GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 import { RESEC_META_KEY } from "./registrar.ts";

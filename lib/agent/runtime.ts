@@ -26,7 +26,7 @@ import { RedisCommander } from "../redis/commander.ts";
 import { RedisError, RedisVersionError } from "../redis/errors.ts";
 import { isSupportedRedisVersion } from "../redis/info.ts";
 import { RedisObserver } from "../redis/observer.ts";
-import { Agent, type RedisObserverPort } from "./agent.ts";
+import { Agent, type RedisObserverPort } from "./loop.ts";
 import { CandidacyBoard } from "./candidacy.ts";
 import { ControlSource } from "./control_source.ts";
 import { GroupKeysWatch } from "./group_keys.ts";

@@ -12,7 +12,7 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
-} from "../../lib/agent/agent.ts";
+} from "../../lib/agent/loop.ts";
 import { parseCandidacy } from "../../lib/agent/candidacy.ts";
 import type { HeldLock, LockPort } from "../../lib/agent/lock_driver.ts";
 import { LockDriver } from "../../lib/agent/lock_driver.ts";

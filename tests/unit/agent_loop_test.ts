@@ -10,7 +10,7 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
-} from "../../lib/agent/agent.ts";
+} from "../../lib/agent/loop.ts";
 import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/registrar.ts";

@@ -5,7 +5,7 @@
  * recorder of the presence's own port; no I/O.
  */
 import assert from "node:assert/strict";
-import { withAgentCheck } from "../../lib/agent/agent.ts";
+import { withAgentCheck } from "../../lib/agent/loop.ts";
 import { earlierRunSessions } from "../../lib/agent/earlier_run.ts";
 import {
   AgentPresence,

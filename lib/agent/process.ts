@@ -1,16 +1,16 @@
 /**
  * Running the agent as a process: logging, signals, and a graceful stop. The control loop itself lives
- * in lib/agent/.
+ * in lib/agent/loop.ts.
  */
-import type { Config } from "./config.ts";
-import { configureLogging, type Logger } from "./log.ts";
-import { AgentRuntime } from "./agent/runtime.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
-import { ConsulClient } from "./consul/client.ts";
-import { ConsulPermissionDeniedError } from "./consul/errors.ts";
-import { AnnounceAddressError, type Placement, resolvePlacement } from "./agent/placement.ts";
-import { RedisVersionError } from "./redis/errors.ts";
-import { versionLine } from "./version.ts";
+import type { Config } from "../config.ts";
+import { configureLogging, type Logger } from "../log.ts";
+import { AgentLifecycle } from "./lifecycle.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../cli.ts";
+import { ConsulClient } from "../consul/client.ts";
+import { ConsulPermissionDeniedError } from "../consul/errors.ts";
+import { AnnounceAddressError, type Placement, resolvePlacement } from "./placement.ts";
+import { RedisVersionError } from "../redis/errors.ts";
+import { versionLine } from "../version.ts";
 
 /** Signals that stop the agent gracefully (the Go resec's set; systemd sends SIGTERM). */
 const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGQUIT"];
@@ -35,7 +35,7 @@ export async function runAgent(config: Config): Promise<number> {
 
   const stopSignal = Promise.withResolvers<Deno.Signal>();
   const stopping = new AbortController();
-  let runtime: AgentRuntime | undefined;
+  let runtime: AgentLifecycle | undefined;
   const handlers = new Map<Deno.Signal, () => void>();
   for (const signal of STOP_SIGNALS) {
     handlers.set(signal, () => {
@@ -68,7 +68,7 @@ export async function runAgent(config: Config): Promise<number> {
   }
 
   try {
-    runtime = new AgentRuntime(placed, { logger, node });
+    runtime = new AgentLifecycle(placed, { logger, node });
   } catch (error) {
     removeHandlers();
     logger.error("cannot start", { error });

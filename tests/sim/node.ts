@@ -263,7 +263,7 @@ export class Incarnation {
     );
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentRuntime.start: end the earlier run's sessions first (given up when Consul does not
+    // As AgentLifecycle.start: end the earlier run's sessions first (given up when Consul does not
     // answer), then start the loop.
     const start = () => {
       if (!this.alive) return;

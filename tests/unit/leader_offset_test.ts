@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { LeaderOffsetProbe } from "../../lib/agent/leader_offset.ts";
 import { replicationLag } from "../../lib/agent/node_status.ts";
 import type { HostPort } from "../../lib/address.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { RedisView } from "../../lib/model.ts";
 

@@ -11,7 +11,7 @@ import { AgentPresence, type PresencePort } from "../../lib/agent/presence.ts";
 import { ConsulHttpError, ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
 import type { ServiceDefinition } from "../../lib/consul/service.ts";
 import { isSessionCheckNotReady, type SessionInfo } from "../../lib/consul/session.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 
 const DEFINITION: ServiceDefinition = {

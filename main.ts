@@ -2,8 +2,8 @@
  * resec: argv → config → agent. Nothing else lives here.
  */
 import { runCli } from "./lib/cli.ts";
-import { runAgent } from "./lib/agent.ts";
-import { pauseCluster, requestSwitchover, resumeCluster } from "./lib/commands.ts";
+import { runAgent } from "./lib/agent/process.ts";
+import { pauseCluster, requestSwitchover, resumeCluster } from "./lib/operator.ts";
 import { listClusterOnTerminal } from "./lib/list/command.ts";
 
 if (import.meta.main) {

@@ -15,8 +15,8 @@ import type { Environment } from "./env.ts";
 import { versionLine } from "./version.ts";
 import { formatDuration, type Milliseconds, parseDuration } from "./duration.ts";
 import { parseHostPort } from "./address.ts";
-import { MAX_SWITCHOVER_TIMEOUT_MS } from "./control.ts";
-import type { CommandIo } from "./commands.ts";
+import { MAX_SWITCHOVER_TIMEOUT_MS } from "./cluster/controls.ts";
+import type { CommandIo } from "./operator.ts";
 import { mayRunHooks } from "./permissions.ts";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration (nothing was touched). */
@@ -255,7 +255,7 @@ function parseCommand(
           );
         }
         if (timeoutMs <= 0) throw new UsageError(`--timeout "${values.timeout}" must be positive`);
-        // Agents ignore a record asking for more (lib/control.ts): say so here instead.
+        // Agents ignore a record asking for more (lib/cluster/controls.ts): say so here instead.
         if (timeoutMs > MAX_SWITCHOVER_TIMEOUT_MS) {
           throw new UsageError(
             `--timeout "${values.timeout}" is longer than the ${

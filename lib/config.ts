@@ -371,36 +371,3 @@ export function announcesNodeAddress(config: Pick<Config, "announceFromEnv" | "r
   return !config.announceFromEnv &&
     (isLoopbackHost(config.redis.host) || isUnspecifiedHost(config.redis.host));
 }
-
-/**
- * The Address field of the service registrations: omitted when the node's address is announced (Consul
- * then uses it, as for the Go resec) or the announce address is loopback; else the announce host.
- */
-export function announcedServiceAddress(
-  config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
-): string | undefined {
-  return announcesNodeAddress(config) || isLoopbackHost(config.announce.host)
-    ? undefined
-    : config.announce.host;
-}
-
-/**
- * The address part of service and check IDs, as the Go resec builds it: `:6379` when the node's address
- * is announced (so IDs stay the same across hosts and across a migration), else `host:port`. Consul keys
- * services and checks by node, so equal IDs on different hosts never collide.
- */
-export function serviceIdAddress(
-  config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
-): string {
-  return announcesNodeAddress(config)
-    ? `:${config.announce.port}`
-    : formatHostPort(config.announce);
-}
-
-/** The service ID: `<service name or prefix>@<address part>` (see `serviceIdAddress`). */
-export function serviceId(
-  config: Pick<Config, "announce" | "announceFromEnv" | "redis" | "service">,
-): string {
-  const base = config.service.mode === "tags" ? config.service.name : config.service.prefix;
-  return `${base}@${serviceIdAddress(config)}`;
-}

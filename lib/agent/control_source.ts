@@ -11,7 +11,7 @@ import {
   pauseKey,
   switchoverKey,
   type SwitchoverRecord,
-} from "../control.ts";
+} from "../cluster/controls.ts";
 import type { Logger } from "../log.ts";
 import { InvalidRecordError } from "../record.ts";
 import { type GroupKeys, GroupKeysWatch, sameEntry } from "./group_keys.ts";

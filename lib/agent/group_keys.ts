@@ -8,14 +8,10 @@
 import type { ConsulClient } from "../consul/client.ts";
 import { type KvEntry, listPrefix } from "../consul/kv.ts";
 import { BlockingWatch } from "../consul/watch.ts";
-import { pauseKey, switchoverKey } from "../control.ts";
+import { candidatesPrefix } from "../cluster/candidacy.ts";
+import { pauseKey, switchoverKey } from "../cluster/controls.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-
-/** The KV prefix holding the candidacies of the cluster that uses `lockKey`. */
-export function candidatesPrefix(lockKey: string): string {
-  return `${lockKey}.candidates/`;
-}
 
 /** One answer of the watch, split by record. */
 export interface GroupKeys {

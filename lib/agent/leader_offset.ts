@@ -47,6 +47,11 @@ export class LeaderOffsetProbe {
     return now - last.at <= 3 * this.#options.intervalMs ? last.offset : undefined;
   }
 
+  /** As `offset`, for the lock holder as the leader watch sees it; undefined when there is none. */
+  leaderOffset(leader: { readonly address: HostPort } | null | undefined, now: number) {
+    return leader ? this.offset(leader.address, now) : undefined;
+  }
+
   start(): void {
     this.#loop ??= this.#run();
   }

@@ -11,14 +11,14 @@ import type { KvEntry } from "../consul/kv.ts";
 import { sessionInfo } from "../consul/session.ts";
 import type { BlockingWatch } from "../consul/watch.ts";
 import type { Milliseconds } from "../duration.ts";
-import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../leader.ts";
+import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../cluster/lock_value.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView } from "../reconciler/model.ts";
 import { InvalidRecordError } from "../record.ts";
-import type { LeaderSourcePort } from "./agent.ts";
+import type { LeaderSourcePort } from "./loop.ts";
 import { GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
-import { RESEC_META_KEY } from "./registrar.ts";
+import { RESEC_META_KEY } from "../cluster/services.ts";
 
 export interface LeaderSourceOptions {
   client: ConsulClient;

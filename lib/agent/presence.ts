@@ -11,26 +11,13 @@
  */
 import { backoffDelay } from "../backoff.ts";
 import type { Clock } from "../clock.ts";
+import type { ServiceDefinition } from "../consul/service.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 
-/** The presence service and its check. */
-export interface PresenceDefinition {
-  readonly serviceId: string;
-  readonly name: string;
-  /** Omitted for a loopback announce address, as for the role services. */
-  readonly address?: string;
-  readonly port: number;
-  readonly checkId: string;
-  readonly checkName: string;
-  readonly ttlMs: Milliseconds;
-  readonly deregisterCriticalAfterMs: Milliseconds;
-  readonly output: string;
-}
-
 /** The Consul agent's endpoints, as the presence needs them. */
 export interface PresencePort {
-  register(definition: PresenceDefinition): Promise<void>;
+  register(definition: ServiceDefinition): Promise<void>;
   /** Sets the check passing; rejects so that `isUnknownCheck` is true when the agent forgot it. */
   beat(checkId: string, output: string): Promise<void>;
   deregister(serviceId: string): Promise<void>;
@@ -40,7 +27,7 @@ export interface PresencePort {
 
 export interface AgentPresenceOptions {
   port: PresencePort;
-  definition: PresenceDefinition;
+  definition: ServiceDefinition;
   /** Heartbeat period: a third of the check TTL or less. */
   heartbeatMs: Milliseconds;
   /** After a refusal by ACL, ask again this rarely (a token may gain the permission). */
@@ -65,12 +52,12 @@ export class AgentPresence {
 
   /** The agent check's ID, registered or not. */
   get checkId(): string {
-    return this.#options.definition.checkId;
+    return this.#options.definition.check.id;
   }
 
   /** The checks a new lock session is tied to: the agent check, once Consul has it. */
   tiedChecks(): string[] {
-    return this.#registered ? [this.#options.definition.checkId] : [];
+    return this.#registered ? [this.#options.definition.check.id] : [];
   }
 
   /** When the last accepted registration or heartbeat was sent; undefined while not registered. */
@@ -91,7 +78,7 @@ export class AgentPresence {
     if (!this.#registered) return;
     this.#registered = false;
     try {
-      await this.#options.port.deregister(this.#options.definition.serviceId);
+      await this.#options.port.deregister(this.#options.definition.id);
     } catch (error) {
       this.#options.logger.warn("cannot deregister the agent's presence; its check lapses", {
         error,
@@ -126,14 +113,14 @@ export class AgentPresence {
     const sentAt = clock.now();
     try {
       if (this.#registered) {
-        await port.beat(definition.checkId, definition.output);
+        await port.beat(definition.check.id, definition.check.output ?? "");
       } else {
         await port.register(definition);
         this.#registered = true;
         logger.info("agent presence registered; lock sessions are tied to its check", {
           service: definition.name,
-          check: definition.checkId,
-          ttlMs: definition.ttlMs,
+          check: definition.check.id,
+          ttlMs: definition.check.ttlMs,
         });
       }
       this.#confirmedAt = sentAt;
@@ -144,7 +131,7 @@ export class AgentPresence {
       if (this.#registered && port.isUnknownCheck(error)) {
         // The Consul agent forgot us (restarted without state): register again right away.
         logger.warn("Consul no longer knows the agent check; registering again", {
-          check: definition.checkId,
+          check: definition.check.id,
         });
         this.#registered = false;
         await this.#step();

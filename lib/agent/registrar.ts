@@ -4,17 +4,11 @@
  * "warning"), heartbeats the TTL check well inside its TTL, re-registers when the Consul agent forgot
  * us, and deregisters when asked.
  */
+import type { ServiceDefinition } from "../consul/service.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import type { CheckStatus, Registration, Role } from "../reconciler/model.ts";
 import type { ServiceIntent } from "../reconciler/model.ts";
-
-/**
- * The Service.Meta key (the agent's version) on every service a resec agent registers. A resec agent
- * always announces itself in the lock value while it holds the lock, so a master entry carrying this
- * key is never the master of a holder that announced nothing (a Go resec): see leader_source.ts.
- */
-export const RESEC_META_KEY = "resec_version";
 
 /**
  * A refresh falls due this share of the heartbeat early. The loop's ticks come every heartbeat, a few
@@ -22,25 +16,6 @@ export const RESEC_META_KEY = "resec_version";
  * refreshed at half its TTL would lapse.
  */
 const HEARTBEAT_SLACK = 0.1;
-
-/** One service registration with its TTL check. */
-export interface ServiceDefinition {
-  readonly id: string;
-  readonly name: string;
-  readonly tags: readonly string[];
-  readonly meta?: Readonly<Record<string, string>>;
-  /** Omitted for a loopback announce address: Consul then uses the node's address. */
-  readonly address?: string;
-  readonly port: number;
-  readonly check: {
-    readonly id: string;
-    readonly name: string;
-    readonly ttlMs: Milliseconds;
-    readonly deregisterCriticalAfterMs: Milliseconds;
-    readonly status: CheckStatus;
-    readonly output: string;
-  };
-}
 
 /** The Consul agent's service endpoints, as the registrar needs them. */
 export interface CatalogPort {

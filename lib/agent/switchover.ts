@@ -6,7 +6,7 @@
 import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../address.ts";
 import { chooseSwitchoverTarget } from "../reconciler/election.ts";
 import type { Clock } from "../clock.ts";
-import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../control.ts";
+import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../cluster/controls.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import type { LeaderView } from "../reconciler/model.ts";

@@ -1,9 +1,7 @@
 /**
- * Test helpers for code built on the Consul client: a fetch that answers from a script, and a clock
- * that only moves when told. No server, no real waiting.
+ * Test helpers for code built on the Consul client: a fetch that answers from a script (pair it with
+ * the ManualClock of lib/clock.ts). No server, no real waiting.
  */
-import type { Clock } from "../clock.ts";
-import type { Milliseconds } from "../duration.ts";
 import type { FetchLike } from "./client.ts";
 
 /** One request the scripted fetch received. */
@@ -97,77 +95,4 @@ export function hangingAnswer(request: RecordedRequest): Promise<Response> {
     if (signal?.aborted) return reject(signal.reason);
     signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
-}
-
-interface Timer {
-  at: number;
-  resolve: () => void;
-}
-
-/**
- * A clock that stands still until `advance()` moves it, firing due sleeps in order.
- *
- * @example
- * ```ts
- * const clock = new ManualClock(1_000);
- * const done = clock.sleep(500);
- * await clock.advance(500); // `done` resolves
- * ```
- */
-export class ManualClock implements Clock {
-  #now: number;
-  #timers: Timer[] = [];
-
-  constructor(start = 0) {
-    this.#now = start;
-  }
-
-  now(): number {
-    return this.#now;
-  }
-
-  /** Sleeps waiting to fire. */
-  get pending(): number {
-    return this.#timers.length;
-  }
-
-  sleep(ms: Milliseconds, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const timer: Timer = {
-        at: this.#now + Math.max(0, ms),
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-      };
-      const onAbort = () => {
-        this.#timers = this.#timers.filter((other) => other !== timer);
-        reject(signal!.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#timers.push(timer);
-    });
-  }
-
-  /** Moves time forward, firing each due sleep and letting the code it wakes run before the next. */
-  async advance(ms: Milliseconds): Promise<void> {
-    const target = this.#now + ms;
-    await settle();
-    while (true) {
-      const due = this.#timers.filter((timer) => timer.at <= target).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.#timers = this.#timers.filter((timer) => timer !== due);
-      this.#now = due.at;
-      due.resolve();
-      await settle();
-    }
-    this.#now = target;
-    await settle();
-  }
-}
-
-/** Lets every pending promise chain run (one macrotask turn). */
-export function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }

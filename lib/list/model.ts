@@ -9,8 +9,8 @@
 import { formatDuration, type Milliseconds } from "../duration.ts";
 import { formatHostPort, parseHostPort } from "../address.ts";
 import { type Candidacy, disqualification, sameHistory } from "../reconciler/election.ts";
-import { candidatesPrefix, parseCandidacy } from "../agent/candidacy.ts";
-import { parseLeaderAnnouncement } from "../leader.ts";
+import { candidatesPrefix, parseCandidacy } from "../cluster/candidacy.ts";
+import { parseLeaderAnnouncement } from "../cluster/lock_value.ts";
 import {
   isFinished,
   parsePauseNote,
@@ -18,7 +18,7 @@ import {
   pauseKey,
   switchoverKey,
   type SwitchoverState,
-} from "../control.ts";
+} from "../cluster/controls.ts";
 import { InvalidRecordError } from "../record.ts";
 import type { KvEntry } from "../consul/kv.ts";
 import type { CheckStatus, HealthEntry } from "../consul/health.ts";

@@ -6,12 +6,8 @@ import type { Config } from "../config.ts";
 import type { ConsulClient } from "../consul/client.ts";
 import { type HealthEntry, healthService } from "../consul/health.ts";
 import { listPrefix } from "../consul/kv.ts";
-import {
-  agentTimings,
-  masterServiceQuery,
-  presenceDefinition,
-  slaveServiceQuery,
-} from "../agent/runtime.ts";
+import { agentTimings } from "../agent/timings.ts";
+import { masterServiceQuery, presenceServiceName, slaveServiceQuery } from "../cluster/services.ts";
 import type { GroupRecords, ListSettings } from "./model.ts";
 
 /** The election settings the agents of this configuration apply, for the verdict. */
@@ -35,7 +31,7 @@ export async function readGroupRecords(
   const lockKey = config.lock.key;
   const master = masterServiceQuery(config);
   const slave = slaveServiceQuery(config);
-  const agentName = presenceDefinition(config, agentTimings(config)).name;
+  const agentName = presenceServiceName(config);
   const health = (name: string) =>
     healthService(client, name, { checkOutput: true, signal }).then((result) => result.entries);
   // The listing covers the pause, switchover and candidates keys too: they all start with the lock

@@ -3,7 +3,7 @@
  *
  * Why this test exists (issue 14): one malformed switchover record, written by hand, made every
  * evaluation of every agent throw. The error escaped the loop as an unhandled rejection (logged on
- * every tick by lib/agent.ts's crash guard), so nothing was decided or applied any more; the master's
+ * every tick by lib/agent/process.ts's crash guard), so nothing was decided or applied any more; the master's
  * lock, renewed on its own, was never given up, and killing its Redis caused no failover. An
  * unhandled rejection in any agent's log is how that showed, so it fails this test on its own.
  */
@@ -26,7 +26,7 @@ const MALFORMED_SWITCHOVER = {
 const FAILOVER_WINDOW_MS = 5_000;
 
 /**
- * What lib/agent.ts's crash guard logs for an error that escaped every handler, Deno's own report of
+ * What lib/agent/process.ts's crash guard logs for an error that escaped every handler, Deno's own report of
  * one, and the loop's report of an evaluation that failed (it goes on, but nothing here should fail).
  */
 const ESCAPED_ERROR = /unhandled rejection|unexpected error|Uncaught|evaluation failed/i;

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { formatHostPort } from "../../lib/address.ts";
-import { parseCandidacy } from "../../lib/agent/candidacy.ts";
+import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import { type Config, ENVIRONMENT_VARIABLES, parseConfig } from "../../lib/config.ts";
-import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/leader.ts";
+import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 import { checkProperty } from "./fuzz.ts";
 
 /** setTimeout's ceiling: a longer delay fires at once. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { formatHostPort, type HostPort } from "../../lib/address.ts";
-import { parseCandidacy } from "../../lib/agent/candidacy.ts";
+import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import {
   advance,
   encodeSwitchoverRecord,
@@ -14,8 +14,8 @@ import {
   parsePauseNote,
   parseSwitchoverRecord,
   type SwitchoverRecord,
-} from "../../lib/control.ts";
-import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/leader.ts";
+} from "../../lib/cluster/controls.ts";
+import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 import { InvalidRecordError, MAX_ID_CHARS, MAX_TEXT_CHARS } from "../../lib/record.ts";
 import { checkProperty, edgyJson, jsonMutants } from "./fuzz.ts";
 

@@ -7,14 +7,14 @@ import assert from "node:assert/strict";
 import { EXIT_USAGE } from "../../lib/cli.ts";
 import { ENVIRONMENT_VARIABLES, parseConfig } from "../../lib/config.ts";
 import { makeServerDir, runCommand } from "../support/mod.ts";
-import { HARD_EXIT_AFTER_MS } from "../../lib/agent.ts";
+import { HARD_EXIT_AFTER_MS } from "../../lib/agent/process.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SERVICE = `${ROOT}systemd/resec.service`;
 const TEMPLATE = `${ROOT}systemd/resec@.service`;
 const ENV_EXAMPLE = `${ROOT}systemd/resec.env.example`;
 const CREDENTIALS_DROP_IN = `${ROOT}systemd/resec.service.d/credentials.conf`;
-/** lib/agent.ts ends a graceful stop that takes longer than this; systemd must wait longer. */
+/** lib/agent/process.ts ends a graceful stop that takes longer than this; systemd must wait longer. */
 const AGENT_HARD_EXIT_SECONDS = HARD_EXIT_AFTER_MS / 1_000;
 /** `systemd-analyze security` exposure (0 safest … 10 unsafe) the units must stay below. */
 const MAX_EXPOSURE = 2.0;

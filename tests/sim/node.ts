@@ -12,17 +12,17 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
-} from "../../lib/agent/agent.ts";
-import { parseCandidacy } from "../../lib/agent/candidacy.ts";
+} from "../../lib/agent/loop.ts";
+import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import type { HeldLock, LockPort } from "../../lib/agent/lock_driver.ts";
 import { LockDriver } from "../../lib/agent/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
-import type { AgentTimings } from "../../lib/agent/runtime.ts";
+import type { AgentTimings } from "../../lib/agent/timings.ts";
 import type { Candidacy, SeenCandidacy } from "../../lib/reconciler/election.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
-import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/leader.ts";
+import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { LeaderView, RedisView } from "../../lib/reconciler/model.ts";
 import type { KvEntry, SimConsul } from "./consul.ts";
@@ -32,7 +32,7 @@ import type { Random, Scheduler } from "./scheduler.ts";
 export const LOCK_KEY = "resec/.lock";
 export const PAUSE_KEY = `${LOCK_KEY}.paused`;
 export const CANDIDATES_PREFIX = `${LOCK_KEY}.candidates/`;
-/** As lib/agent/candidacy.ts: a vanished entry is kept this long. */
+/** As lib/agent/candidacy_board.ts: a vanished entry is kept this long. */
 const FORGET_AFTER_MS = 600_000;
 
 /** Consul's node check (gossip): lock sessions are tied to it by default. */
@@ -204,7 +204,7 @@ export class Incarnation {
           name: "redis",
           ttlMs: timings.checkTtlMs,
           deregisterCriticalAfterMs: 0,
-          status,
+          initialStatus: status,
           output,
         },
       }),
@@ -263,7 +263,7 @@ export class Incarnation {
     );
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentRuntime.start: end the earlier run's sessions first (given up when Consul does not
+    // As AgentLifecycle.start: end the earlier run's sessions first (given up when Consul does not
     // answer), then start the loop.
     const start = () => {
       if (!this.alive) return;

@@ -2,7 +2,7 @@
  * The simulator's time: a seeded random source and a priority queue of events. Nothing here touches a
  * real timer or the wall clock, so one seed always replays the same run.
  */
-import type { AgentTimers } from "../../lib/agent/agent.ts";
+import type { AgentTimers } from "../../lib/agent/loop.ts";
 
 /**
  * A small seeded generator (a 32-bit xorshift-multiply mix of a counter): fast, and the same sequence

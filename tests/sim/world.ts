@@ -4,10 +4,10 @@
  * broken invariant, and returns the trace tail. See README.md for what is modelled and promised.
  */
 import { formatHostPort, type HostPort } from "../../lib/address.ts";
-import { agentTimings, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
+import { agentTimings, redisPollIntervalMs } from "../../lib/agent/timings.ts";
 import type { ElectionSettings } from "../../lib/reconciler/election.ts";
 import type { Config } from "../../lib/config.ts";
-import { parseLeaderAnnouncement } from "../../lib/leader.ts";
+import { parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 import { SimConsul } from "./consul.ts";
 import { CANDIDATES_PREFIX, LOCK_KEY, PAUSE_KEY, serfCheck, SimNode } from "./node.ts";
 import { SimRedis } from "./redis.ts";

@@ -10,7 +10,7 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
-} from "../../lib/agent/agent.ts";
+} from "../../lib/agent/loop.ts";
 import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
@@ -116,7 +116,7 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
   const registrar = new ServiceRegistrar({
     catalog: {
       register: (service) => {
-        done.registered.push(`${service.name} ${service.check.status}`);
+        done.registered.push(`${service.name} ${service.check.initialStatus}`);
         return Promise.resolve();
       },
       updateCheck: (_id, status) => {
@@ -136,7 +136,7 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
         name: "check",
         ttlMs: 1_000,
         deregisterCriticalAfterMs: 60_000,
-        status,
+        initialStatus: status,
         output,
       },
     }),

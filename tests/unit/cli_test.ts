@@ -198,7 +198,7 @@ Deno.test("a missing env file exits 2 naming the file", async () => {
 });
 
 Deno.test("the USR1 dump keeps the Consul and Redis state, the USR2 dump everything", async () => {
-  const { formatDump } = await import("../../lib/agent.ts");
+  const { formatDump } = await import("../../lib/agent/process.ts");
   const state = {
     decision: { name: "master" },
     observed: {

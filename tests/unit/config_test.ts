@@ -3,14 +3,14 @@
  * touches Consul or Redis.
  */
 import assert from "node:assert/strict";
+import { announcesNodeAddress, parseConfig } from "../../lib/config.ts";
+import type { Environment } from "../../lib/env.ts";
 import {
   announcedServiceAddress,
-  announcesNodeAddress,
-  parseConfig,
+  masterServiceQuery,
+  serviceDefinition,
   serviceId,
-} from "../../lib/config.ts";
-import type { Environment } from "../../lib/env.ts";
-import { masterServiceQuery, serviceDefinition } from "../../lib/agent/runtime.ts";
+} from "../../lib/cluster/services.ts";
 
 function problemsOf(env: Environment): string[] {
   const result = parseConfig(env, { readTextFile: () => "" });

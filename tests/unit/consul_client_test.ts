@@ -21,13 +21,8 @@ import {
   isTransientConsulError,
 } from "../../lib/consul/errors.ts";
 import { acquireKey, readKey } from "../../lib/consul/kv.ts";
-import {
-  consulJson,
-  consulText,
-  hangingAnswer,
-  ManualClock,
-  ScriptedFetch,
-} from "../../lib/consul/testing.ts";
+import { consulJson, consulText, hangingAnswer, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 
 const TOKEN = "9b2f4d61-0c3a-4e8f-b7d5-2a1c6e9f8b30";
 

@@ -11,10 +11,10 @@ import {
   consulJson,
   consulText,
   hangingAnswer,
-  ManualClock,
   type RecordedRequest,
   ScriptedFetch,
 } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 
 const SESSION = "5d1b7c0e-2f3a-4b5c-8d9e-0a1b2c3d4e5f";
 

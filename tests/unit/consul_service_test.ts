@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { ConsulClient } from "../../lib/consul/client.ts";
 import { registerService } from "../../lib/consul/service.ts";
-import { consulJson, ManualClock, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { consulJson, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 
 function clientOf(fetch: ScriptedFetch) {
   return new ConsulClient({

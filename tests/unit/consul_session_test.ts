@@ -22,10 +22,10 @@ import {
 import {
   consulJson,
   consulText,
-  ManualClock,
   type RecordedRequest,
   ScriptedFetch,
 } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 
 const SESSION = {
   ID: "0b6f5c2e-7a7d-4b8e-9f3a-1c2d3e4f5a6b",

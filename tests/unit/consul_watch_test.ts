@@ -7,7 +7,8 @@ import { backoffDelay } from "../../lib/backoff.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import { ConsulClient } from "../../lib/consul/client.ts";
 import { healthService, watchHealthService } from "../../lib/consul/health.ts";
-import { consulJson, ManualClock, ScriptedFetch, settle } from "../../lib/consul/testing.ts";
+import { consulJson, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { ManualClock, settle } from "../../lib/clock.ts";
 import {
   type BlockingQuery,
   type BlockingResult,

@@ -5,10 +5,10 @@
  * loop, which then stopped for good.
  */
 import assert from "node:assert/strict";
-import { parseCandidacy } from "../../lib/agent/candidacy.ts";
+import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
-import { handoverOf, parseSwitchoverRecord } from "../../lib/control.ts";
-import { parseLeaderAnnouncement } from "../../lib/leader.ts";
+import { handoverOf, parseSwitchoverRecord } from "../../lib/cluster/controls.ts";
+import { parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 
 /** Refused as an invalid record whose reason matches `reason`. */
 function assertInvalid(parse: () => unknown, reason: RegExp, label = ""): void {

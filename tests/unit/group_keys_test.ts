@@ -3,7 +3,7 @@
  * candidacies, and how a candidacy entry's session tells whether its agent lives.
  */
 import assert from "node:assert/strict";
-import { entryState } from "../../lib/agent/candidacy.ts";
+import { entryState } from "../../lib/agent/candidacy_board.ts";
 import { sameEntry, splitGroupKeys } from "../../lib/agent/group_keys.ts";
 import type { KvEntry } from "../../lib/consul/kv.ts";
 

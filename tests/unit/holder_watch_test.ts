@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { parseHostPort } from "../../lib/address.ts";
 import { HolderHostWatch } from "../../lib/agent/holder_watch.ts";
 import type { CheckStatus } from "../../lib/consul/health.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { LeaderView } from "../../lib/reconciler/model.ts";
 

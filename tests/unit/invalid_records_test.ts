@@ -5,7 +5,7 @@
  * nothing. The sources read a small in-memory KV through the real Consul client; no server.
  */
 import assert from "node:assert/strict";
-import { CandidacyBoard } from "../../lib/agent/candidacy.ts";
+import { CandidacyBoard } from "../../lib/agent/candidacy_board.ts";
 import { ControlSource } from "../../lib/agent/control_source.ts";
 import {
   INVALID_RECORD_REMINDER_MS,
@@ -22,7 +22,7 @@ import {
   parsePauseNote,
   parseSwitchoverRecord,
   type SwitchoverRecord,
-} from "../../lib/control.ts";
+} from "../../lib/cluster/controls.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import { ResecMetrics } from "../../lib/metrics/resec.ts";
 import { parseExposition } from "../../lib/metrics/testing.ts";

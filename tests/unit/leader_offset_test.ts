@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { LeaderOffsetProbe } from "../../lib/agent/leader_offset.ts";
-import { replicationLag } from "../../lib/agent/runtime.ts";
+import { replicationLag } from "../../lib/agent/node_status.ts";
 import type { HostPort } from "../../lib/address.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { RedisView } from "../../lib/reconciler/model.ts";
 

@@ -12,7 +12,8 @@ import { parseConfig } from "../../lib/config.ts";
 import { ConsulClient } from "../../lib/consul/client.ts";
 import { ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
 import { decodeAgentSelf } from "../../lib/consul/node.ts";
-import { consulJson, consulText, ManualClock, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { consulJson, consulText, ScriptedFetch } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import type { Environment } from "../../lib/env.ts";
 import { silentLogger } from "../../lib/log.ts";
 

@@ -5,27 +5,28 @@
  * recorder of the presence's own port; no I/O.
  */
 import assert from "node:assert/strict";
-import { withAgentCheck } from "../../lib/agent/agent.ts";
+import { withAgentCheck } from "../../lib/agent/loop.ts";
 import { earlierRunSessions } from "../../lib/agent/earlier_run.ts";
-import {
-  AgentPresence,
-  type PresenceDefinition,
-  type PresencePort,
-} from "../../lib/agent/presence.ts";
+import { AgentPresence, type PresencePort } from "../../lib/agent/presence.ts";
 import { ConsulHttpError, ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
+import type { ServiceDefinition } from "../../lib/consul/service.ts";
 import { isSessionCheckNotReady, type SessionInfo } from "../../lib/consul/session.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 
-const DEFINITION: PresenceDefinition = {
-  serviceId: "redis-agent@10.0.0.1:6379",
+const DEFINITION: ServiceDefinition = {
+  id: "redis-agent@10.0.0.1:6379",
   name: "redis-agent",
+  tags: [],
   port: 6379,
-  checkId: "redis-agent@10.0.0.1:6379:alive",
-  checkName: "Resec: agent alive",
-  ttlMs: 14_000,
-  deregisterCriticalAfterMs: 60_000,
-  output: "resec manages 10.0.0.1:6379",
+  check: {
+    id: "redis-agent@10.0.0.1:6379:alive",
+    name: "Resec: agent alive",
+    ttlMs: 14_000,
+    deregisterCriticalAfterMs: 60_000,
+    initialStatus: "passing",
+    output: "resec manages 10.0.0.1:6379",
+  },
 };
 
 class UnknownCheck extends Error {}
@@ -67,13 +68,13 @@ Deno.test("the presence registers before the agent competes, then beats on its o
   const { calls, presence } = recorder(clock);
   assert.deepEqual(presence.tiedChecks(), [], "nothing to tie a session to yet");
   await presence.start();
-  assert.deepEqual(presence.tiedChecks(), [DEFINITION.checkId]);
+  assert.deepEqual(presence.tiedChecks(), [DEFINITION.check.id]);
   assert.equal(presence.confirmedAt(), 1_000);
   await clock.advance(8_000);
   assert.deepEqual(calls, ["register at 1000", "beat at 5000", "beat at 9000"]);
   assert.equal(presence.confirmedAt(), 9_000);
   await presence.stop();
-  assert.equal(calls.at(-1), `deregister ${DEFINITION.serviceId}`);
+  assert.equal(calls.at(-1), `deregister ${DEFINITION.id}`);
   assert.deepEqual(presence.tiedChecks(), []);
 });
 
@@ -84,7 +85,7 @@ Deno.test("a failed heartbeat leaves the confirmation where it was and is retrie
   failures.next = new ConsulHttpError(500, "rpc error", "PUT", "/v1/agent/check/update/x");
   await clock.advance(4_000);
   assert.equal(presence.confirmedAt(), 0);
-  assert.deepEqual(presence.tiedChecks(), [DEFINITION.checkId], "still registered");
+  assert.deepEqual(presence.tiedChecks(), [DEFINITION.check.id], "still registered");
   await clock.advance(200);
   const retriedAt = presence.confirmedAt()!;
   assert.ok(retriedAt > 4_000 && retriedAt <= 4_120, `retried at ${retriedAt}, not a beat later`);
@@ -122,7 +123,7 @@ Deno.test("an ACL token without the permission leaves sessions untied and asks a
   assert.deepEqual(calls, [], "no retry every heartbeat");
   await clock.advance(1_000);
   assert.deepEqual(calls, ["register at 60000"]);
-  assert.deepEqual(presence.tiedChecks(), [DEFINITION.checkId]);
+  assert.deepEqual(presence.tiedChecks(), [DEFINITION.check.id]);
   await presence.stop();
 });
 
@@ -142,18 +143,18 @@ function session(id: string, name: string, serviceChecks: string[]): SessionInfo
 
 Deno.test("a restarted agent ends only its own earlier sessions: its node, same name, tied to its own check", () => {
   const sessions = [
-    session("old-own", "resec", [DEFINITION.checkId]),
+    session("old-own", "resec", [DEFINITION.check.id]),
     // Another host's agent: the same session name and check ID (`redis-agent@:6379:alive`).
-    { ...session("other-host", "resec", [DEFINITION.checkId]), node: "node-2" },
+    { ...session("other-host", "resec", [DEFINITION.check.id]), node: "node-2" },
     session("peer", "resec", ["redis-agent@10.0.0.2:6379:alive"]),
-    session("other-tool", "vault-lock", [DEFINITION.checkId]),
+    session("other-tool", "vault-lock", [DEFINITION.check.id]),
     session("untied", "resec", []),
   ];
   assert.deepEqual(
     earlierRunSessions(sessions, {
       node: "node-1",
       sessionName: "resec",
-      agentCheckId: DEFINITION.checkId,
+      agentCheckId: DEFINITION.check.id,
     }).map((found) => found.id),
     ["old-own"],
   );

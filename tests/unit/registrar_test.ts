@@ -3,11 +3,8 @@
  * in-memory recorder of the registrar's own port (no Consul involved: this is the unit's boundary).
  */
 import assert from "node:assert/strict";
-import {
-  type CatalogPort,
-  type ServiceDefinition,
-  ServiceRegistrar,
-} from "../../lib/agent/registrar.ts";
+import { type CatalogPort, ServiceRegistrar } from "../../lib/agent/registrar.ts";
+import type { ServiceDefinition } from "../../lib/consul/service.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { CheckStatus, Role } from "../../lib/reconciler/model.ts";
 
@@ -18,7 +15,7 @@ function recorder() {
   let forgetChecks = false;
   const catalog: CatalogPort = {
     register: (service) => {
-      calls.push(`register ${service.name} ${service.check.status}`);
+      calls.push(`register ${service.name} ${service.check.initialStatus}`);
       return Promise.resolve();
     },
     updateCheck: (id, status, output) => {
@@ -47,7 +44,7 @@ function recorder() {
         name: `Resec: ${role} replication status`,
         ttlMs: 10_000,
         deregisterCriticalAfterMs: 60_000,
-        status,
+        initialStatus: status,
         output,
       },
     }),

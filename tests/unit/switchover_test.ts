@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { parseHostPort } from "../../lib/address.ts";
 import { SwitchoverCoordinator } from "../../lib/agent/switchover.ts";
-import type { SwitchoverRecord } from "../../lib/control.ts";
-import { ManualClock } from "../../lib/consul/testing.ts";
+import type { SwitchoverRecord } from "../../lib/cluster/controls.ts";
+import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { LeaderView, LockView } from "../../lib/reconciler/model.ts";
 

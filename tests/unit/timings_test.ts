@@ -2,7 +2,7 @@
  * The timings the agent derives from its configuration (documented in docs/failure-behaviour.md).
  */
 import assert from "node:assert/strict";
-import { agentTimings, checkRefreshMs, redisPollIntervalMs } from "../../lib/agent/runtime.ts";
+import { agentTimings, checkRefreshMs, redisPollIntervalMs } from "../../lib/agent/timings.ts";
 import { parseConfig } from "../../lib/config.ts";
 
 function config(env: Record<string, string> = {}) {

@@ -2,9 +2,9 @@
  * Operator controls that travel through Consul KV, next to the lock, so no agent needs a port of its
  * own: maintenance mode (`<lock key>.paused`) and planned switchover (`<lock key>.switchover`).
  */
-import { formatHostPort, type HostPort } from "./address.ts";
-import type { Milliseconds } from "./duration.ts";
-import { InvalidRecordError, MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "./record.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
+import type { Milliseconds } from "../duration.ts";
+import { InvalidRecordError, MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "../record.ts";
 
 /** The key whose presence pauses every agent of the cluster. */
 export function pauseKey(lockKey: string): string {

@@ -1,16 +1,16 @@
 /**
  * Running the agent as a process: logging, signals, and a graceful stop. The control loop itself lives
- * in lib/agent/.
+ * in lib/agent/loop.ts.
  */
-import type { Config } from "./config.ts";
-import { configureLogging, type Logger } from "./log.ts";
-import { AgentRuntime } from "./agent/runtime.ts";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./cli.ts";
-import { ConsulClient } from "./consul/client.ts";
-import { ConsulPermissionDeniedError } from "./consul/errors.ts";
-import { AnnounceAddressError, type Placement, resolvePlacement } from "./agent/placement.ts";
-import { RedisVersionError } from "./redis/errors.ts";
-import { versionLine } from "./version.ts";
+import type { Config } from "../config.ts";
+import { configureLogging, type Logger } from "../log.ts";
+import { AgentLifecycle } from "./lifecycle.ts";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../cli.ts";
+import { ConsulClient } from "../consul/client.ts";
+import { ConsulPermissionDeniedError } from "../consul/errors.ts";
+import { AnnounceAddressError, type Placement, resolvePlacement } from "./placement.ts";
+import { RedisVersionError } from "../redis/errors.ts";
+import { versionLine } from "../version.ts";
 
 /** Signals that stop the agent gracefully (the Go resec's set; systemd sends SIGTERM). */
 const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGQUIT"];
@@ -35,7 +35,7 @@ export async function runAgent(config: Config): Promise<number> {
 
   const stopSignal = Promise.withResolvers<Deno.Signal>();
   const stopping = new AbortController();
-  let runtime: AgentRuntime | undefined;
+  let lifecycle: AgentLifecycle | undefined;
   const handlers = new Map<Deno.Signal, () => void>();
   for (const signal of STOP_SIGNALS) {
     handlers.set(signal, () => {
@@ -44,7 +44,7 @@ export async function runAgent(config: Config): Promise<number> {
     });
   }
   const dump = (signal: "SIGUSR1" | "SIGUSR2") => () =>
-    console.log(formatDump(signal, runtime?.status.state() ?? { placing: true }));
+    console.log(formatDump(signal, lifecycle?.status.state() ?? { placing: true }));
   handlers.set("SIGUSR1", dump("SIGUSR1"));
   handlers.set("SIGUSR2", dump("SIGUSR2"));
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
@@ -68,7 +68,7 @@ export async function runAgent(config: Config): Promise<number> {
   }
 
   try {
-    runtime = new AgentRuntime(placed, { logger, node });
+    lifecycle = new AgentLifecycle(placed, { logger, node });
   } catch (error) {
     removeHandlers();
     logger.error("cannot start", { error });
@@ -76,10 +76,10 @@ export async function runAgent(config: Config): Promise<number> {
   }
 
   try {
-    await runtime.start();
+    await lifecycle.start();
   } catch (error) {
     logger.error("cannot start", { error });
-    await runtime.stop();
+    await lifecycle.stop();
     removeHandlers();
     // A Redis too old to manage is a setup to fix, not a failure to retry (systemd's
     // RestartPreventExitStatus=2).
@@ -92,7 +92,7 @@ export async function runAgent(config: Config): Promise<number> {
     Deno.exit(EXIT_FAILURE);
   }, HARD_EXIT_AFTER_MS);
   try {
-    await runtime.stop();
+    await lifecycle.stop();
   } finally {
     clearTimeout(hardExit);
     removeHandlers();

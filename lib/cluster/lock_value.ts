@@ -2,8 +2,14 @@
  * The lock key's value: who leads, announced by the leader itself so replicas follow the lock holder
  * rather than the health catalog (two passing masters in the catalog must never stall the cluster).
  */
-import { formatHostPort, type HostPort } from "./address.ts";
-import { MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "./record.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
+import { MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "../record.ts";
+
+/**
+ * The flags the Go resec (hashicorp/consul api's Lock) puts on its lock key. Its lock helper refuses a
+ * key carrying other flags: writing the same keeps a mixed cluster (mid-migration) on one lock.
+ */
+export const GO_RESEC_LOCK_FLAGS = 3304740253564472344n;
 
 /** What a leader announces in the lock key's value. */
 export interface LeaderAnnouncement {

@@ -11,7 +11,6 @@
  * without a session and republished every few seconds: their entries count while they keep changing,
  * and this agent republishes on the same beat while any of them is about.
  */
-import { formatHostPort } from "../address.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { type Candidacy, isLive, type SeenCandidacy } from "../reconciler/election.ts";
 import type { Clock } from "../clock.ts";
@@ -25,11 +24,10 @@ import {
 } from "../consul/session.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
-import { InvalidRecordError, MAX_ID_CHARS, quoteValue, RecordFields } from "../record.ts";
-import { candidatesPrefix, type GroupKeys, GroupKeysWatch } from "./group_keys.ts";
+import { candidatesPrefix, encodeCandidacy, parseCandidacy } from "../cluster/candidacy.ts";
+import { InvalidRecordError } from "../record.ts";
+import { type GroupKeys, GroupKeysWatch } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
-
-export { candidatesPrefix };
 
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
 const FORGET_AFTER_MS = 600_000;
@@ -42,43 +40,6 @@ const PUBLISH_RETRY: BackoffPolicy = { initialMs: 100, maxMs: 5_000 };
  * cannot reach is no candidate (its agent check cannot lapse once its Consul agent is gone).
  */
 const CANDIDACY_NODE_CHECKS = ["serfHealth"];
-
-/** The largest `replica-priority` Redis accepts (a C int). */
-const MAX_PRIORITY = 2_147_483_647;
-
-/**
- * Parses one published candidacy, every field checked; `address` is the one its key names, and the
- * candidacy must announce the same.
- *
- * @throws {InvalidRecordError} when the value is not a candidacy resec could have written
- */
-export function parseCandidacy(value: string, address: string): Candidacy {
-  const fields = RecordFields.parse("candidacy", value);
-  const announced = formatHostPort(fields.address("address"));
-  if (announced !== address) {
-    throw new InvalidRecordError(
-      "candidacy",
-      `it announces ${announced} under the key of ${quoteValue(address)}`,
-    );
-  }
-  const id = (name: string) => fields.text(name, { maxChars: MAX_ID_CHARS, empty: true });
-  return {
-    address: announced,
-    runId: id("runId"),
-    replicationId: id("replicationId"),
-    replicationId2: id("replicationId2"),
-    offset: fields.integer("offset", { min: 0 }),
-    role: fields.choice("role", ["master", "replica"] as const),
-    healthy: fields.boolean("healthy"),
-    datasetEmpty: fields.boolean("datasetEmpty"),
-    synced: fields.boolean("synced"),
-    priority: fields.integer("priority", { min: 0, max: MAX_PRIORITY }),
-    forced: fields.boolean("forced"),
-    // -1: published while the lock key was missing (lib/agent/leader_source.ts).
-    vacancy: fields.integer("vacancy", { min: -1 }),
-    updatedAt: fields.timestamp("updatedAt"),
-  };
-}
 
 /**
  * How a peer's entry stands:
@@ -252,7 +213,7 @@ export class CandidacyBoard implements AsyncDisposable {
     while (this.#pending && !this.#stop.signal.aborted) {
       const candidacy = this.#pending;
       this.#pending = undefined;
-      const value = JSON.stringify(candidacy);
+      const value = encodeCandidacy(candidacy);
       try {
         const session = await this.#ensureSession();
         if (!(await acquireKey(client, this.#key, session, value))) {

@@ -13,7 +13,7 @@ import {
   pauseKey,
   switchoverKey,
   type SwitchoverRecord,
-} from "./control.ts";
+} from "./cluster/controls.ts";
 import type { Milliseconds } from "./duration.ts";
 import { InvalidRecordError } from "./record.ts";
 

@@ -1,0 +1,92 @@
+/**
+ * A running agent: its wired parts (lib/agent/wiring.ts), started in order and stopped in the reverse,
+ * the lock given up and Redis handed over before the connections close.
+ */
+import type { Config } from "../config.ts";
+import { type HttpServer, startHttpServer } from "../http/server.ts";
+import type { StatusSource } from "../http/status.ts";
+import { endEarlierRunSessions } from "./earlier_run.ts";
+import { handOver } from "./hand_over.ts";
+import { inspectRedis } from "./redis_ports.ts";
+import { EARLIER_RUN_DEADLINE_MS } from "./timings.ts";
+import { type AgentParts, wireAgent, type WiringOptions } from "./wiring.ts";
+
+/** A running agent and everything it owns. */
+export class AgentLifecycle implements AsyncDisposable {
+  readonly #parts: AgentParts;
+  #http: HttpServer | undefined;
+  #stopped: Promise<void> | undefined;
+
+  constructor(readonly config: Config, options: WiringOptions) {
+    this.#parts = wireAgent(config, options);
+  }
+
+  /** What the HTTP endpoints answer from. */
+  get status(): StatusSource {
+    return this.#parts.status;
+  }
+
+  /**
+   * Starts observing and deciding, and the HTTP endpoints when HTTP_ADDR is set.
+   *
+   * @throws {RedisVersionError} when Redis answers and is older than 6.2; nothing was started.
+   */
+  async start(): Promise<void> {
+    const { clients, watches, logger, agent, clock, node } = this.#parts;
+    await inspectRedis(clients.commander, clients.actuator, logger);
+    if (this.config.httpAddress) {
+      this.#http = await startHttpServer({
+        address: this.config.httpAddress,
+        status: this.#parts.status,
+        metrics: this.#parts.metrics,
+        logger: logger.child("http"),
+      });
+      logger.info("HTTP endpoints listening", { url: this.#http.url });
+    }
+    // Before this run makes any session of its own, so none of them can be mistaken for old ones.
+    await endEarlierRunSessions({
+      client: clients.consul,
+      node,
+      sessionName: this.config.lock.sessionName,
+      agentCheckId: clients.presence.checkId,
+      logger: logger.child("lock"),
+      deadlineMs: EARLIER_RUN_DEADLINE_MS,
+      clock,
+    });
+    await clients.presence.start();
+    watches.holderWatch.start();
+    watches.leaderOffset.start();
+    clients.observer.start();
+    agent.start();
+  }
+
+  /** Stops gracefully (releases the lock, deregisters) and closes every connection. */
+  stop(): Promise<void> {
+    const { clients, watches, agent, recorder } = this.#parts;
+    this.#stopped ??= (async () => {
+      await watches.holderWatch.stop();
+      await watches.leaderOffset.stop();
+      watches.offsetReader.close();
+      await agent.stop();
+      // No longer a candidate: its entry goes at once (its session ends), or peers would wait for a
+      // live, well-placed candidate that never competes, while the hand-over waits for them.
+      await watches.board.close();
+      await handOver({ ...this.#parts, ...clients, leaderSource: watches.leaderSource });
+      // After the lock is released: deregistering the check would end the session anyway.
+      await clients.presence.stop();
+      await recorder.settled();
+      await this.#http?.close();
+      await watches.control.close();
+      await watches.leaderSource.close();
+      await watches.keys.close();
+      await clients.observer.close();
+      await clients.commander.close();
+      clients.consul.close();
+    })();
+    return this.#stopped;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

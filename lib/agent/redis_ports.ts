@@ -1,0 +1,131 @@
+/**
+ * The agent's parts reach Redis through small ports; these bind them to the observer and commander
+ * of lib/redis/.
+ */
+import { type HostPort, sameHostPort } from "../address.ts";
+import type { Config } from "../config.ts";
+import type { Milliseconds } from "../duration.ts";
+import type { Logger } from "../log.ts";
+import { RedisCommander } from "../redis/commander.ts";
+import { RedisError, RedisVersionError } from "../redis/errors.ts";
+import { isSupportedRedisVersion } from "../redis/info.ts";
+import type { RedisObserver } from "../redis/observer.ts";
+import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loop.ts";
+import type { RedisActuator, RedisCommandPort } from "./redis_actuator.ts";
+import { toRedisView } from "./redis_view.ts";
+
+/** The observer as the loop reads it. */
+export function observerPort(observer: RedisObserver): RedisObserverPort {
+  return {
+    current: () => toRedisView(observer.current()),
+    onChange: (listener) => observer.onChange(() => listener()),
+    refresh: () => observer.refresh(),
+    observedAt: () => {
+      const current = observer.current();
+      return current.kind === "up" ? current.observedAt : undefined;
+    },
+  };
+}
+
+/** The local Redis's run_id as last observed; undefined while it is not up. */
+export function observedRunId(observer: RedisObserver): string | undefined {
+  const current = observer.current();
+  return current.kind === "up" ? current.info.runId : undefined;
+}
+
+/**
+ * The leader whose offset the lag probe reads: the one the local Redis replicates from, while it is
+ * a replica of another node.
+ */
+export function followedLeader(
+  observer: RedisObserver,
+  leaderSource: Pick<LeaderSourcePort, "leader">,
+  self: HostPort,
+): () => HostPort | undefined {
+  return () => {
+    const leader = leaderSource.leader();
+    const current = observer.current();
+    const replica = current.kind === "up" && current.info.role === "replica";
+    return replica && leader && !sameHostPort(leader.address, self) ? leader.address : undefined;
+  };
+}
+
+/** The commands the actuator sends, through the agent's commander. */
+export function commandPort(commander: RedisCommander): RedisCommandPort {
+  return {
+    promote: () => commander.promote(),
+    detach: (pauseMs) => commander.detach(pauseMs),
+    replicateFrom: async (master) => {
+      await commander.replicateFrom(master);
+    },
+    pauseWrites: (ms) => commander.pauseWrites(ms),
+    unpauseWrites: () => commander.unpauseWrites(),
+  };
+}
+
+/** A switchover's handover: FAILOVER to `target`, then follow it. */
+export function failoverPort(
+  commander: RedisCommander,
+): (target: HostPort, timeoutMs: Milliseconds) => Promise<FailoverOutcome> {
+  return async (target, timeoutMs) => {
+    const result = await commander.failoverTo(target, timeoutMs);
+    if (result.outcome !== "completed") return { ok: false, reason: result.reason };
+    // Already a replica of the target: this only disconnects clients so they look it up again.
+    await commander.replicateFrom(target);
+    return { ok: true, durationMs: result.durationMs };
+  };
+}
+
+/** Points a former master at `self` through a short-lived connection of its own. */
+export async function fencePeer(
+  config: Pick<Config, "redis" | "healthcheckTimeoutMs">,
+  logger: Logger,
+  peer: HostPort,
+  self: HostPort,
+): Promise<void> {
+  const commander = new RedisCommander({
+    connection: { ...config.redis, host: peer.host, port: peer.port },
+    timeoutMs: config.healthcheckTimeoutMs,
+    logger: logger.child("redis"),
+  });
+  try {
+    await commander.replicateFrom(self);
+    // Its agent may have fenced it on a graceful stop: a replica now, it must not stay paused (it
+    // would hold writes for the rest of that minute if it were promoted again).
+    await commander.unpauseWrites();
+  } finally {
+    await commander.close();
+  }
+}
+
+/**
+ * One look at Redis before anything else: refuse a version resec cannot manage, and lift a write
+ * pause an earlier run left on a Redis that is a replica now. A Redis that does not answer yet is
+ * left to the observer, which reports a too old one as down.
+ *
+ * @throws {RedisVersionError} when Redis answers and is older than 6.2
+ */
+export async function inspectRedis(
+  commander: RedisCommander,
+  actuator: RedisActuator,
+  logger: Logger,
+): Promise<void> {
+  let info;
+  try {
+    info = await commander.info();
+  } catch (error) {
+    if (!(error instanceof RedisError)) throw error;
+    logger.child("redis").debug("Redis does not answer yet at start", { error });
+    return;
+  }
+  if (!isSupportedRedisVersion(info.redisVersion)) {
+    throw new RedisVersionError(commander.address, info.redisVersion ?? "an unknown version");
+  }
+  if (info.role !== "replica") return;
+  try {
+    await actuator.liftLeftoverPause();
+  } catch (error) {
+    if (!(error instanceof RedisError)) throw error;
+    logger.child("redis").warn("cannot lift a write pause left on the replica", { error });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Builds an agent's parts from a Config and connects them: clients, watches, lock, registrations,
+ * actuators, and the loop (lib/agent/loop.ts) that ties them together.
+ */
+import { formatHostPort } from "../address.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { masterServiceQuery, presenceDefinition, serviceDefinition } from "../cluster/services.ts";
+import type { Config } from "../config.ts";
+import type { ConsulRequestEvent } from "../consul/client.ts";
+import type { StatusSource } from "../http/status.ts";
+import type { Logger } from "../log.ts";
+import { ResecMetrics } from "../metrics/resec.ts";
+import { RedisCommander } from "../redis/commander.ts";
+import { RedisObserver } from "../redis/observer.ts";
+import { CandidacyBoard } from "./candidacy_board.ts";
+import * as consulPorts from "./consul_ports.ts";
+import { ControlSource } from "./control_source.ts";
+import { EvaluationRecorder } from "./evaluation_recorder.ts";
+import { GroupKeysWatch } from "./group_keys.ts";
+import { HolderHostWatch } from "./holder_watch.ts";
+import { LeaderOffsetProbe, redisOffsetReader } from "./leader_offset.ts";
+import { LeaderSource } from "./leader_source.ts";
+import { Agent } from "./loop.ts";
+import { agentStatusSource } from "./node_status.ts";
+import { AgentPresence } from "./presence.ts";
+import { RedisActuator } from "./redis_actuator.ts";
+import * as redisPorts from "./redis_ports.ts";
+import { ServiceRegistrar } from "./registrar.ts";
+import * as timing from "./timings.ts";
+
+export interface WiringOptions {
+  logger: Logger;
+  /** The Consul node the agent runs on (lib/agent/placement.ts); `config.announce` is already settled. */
+  node: string;
+  clock?: Clock;
+}
+
+/** The connected parts of one agent; lib/agent/lifecycle.ts starts and stops them. */
+export type AgentParts = ReturnType<typeof wireAgent>;
+
+/** Builds every part of an agent for `config` and connects them; nothing is started. */
+export function wireAgent(config: Config, options: WiringOptions) {
+  const { logger, node, clock = systemClock } = options;
+  const log = (name: string) => logger.child(name);
+  const timings = timing.agentTimings(config);
+  const { tickMs, fenceAfterMs, replicaLinkGraceMs } = timings;
+  const metrics = new ResecMetrics({ clock });
+  const onRequest = (event: ConsulRequestEvent) => metrics.recordConsulRequest(event);
+  const consul = consulPorts.agentConsulClient(config, { clock, logger: log("consul"), onRequest });
+  const intervalMs = timing.redisPollIntervalMs(config);
+  const redis = { connection: config.redis, timeoutMs: config.healthcheckTimeoutMs, clock };
+  const observer = new RedisObserver({ ...redis, intervalMs, logger: log("redis") });
+  const commander = new RedisCommander({ ...redis, logger: log("redis") });
+  const evaluate = () => agent.requestEvaluation();
+  const onInvalidRecord = (key: string) => metrics.invalidRecord(key);
+  const [lockKey, waitMs, consulLog] = [config.lock.key, timings.leaderWaitMs, log("consul")];
+  // One blocking watch on the lock key's prefix feeds the lock, the candidacies and the controls.
+  const keys = new GroupKeysWatch({ client: consul, lockKey, waitMs, logger: consulLog });
+  const shared = { client: consul, keys, onInvalidRecord, lockKey };
+  const masterService = masterServiceQuery(config);
+  const leaderSource = new LeaderSource({ ...shared, masterService, waitMs, logger: consulLog });
+  const presence = new AgentPresence({
+    port: consulPorts.presencePort(consul),
+    definition: presenceDefinition(config, timings),
+    heartbeatMs: timing.presenceHeartbeatMs(timings),
+    clock,
+    logger: log("presence"),
+  });
+  const serviceChecks = () => presence.tiedChecks();
+  const board = new CandidacyBoard({
+    ...shared,
+    self: formatHostPort(config.announce),
+    session: { name: config.lock.sessionName, serviceChecks, ttlMs: config.lock.ttlMs },
+    staleAfterMs: timings.election.staleAfterMs,
+    clock,
+    logger: log("election"),
+    onChange: evaluate,
+  });
+  const control = new ControlSource({ ...shared, logger: log("control"), onChange: evaluate });
+  const offsetReader = redisOffsetReader(config.redis, config.healthcheckTimeoutMs);
+  const leaderOffset = new LeaderOffsetProbe({
+    leader: redisPorts.followedLeader(observer, leaderSource, config.announce),
+    read: offsetReader.read,
+    // The loop's tick: as fresh as the published offsets it replaces, at a fifth of the polls.
+    intervalMs: tickMs,
+    clock,
+    logger: log("redis"),
+  });
+  const leaderOffsetNow = () => leaderOffset.leaderOffset(leaderSource.leader(), clock.now());
+  const runId = () => redisPorts.observedRunId(observer);
+  const lockOptions = { serviceChecks, runId, onChange: evaluate, clock, logger: log("lock") };
+  const lock = consulPorts.agentLockDriver(config, consul, lockOptions);
+  const registrar = new ServiceRegistrar({
+    catalog: consulPorts.catalogPort(consul),
+    definitionFor: (...intent) => serviceDefinition(config, timings, ...intent),
+    heartbeatMs: tickMs,
+    logger: log("service"),
+    onCheckUpdated: (status) => metrics.checkUpdated(status),
+  });
+  const commands = redisPorts.commandPort(commander);
+  const actuator = new RedisActuator({ commands, fenceMs: timings.fenceMs, logger: log("redis") });
+  const holderWatch = new HolderHostWatch({
+    port: consulPorts.holderPort(consul),
+    leader: () => leaderSource.leader(),
+    ownSession: () => lock.session,
+    paused: () => control.paused(),
+    graceMs: fenceAfterMs,
+    waitMs: timing.HOLDER_WAIT_MS,
+    clock,
+    logger: log("election"),
+  });
+  const hook = config.roleChangeHook;
+  const recorder = new EvaluationRecorder({ metrics, hook, presence, leaderOffsetNow, logger });
+  const { priorityOverride, forceFailover: forced } = config.election;
+  const agent: Agent = new Agent({
+    config,
+    clock,
+    logger,
+    onEvaluationFailed: () => metrics.evaluationFailed(),
+    redis: redisPorts.observerPort(observer),
+    leaderSource,
+    lock,
+    actuator,
+    registrar,
+    agentCheckConfirmedAt: () => presence.confirmedAt(),
+    settings: { fenceAfterMs, replicaLinkGraceMs },
+    tickMs,
+    election: { board, settings: timings.election, priorityOverride, forced, heartbeatMs: tickMs },
+    fencePeer: (peer, self) => redisPorts.fencePeer(config, logger, peer, self),
+    control,
+    failover: redisPorts.failoverPort(commander),
+    onEvaluated: (observed, decision, previous) => recorder.record(observed, decision, previous),
+  });
+  const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow);
+  const watches = { keys, leaderSource, board, control, holderWatch, leaderOffset, offsetReader };
+  const clients = { consul, observer, commander, actuator, presence };
+  return {
+    config,
+    timings,
+    clock,
+    logger,
+    node,
+    metrics,
+    recorder,
+    agent,
+    status,
+    watches,
+    clients,
+  };
+}

@@ -1,6 +1,7 @@
 /**
  * host:port addresses, IPv6 included (`[::1]:6379`), parsed once at the boundary.
  */
+import { ResecError } from "./errors.ts";
 
 /** A parsed network address. `host` carries no brackets, even for IPv6. */
 export interface HostPort {
@@ -9,7 +10,7 @@ export interface HostPort {
 }
 
 /** Thrown when an address is not `host:port`. */
-export class AddressSyntaxError extends Error {
+export class AddressSyntaxError extends ResecError {
   override name = "AddressSyntaxError";
   constructor(readonly input: string, detail: string) {
     super(`Cannot parse address "${input}": ${detail}`);

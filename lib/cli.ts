@@ -2,6 +2,7 @@
  * The command line: `resec [run]`, `--help`, `--version`, `--check`, `--env-file PATH`. Returns an exit
  * code instead of exiting, so tests can call it.
  */
+import { ResecError } from "./errors.ts";
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
 import {
@@ -120,7 +121,7 @@ export type Invocation =
   };
 
 /** Thrown for a command line we cannot understand. */
-export class UsageError extends Error {
+export class UsageError extends ResecError {
   override name = "UsageError";
 }
 

@@ -2,6 +2,7 @@
  * Durations written the way Go writes them (`1s`, `500ms`, `72h`, `1m30s`), so environment files of the
  * Go resec keep working.
  */
+import { ResecError } from "./errors.ts";
 
 /** A length of time in milliseconds. */
 export type Milliseconds = number;
@@ -18,7 +19,7 @@ const UNIT_MS: Record<string, number> = {
 };
 
 /** Thrown when a duration string is not in Go's syntax. */
-export class DurationSyntaxError extends Error {
+export class DurationSyntaxError extends ResecError {
   override name = "DurationSyntaxError";
   constructor(readonly input: string) {
     super(`Cannot parse duration "${input}": expected a duration such as "5s", "500ms" or "1m30s"`);

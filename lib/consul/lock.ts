@@ -3,6 +3,7 @@
  * with `?acquire=`, watch it with `?consistent` blocking reads, and tell the holder the moment it is
  * lost. The (key, lockIndex, session) triple is the fencing epoch.
  */
+import { ResecError } from "../errors.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -29,7 +30,7 @@ export type LockLossCause =
   | "monitor-failed";
 
 /** The reason of `LockHold.lost`. */
-export class LockLostError extends Error {
+export class LockLostError extends ResecError {
   override name = "LockLostError";
   constructor(
     readonly key: string,

@@ -1,6 +1,7 @@
 /**
  * HTTP_ADDR: where the HTTP API listens.
  */
+import { ResecError } from "../errors.ts";
 import type { HostPort } from "../address.ts";
 import { quoteShort } from "./lag.ts";
 
@@ -8,7 +9,7 @@ import { quoteShort } from "./lag.ts";
 export const ALL_INTERFACES = "0.0.0.0";
 
 /** Thrown when HTTP_ADDR is not a listen address. */
-export class HttpAddrSyntaxError extends Error {
+export class HttpAddrSyntaxError extends ResecError {
   override name = "HttpAddrSyntaxError";
   constructor(readonly input: string, detail: string) {
     super(`Cannot parse HTTP address ${quoteShort(input)}: ${detail}`);

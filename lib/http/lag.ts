@@ -2,9 +2,10 @@
  * The `?lag=` bound of `/replica`: bytes, as a plain number or with a unit the way Patroni takes it
  * (`16kB`, `64MB`, `1GB`; units are powers of 1024, as in PostgreSQL and Patroni).
  */
+import { ResecError } from "../errors.ts";
 
 /** Thrown when a lag bound is not a size. */
-export class LagSyntaxError extends Error {
+export class LagSyntaxError extends ResecError {
   override name = "LagSyntaxError";
   constructor(readonly input: string) {
     super(

@@ -17,43 +17,108 @@ export class AddressSyntaxError extends ResecError {
   }
 }
 
+/** Why a text is not `host:port`, found by the parsing core both address parsers share. */
+export type HostPortFault =
+  /** `[` without a matching `]:`. */
+  | { readonly kind: "unclosed-bracket" }
+  /** No colon at all. */
+  | { readonly kind: "no-port" }
+  /** A colon in an unbracketed host: an IPv6 address whose port cannot be told apart. */
+  | { readonly kind: "unbracketed-ipv6" }
+  /** The port is not 1 to 5 digits. */
+  | { readonly kind: "port-not-a-number"; readonly portText: string }
+  /** The port is outside 1–65535. */
+  | { readonly kind: "port-out-of-range"; readonly port: number };
+
+/** A `host:port` text cut in two, before a caller's own rules for the host. */
+export interface HostPortParts {
+  /** Without brackets; empty for `:port`. */
+  readonly host: string;
+  /** True when the host was written in brackets (`[::1]:6379`). */
+  readonly bracketed: boolean;
+  readonly portText: string;
+}
+
+/** The highest TCP port. */
+const MAX_PORT = 65_535;
+
 /**
- * Parses `host:port`, `[ipv6]:port` or `ipv6-without-brackets` is refused (ambiguous).
+ * The shared core of the address parsers: splits a trimmed `host:port` or `[ipv6]:port` into its host
+ * and port text, or names the fault. The host is not judged; the port is checked by `parsePort`.
  *
  * @example
  * ```ts
- * parseHostPort("[::1]:6379"); // { host: "::1", port: 6379 }
+ * splitHostPort("[::1]:6379"); // { host: "::1", bracketed: true, portText: "6379" }
+ * splitHostPort("::1:6379");   // { kind: "unbracketed-ipv6" }
+ * ```
+ */
+export function splitHostPort(text: string): HostPortParts | HostPortFault {
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0 || text[close + 1] !== ":") return { kind: "unclosed-bracket" };
+    return { host: text.slice(1, close), bracketed: true, portText: text.slice(close + 2) };
+  }
+  const colon = text.lastIndexOf(":");
+  if (colon < 0) return { kind: "no-port" };
+  const host = text.slice(0, colon);
+  if (host.includes(":")) return { kind: "unbracketed-ipv6" };
+  return { host, bracketed: false, portText: text.slice(colon + 1) };
+}
+
+/**
+ * A port from its text: 1 to 5 digits, 1–65535; or the fault.
+ *
+ * @example
+ * ```ts
+ * parsePort("6379");  // 6379
+ * parsePort("70000"); // { kind: "port-out-of-range", port: 70000 }
+ * ```
+ */
+export function parsePort(portText: string): number | HostPortFault {
+  if (!/^\d{1,5}$/.test(portText)) return { kind: "port-not-a-number", portText };
+  const port = Number(portText);
+  if (port < 1 || port > MAX_PORT) return { kind: "port-out-of-range", port };
+  return port;
+}
+
+/** True when a step of the parsing core found a fault. */
+export function isHostPortFault(value: unknown): value is HostPortFault {
+  return typeof value === "object" && value !== null && "kind" in value;
+}
+
+/**
+ * Parses `host:port` or `[ipv6]:port`; an IPv6 address without brackets is refused (ambiguous).
+ *
+ * @throws {AddressSyntaxError} when the text is not such an address.
+ *
+ * @example
+ * ```ts
+ * parseHostPort("[::1]:6379");      // { host: "::1", port: 6379 }
+ * parseHostPort("redis.local:6379"); // { host: "redis.local", port: 6379 }
  * ```
  */
 export function parseHostPort(input: string): HostPort {
-  const text = input.trim();
-  let host: string;
-  let portText: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close < 0 || text[close + 1] !== ":") {
-      throw new AddressSyntaxError(input, 'expected "[ipv6]:port"');
-    }
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon < 0) throw new AddressSyntaxError(input, 'expected "host:port" with a port');
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(":")) {
-      throw new AddressSyntaxError(input, 'write an IPv6 address in brackets: "[::1]:6379"');
-    }
+  const parts = splitHostPort(input.trim());
+  if (isHostPortFault(parts)) throw new AddressSyntaxError(input, describeFault(parts));
+  if (parts.host === "") throw new AddressSyntaxError(input, "the host is empty");
+  const port = parsePort(parts.portText);
+  if (isHostPortFault(port)) throw new AddressSyntaxError(input, describeFault(port));
+  return { host: parts.host, port };
+}
+
+function describeFault(fault: HostPortFault): string {
+  switch (fault.kind) {
+    case "unclosed-bracket":
+      return 'expected "[ipv6]:port"';
+    case "no-port":
+      return 'expected "host:port" with a port';
+    case "unbracketed-ipv6":
+      return 'write an IPv6 address in brackets: "[::1]:6379"';
+    case "port-not-a-number":
+      return `the port "${fault.portText}" is not a number`;
+    case "port-out-of-range":
+      return `the port ${fault.port} is outside 1–65535`;
   }
-  if (host === "") throw new AddressSyntaxError(input, "the host is empty");
-  if (!/^\d{1,5}$/.test(portText)) {
-    throw new AddressSyntaxError(input, `the port "${portText}" is not a number`);
-  }
-  const port = Number(portText);
-  if (port < 1 || port > 65_535) {
-    throw new AddressSyntaxError(input, `the port ${port} is outside 1–65535`);
-  }
-  return { host, port };
 }
 
 /** Formats an address back to `host:port`, bracketing IPv6 hosts. */

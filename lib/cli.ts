@@ -138,6 +138,9 @@ function withGoFlagsSpelledLong(args: readonly string[]): string[] {
   });
 }
 
+/** How long a bare `resec switchover` waits for the handover to finish (`--timeout`'s default). */
+export const DEFAULT_SWITCHOVER_TIMEOUT_MS: Milliseconds = 30_000;
+
 /** The refresh interval of a bare `resec list --watch`. */
 export const DEFAULT_WATCH_MS: Milliseconds = 2_000;
 
@@ -246,7 +249,7 @@ function parseCommand(
       return { command: "run", envFile, checkOnly: values.check ?? false };
     case "switchover": {
       only(["to", "timeout"]);
-      let timeoutMs = 30_000;
+      let timeoutMs = DEFAULT_SWITCHOVER_TIMEOUT_MS;
       if (values.timeout !== undefined) {
         try {
           timeoutMs = parseDuration(values.timeout);

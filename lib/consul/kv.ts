@@ -3,7 +3,12 @@
  * lock operations `?acquire=` / `?release=`.
  */
 import type { Milliseconds } from "../duration.ts";
-import { type ConsulClient, encodePath, type ResponseMeta } from "./client.ts";
+import {
+  type ConsulClient,
+  DEFAULT_BLOCKING_WAIT_MS,
+  encodePath,
+  type ResponseMeta,
+} from "./client.ts";
 import {
   asArray,
   asBoolean,
@@ -54,9 +59,6 @@ export interface ListPrefixResult {
   index: number;
   meta: ResponseMeta;
 }
-
-/** Consul's default blocking wait. */
-export const DEFAULT_WAIT_MS = 300_000;
 
 /**
  * Reads one key; a missing key is `{ entry: undefined }`, not an error.
@@ -242,7 +244,7 @@ function readOptions(options: ReadKeyOptions) {
     signal: options.signal,
     consistency: options.consistent ? "consistent" as const : undefined,
     blocking: options.index !== undefined && options.index > 0
-      ? { index: options.index, waitMs: options.waitMs ?? DEFAULT_WAIT_MS }
+      ? { index: options.index, waitMs: options.waitMs ?? DEFAULT_BLOCKING_WAIT_MS }
       : undefined,
   };
 }

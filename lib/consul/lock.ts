@@ -48,6 +48,23 @@ const CHECK_NOT_READY_RETRY_MS = 100;
 /** Quick retries for that (5 s in all) before it counts as a failure with backoff and a warning. */
 const CHECK_NOT_READY_QUICK_RETRIES = 50;
 
+/** Longest wait of one blocking read of the key: a lost lock is also found when a wait ends. */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+
+/** Backoff while Consul is unreachable during acquire: soon at first, then no faster than 5 s. */
+export const DEFAULT_LOCK_RETRY: Readonly<BackoffPolicy> = { initialMs: 250, maxMs: 5_000 };
+
+/**
+ * While a lock-delay keeps the free key from us, we retry after a tenth of the delay, between these
+ * bounds: Consul does not say when the delay ends, and a fixed 5 s (the Go resec's) wastes most of it.
+ */
+const LOCK_DELAY_RETRY_DIVISOR = 10;
+const LOCK_DELAY_RETRY_MIN_MS = 50;
+const LOCK_DELAY_RETRY_MAX_MS = 1_000;
+
+/** Deadline of one attempt to destroy a session: short, as Consul expires it with its TTL anyway. */
+const DESTROY_TIMEOUT_MS = 2_000;
+
 export interface ConsulLockOptions {
   client: ConsulClient;
   key: string;
@@ -121,8 +138,8 @@ export class ConsulLock {
     this.#client = options.client;
     this.#clock = options.clock ?? options.client.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
-    this.#waitMs = options.waitMs ?? 30_000;
-    this.#retry = options.retry ?? { initialMs: 250, maxMs: 5_000 };
+    this.#waitMs = options.waitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.#retry = options.retry ?? DEFAULT_LOCK_RETRY;
   }
 
   /**
@@ -198,7 +215,13 @@ export class ConsulLock {
           }
           // Refused with no holder: the previous holder's lock-delay is still running. Consul does
           // not say for how long, so retry soon rather than after a fixed 5 s as the Go resec did.
-          const pause = Math.min(1_000, Math.max(50, Math.floor(this.#options.lockDelayMs / 10)));
+          const pause = Math.min(
+            LOCK_DELAY_RETRY_MAX_MS,
+            Math.max(
+              LOCK_DELAY_RETRY_MIN_MS,
+              Math.floor(this.#options.lockDelayMs / LOCK_DELAY_RETRY_DIVISOR),
+            ),
+          );
           this.#logger.debug("lock-delay active; retrying", { key: this.key, retryInMs: pause });
           await this.#clock.sleep(pause, signal);
           index = 0;
@@ -488,7 +511,7 @@ export async function destroyUntilGone(
   const giveUpAt = clock.now() + options.giveUpAfterMs;
   for (let attempt = 1;; attempt++) {
     try {
-      await destroySession(client, session, { timeoutMs: 2_000 });
+      await destroySession(client, session, { timeoutMs: DESTROY_TIMEOUT_MS });
       if (attempt > 1) logger.info("ended the lost lock's session", { session, attempts: attempt });
       return true;
     } catch (error) {
@@ -512,7 +535,7 @@ async function bestEffortDestroy(
   logger: Logger,
 ): Promise<void> {
   try {
-    await destroySession(client, session, { timeoutMs: 2_000 });
+    await destroySession(client, session, { timeoutMs: DESTROY_TIMEOUT_MS });
   } catch (error) {
     logger.warn("destroying the lock session failed; it will expire with its TTL", {
       session,

@@ -96,6 +96,9 @@ export async function registerService(
 /** Consul's default cap on check output (`check_output_max_size`). */
 export const CHECK_OUTPUT_MAX_BYTES = 4_096;
 
+/** Room left under that cap, so output trimmed here is never cut again by Consul. */
+const CHECK_OUTPUT_HEADROOM_BYTES = 96;
+
 /**
  * Sets a TTL check's status and output (trimmed below Consul's 4 KB cap), which also resets its TTL.
  * Rejects with a ConsulNotFoundError when the agent does not know the check (see isUnknownToAgent).
@@ -154,7 +157,10 @@ export function isUnknownToAgent(error: unknown): boolean {
  * trimCheckOutput("x".repeat(10_000)).length < 4_096; // true
  * ```
  */
-export function trimCheckOutput(output: string, maxBytes = CHECK_OUTPUT_MAX_BYTES - 96): string {
+export function trimCheckOutput(
+  output: string,
+  maxBytes = CHECK_OUTPUT_MAX_BYTES - CHECK_OUTPUT_HEADROOM_BYTES,
+): string {
   const bytes = new TextEncoder().encode(output);
   if (bytes.length <= maxBytes) return output;
   const marker = `\n… (trimmed, ${bytes.length} bytes in all)`;

@@ -234,6 +234,24 @@ export function decodeSession(json: unknown): SessionInfo {
   };
 }
 
+/** Renewals per TTL: every TTL/3, so two may fail before the TTL runs out. */
+const RENEWALS_PER_TTL = 3;
+
+/** The first retry after a failed renewal: soon, as the TTL is running. */
+const RENEW_RETRY_INITIAL_MS = 100;
+
+/** Retries back off to TTL/6 at most, so at least two more fit before the TTL runs out. */
+const RENEW_RETRY_MAX_TTL_DIVISOR = 6;
+
+/**
+ * A renewal's deadline is TTL/2, within these bounds: a renewal slower than the TTL is worthless, so
+ * give up on it in time to try again; but never below what a loaded Consul needs, nor above a plain
+ * request's deadline.
+ */
+const RENEW_TIMEOUT_TTL_DIVISOR = 2;
+const RENEW_TIMEOUT_MIN_MS = 500;
+const RENEW_TIMEOUT_MAX_MS = 10_000;
+
 export interface SessionKeeperOptions {
   client: ConsulClient;
   session: string;
@@ -276,13 +294,17 @@ export class SessionKeeper {
   constructor(options: SessionKeeperOptions) {
     this.session = options.session;
     this.ttlMs = options.ttlMs;
-    this.intervalMs = options.intervalMs ?? Math.max(1, Math.floor(options.ttlMs / 3));
+    this.intervalMs = options.intervalMs ??
+      Math.max(1, Math.floor(options.ttlMs / RENEWALS_PER_TTL));
     this.#client = options.client;
     this.#clock = options.clock ?? options.client.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#retry = options.retry ?? {
-      initialMs: Math.min(100, this.intervalMs),
-      maxMs: Math.max(100, Math.floor(options.ttlMs / 6)),
+      initialMs: Math.min(RENEW_RETRY_INITIAL_MS, this.intervalMs),
+      maxMs: Math.max(
+        RENEW_RETRY_INITIAL_MS,
+        Math.floor(options.ttlMs / RENEW_RETRY_MAX_TTL_DIVISOR),
+      ),
     };
     this.#lastRenewedAt = options.confirmedAt;
     this.#loop = this.#run();
@@ -322,8 +344,10 @@ export class SessionKeeper {
       try {
         await renewSession(this.#client, this.session, {
           signal: stop,
-          // A renewal slower than the TTL is worthless; give up on it in time to try again.
-          timeoutMs: Math.max(500, Math.min(10_000, Math.floor(this.ttlMs / 2))),
+          timeoutMs: Math.max(
+            RENEW_TIMEOUT_MIN_MS,
+            Math.min(RENEW_TIMEOUT_MAX_MS, Math.floor(this.ttlMs / RENEW_TIMEOUT_TTL_DIVISOR)),
+          ),
         });
         this.#lastRenewedAt = Math.max(this.#lastRenewedAt, sentAt);
         if (failures > 0) {

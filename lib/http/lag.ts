@@ -42,8 +42,7 @@ const UNIT_BYTES: Record<string, number> = {
  * ```
  */
 export function parseLagBound(input: string): number {
-  // Long inputs are refused before any matching: a query string can be as long as a URL.
-  if (input.length > 32) throw new LagSyntaxError(input);
+  if (input.length > LAG_MAX_CHARS) throw new LagSyntaxError(input);
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
   if (!match) throw new LagSyntaxError(input);
   const factor = UNIT_BYTES[match[2]!.toLowerCase()];
@@ -53,7 +52,15 @@ export function parseLagBound(input: string): number {
   return bytes;
 }
 
-/** The input quoted, cut to 40 characters so an error never echoes a huge query back. */
+/** Long inputs are refused before any matching: a query string can be as long as a URL. */
+const LAG_MAX_CHARS = 32;
+
+/** An error quotes at most this many characters of the input, so it never echoes a huge query back. */
+const QUOTE_MAX_CHARS = 40;
+
+/** The input quoted, cut to `QUOTE_MAX_CHARS` characters. */
 export function quoteShort(input: string): string {
-  return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
+  return JSON.stringify(
+    input.length > QUOTE_MAX_CHARS ? `${input.slice(0, QUOTE_MAX_CHARS)}…` : input,
+  );
 }

@@ -81,7 +81,15 @@ export function parsePort(portText: string): number | HostPortFault {
   return port;
 }
 
-/** True when a step of the parsing core found a fault. */
+/**
+ * True when a step of the parsing core found a fault.
+ *
+ * @example
+ * ```ts
+ * const port = parsePort("http");
+ * if (isHostPortFault(port)) console.log(port.kind); // "port-not-a-number"
+ * ```
+ */
 export function isHostPortFault(value: unknown): value is HostPortFault {
   return typeof value === "object" && value !== null && "kind" in value;
 }
@@ -121,25 +129,55 @@ function describeFault(fault: HostPortFault): string {
   }
 }
 
-/** Formats an address back to `host:port`, bracketing IPv6 hosts. */
+/**
+ * Formats an address back to `host:port`, bracketing IPv6 hosts.
+ *
+ * @example
+ * ```ts
+ * formatHostPort({ host: "::1", port: 6379 }); // "[::1]:6379"
+ * ```
+ */
 export function formatHostPort(address: HostPort): string {
   return address.host.includes(":")
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
 }
 
-/** True for names and addresses that only mean "this machine". */
+/**
+ * True for names and addresses that only mean "this machine".
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost("127.0.0.1"); // true
+ * isLoopbackHost("10.0.0.5"); // false
+ * ```
+ */
 export function isLoopbackHost(host: string): boolean {
   const lower = host.toLowerCase();
   return lower === "localhost" || lower === "::1" || lower.startsWith("127.");
 }
 
-/** True for the wildcard addresses (`0.0.0.0`, `::`): a listener's, never one a peer can dial. */
+/**
+ * True for the wildcard addresses (`0.0.0.0`, `::`): a listener's, never one a peer can dial.
+ *
+ * @example
+ * ```ts
+ * isUnspecifiedHost("0.0.0.0"); // true
+ * isUnspecifiedHost("::1"); // false
+ * ```
+ */
 export function isUnspecifiedHost(host: string): boolean {
   return host === "::" || /^0+(\.0+){3}$/.test(host) || /^(0{1,4}:){7}0{1,4}$/.test(host);
 }
 
-/** True when two addresses name the same endpoint (case-insensitive host). */
+/**
+ * True when two addresses name the same endpoint (case-insensitive host).
+ *
+ * @example
+ * ```ts
+ * sameHostPort({ host: "Redis-1", port: 6379 }, { host: "redis-1", port: 6379 }); // true
+ * ```
+ */
 export function sameHostPort(a: HostPort, b: HostPort): boolean {
   return a.port === b.port && a.host.toLowerCase() === b.host.toLowerCase();
 }

@@ -153,7 +153,18 @@ export class EnvReader {
   }
 }
 
-/** Why a file named by a variable could not be read, in a few words for a problem's message. */
+/**
+ * Why a file named by a variable could not be read, in a few words for a problem's message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   Deno.readTextFileSync("/run/secrets/redis");
+ * } catch (error) {
+ *   describeFileError(error); // "no such file"
+ * }
+ * ```
+ */
 export function describeFileError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";

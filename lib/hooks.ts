@@ -36,7 +36,7 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 /** The most characters of a failed hook's stderr in the log line. */
 const STDERR_MAX_CHARS = 500;
 
-/** How long a failed hook's stderr is awaited after it exited, so a lingering child cannot hold the log. */
+/** How long a failed hook's stderr is awaited once it exited: a lingering child cannot hold the log. */
 const STDERR_GRACE_MS = 100;
 
 export interface RoleChangeHookOptions {

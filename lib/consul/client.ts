@@ -326,7 +326,14 @@ export class ConsulClient {
   }
 }
 
-/** Encodes a KV key or an ID as URL path segments, keeping `/` between segments. */
+/**
+ * Encodes a KV key or an ID as URL path segments, keeping `/` between segments.
+ *
+ * @example
+ * ```ts
+ * encodePath("resec/.lock.candidates/[::1]:6379"); // "resec/.lock.candidates/%5B%3A%3A1%5D%3A6379"
+ * ```
+ */
 export function encodePath(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
 }

@@ -59,7 +59,7 @@ export interface HealthServiceResult {
   meta: ResponseMeta;
 }
 
-/** A node-health read's default wait: the same as the holder watch's, its one caller, not Consul's 5 minutes. */
+/** A node-health read's default wait: its one caller's (the holder watch), not Consul's 5 minutes. */
 const NODE_HEALTH_WAIT_MS = 10_000;
 
 const STATUS_RANK: Record<CheckStatus, number> = {
@@ -136,7 +136,15 @@ function checkStatusField(fields: JsonObject, what: string): CheckStatus {
   return status as CheckStatus;
 }
 
-/** Decodes one element of `/v1/health/service/<name>`; check outputs only with `checkOutput`. */
+/**
+ * Decodes one element of `/v1/health/service/<name>`; check outputs only with `checkOutput`.
+ *
+ * @example
+ * ```ts
+ * const { entries } = await healthService(client, "redis-master", { passing: true });
+ * // each entry came through decodeHealthEntry: entries[0]?.address, entries[0]?.status
+ * ```
+ */
 export function decodeHealthEntry(
   json: unknown,
   position = 0,

@@ -501,6 +501,13 @@ const DESTROY_RETRY: BackoffPolicy = { initialMs: 250, maxMs: 1_000 };
 /**
  * Destroys a session, retrying while Consul is unreachable, until it answers or `giveUpAfterMs` has
  * passed (by then Consul has expired the session on its own).
+ *
+ * @example
+ * ```ts
+ * const ended = await destroyUntilGone(client, session, {
+ *   giveUpAfterMs: 2 * ttlMs, clock: systemClock, logger,
+ * }); // false: left for Consul to expire
+ * ```
  */
 export async function destroyUntilGone(
   client: ConsulClient,

@@ -102,6 +102,11 @@ const CHECK_OUTPUT_HEADROOM_BYTES = 96;
 /**
  * Sets a TTL check's status and output (trimmed below Consul's 4 KB cap), which also resets its TTL.
  * Rejects with a ConsulNotFoundError when the agent does not know the check (see isUnknownToAgent).
+ *
+ * @example
+ * ```ts
+ * await updateCheck(client, "redis@:6379:replication-status-check", "passing", "master, 2 replicas");
+ * ```
  */
 export async function updateCheck(
   client: ConsulClient,
@@ -121,7 +126,14 @@ export async function updateCheck(
   });
 }
 
-/** Removes a service and its checks from the local agent. An unknown ID is not an error. */
+/**
+ * Removes a service and its checks from the local agent. An unknown ID is not an error.
+ *
+ * @example
+ * ```ts
+ * await deregisterService(client, "redis@:6379");
+ * ```
+ */
 export async function deregisterService(
   client: ConsulClient,
   serviceId: string,
@@ -141,6 +153,14 @@ export async function deregisterService(
 /**
  * True when the agent does not know the check or service a request named: it restarted and forgot
  * it, or it was deregistered (DeregisterCriticalServiceAfter). Register again.
+ *
+ * @example
+ * ```ts
+ * await updateCheck(client, checkId, "passing", output).catch(async (error) => {
+ *   if (!isUnknownToAgent(error)) throw error;
+ *   await registerService(client, definition); // the agent restarted and forgot us
+ * });
+ * ```
  */
 export function isUnknownToAgent(error: unknown): boolean {
   if (!(error instanceof ConsulHttpError)) return false;

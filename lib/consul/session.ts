@@ -100,7 +100,18 @@ export async function createSession(
   return response.value!;
 }
 
-/** Renews a session; rejects with SessionGoneError when Consul no longer knows it. */
+/**
+ * Renews a session; rejects with SessionGoneError when Consul no longer knows it.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await renewSession(client, session, { timeoutMs: 5_000 });
+ * } catch (error) {
+ *   if (error instanceof SessionGoneError) session = await createSession(client, options);
+ * }
+ * ```
+ */
 export async function renewSession(
   client: ConsulClient,
   session: string,
@@ -127,7 +138,14 @@ export async function renewSession(
   }
 }
 
-/** Destroys a session, releasing (or deleting) its keys at once. Idempotent. */
+/**
+ * Destroys a session, releasing (or deleting) its keys at once. Idempotent.
+ *
+ * @example
+ * ```ts
+ * await destroySession(client, session); // its locks are released at once
+ * ```
+ */
 export async function destroySession(
   client: ConsulClient,
   session: string,
@@ -143,7 +161,15 @@ export async function destroySession(
   });
 }
 
-/** Reads a session; undefined when it does not exist (any more). */
+/**
+ * Reads a session; undefined when it does not exist (any more).
+ *
+ * @example
+ * ```ts
+ * const info = await sessionInfo(client, session);
+ * if (info === undefined) console.log("expired or destroyed");
+ * ```
+ */
 export async function sessionInfo(
   client: ConsulClient,
   session: string,
@@ -164,6 +190,14 @@ export async function sessionInfo(
 /**
  * True when Consul refused a session because a check it is tied to is not registered yet, or is
  * critical: the caller registers (or heals) the check and tries again.
+ *
+ * @example
+ * ```ts
+ * const session = await createSession(client, options).catch(async (error) => {
+ *   if (!isSessionCheckNotReady(error)) throw error;
+ *   await registerService(client, presence); // then try again
+ * });
+ * ```
  */
 export function isSessionCheckNotReady(error: unknown): boolean {
   return error instanceof ConsulHttpError && error.status === 500 &&
@@ -173,13 +207,28 @@ export function isSessionCheckNotReady(error: unknown): boolean {
 /**
  * True when Consul refused a key operation because the session it names no longer exists (it was
  * destroyed, or a check it was tied to failed): the caller makes a new session.
+ *
+ * @example
+ * ```ts
+ * const held = await acquireKey(client, key, session, value).catch((error) => {
+ *   if (isSessionInvalid(error)) return undefined; // make a new session
+ *   throw error;
+ * });
+ * ```
  */
 export function isSessionInvalid(error: unknown): boolean {
   return error instanceof ConsulHttpError && error.status === 500 &&
     /invalid session/i.test(error.consulMessage);
 }
 
-/** Every session in the datacenter (`/v1/session/list`). */
+/**
+ * Every session in the datacenter (`/v1/session/list`).
+ *
+ * @example
+ * ```ts
+ * const mine = (await listSessions(client)).filter((s) => s.node === "redis-1");
+ * ```
+ */
 export async function listSessions(
   client: ConsulClient,
   options: { signal?: AbortSignal } = {},
@@ -195,7 +244,16 @@ export async function listSessions(
   return response.value ?? [];
 }
 
-/** Decodes one session of `/v1/session/info`, `/list` or `/renew`. */
+/**
+ * Decodes one session of `/v1/session/info`, `/list` or `/renew`.
+ *
+ * @example
+ * ```ts
+ * decodeSession({
+ *   ID: "b1f…", Name: "resec", Node: "redis-1", TTL: "15s", LockDelay: 1_000_000_000, CreateIndex: 12,
+ * }); // { id: "b1f…", ttlMs: 15000, lockDelayMs: 1000, behavior: "release", … }
+ * ```
+ */
 export function decodeSession(json: unknown): SessionInfo {
   const what = "the session";
   const object = asObject(json, what);

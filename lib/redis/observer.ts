@@ -63,12 +63,27 @@ export interface UpObservation {
 /** What the observer knows about Redis right now. */
 export type RedisObservation = UnknownObservation | DownObservation | UpObservation;
 
-/** Answering and not loading a dataset. */
+/**
+ * Answering and not loading a dataset.
+ *
+ * @example
+ * ```ts
+ * const observation = observer.current();
+ * if (isHealthy(observation)) console.log(observation.info.role);
+ * ```
+ */
 export function isHealthy(observation: RedisObservation): observation is UpObservation {
   return observation.kind === "up" && !observation.info.loading;
 }
 
-/** At least one good snapshot has been seen (now, or before the current outage). */
+/**
+ * At least one good snapshot has been seen (now, or before the current outage).
+ *
+ * @example
+ * ```ts
+ * isReady({ kind: "unknown" }); // false: nothing seen yet
+ * ```
+ */
 export function isReady(observation: RedisObservation): boolean {
   return observation.kind === "up" ||
     (observation.kind === "down" && observation.lastUp !== undefined);

@@ -3,6 +3,12 @@
  */
 import type { Milliseconds } from "./duration.ts";
 
+/** Each delay doubles the one before. */
+const DEFAULT_FACTOR = 2;
+
+/** ±20 % of each delay is random, enough to spread agents that failed at the same instant. */
+const DEFAULT_JITTER = 0.2;
+
 export interface BackoffPolicy {
   /** Delay after the first failure. */
   initialMs: Milliseconds;
@@ -28,8 +34,8 @@ export function backoffDelay(
   attempt: number,
   random: () => number = Math.random,
 ): Milliseconds {
-  const factor = policy.factor ?? 2;
-  const jitter = policy.jitter ?? 0.2;
+  const factor = policy.factor ?? DEFAULT_FACTOR;
+  const jitter = policy.jitter ?? DEFAULT_JITTER;
   const base = Math.min(policy.maxMs, policy.initialMs * factor ** Math.max(0, attempt - 1));
   // Jitter spreads retries of many agents so they do not hit Consul in lockstep.
   const spread = base * jitter * (random() * 2 - 1);

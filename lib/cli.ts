@@ -2,6 +2,7 @@
  * The command line: `resec [run]`, `--help`, `--version`, `--check`, `--env-file PATH`. Returns an exit
  * code instead of exiting, so tests can call it.
  */
+import { ResecError } from "./errors.ts";
 import { parseArgs } from "node:util";
 import { parse as parseDotenv } from "dotenv";
 import {
@@ -120,7 +121,7 @@ export type Invocation =
   };
 
 /** Thrown for a command line we cannot understand. */
-export class UsageError extends Error {
+export class UsageError extends ResecError {
   override name = "UsageError";
 }
 
@@ -136,6 +137,9 @@ function withGoFlagsSpelledLong(args: readonly string[]): string[] {
     return name !== undefined && name in GO_RESEC_FLAGS ? `-${arg}` : arg;
   });
 }
+
+/** How long a bare `resec switchover` waits for the handover to finish (`--timeout`'s default). */
+export const DEFAULT_SWITCHOVER_TIMEOUT_MS: Milliseconds = 30_000;
 
 /** The refresh interval of a bare `resec list --watch`. */
 export const DEFAULT_WATCH_MS: Milliseconds = 2_000;
@@ -245,7 +249,7 @@ function parseCommand(
       return { command: "run", envFile, checkOnly: values.check ?? false };
     case "switchover": {
       only(["to", "timeout"]);
-      let timeoutMs = 30_000;
+      let timeoutMs = DEFAULT_SWITCHOVER_TIMEOUT_MS;
       if (values.timeout !== undefined) {
         try {
           timeoutMs = parseDuration(values.timeout);

@@ -2,6 +2,7 @@
  * Durations written the way Go writes them (`1s`, `500ms`, `72h`, `1m30s`), so environment files of the
  * Go resec keep working.
  */
+import { ResecError } from "./errors.ts";
 
 /** A length of time in milliseconds. */
 export type Milliseconds = number;
@@ -18,7 +19,7 @@ const UNIT_MS: Record<string, number> = {
 };
 
 /** Thrown when a duration string is not in Go's syntax. */
-export class DurationSyntaxError extends Error {
+export class DurationSyntaxError extends ResecError {
   override name = "DurationSyntaxError";
   constructor(readonly input: string) {
     super(`Cannot parse duration "${input}": expected a duration such as "5s", "500ms" or "1m30s"`);
@@ -53,6 +54,13 @@ export function parseDuration(input: string): Milliseconds {
 
 /**
  * Formats milliseconds the way Go prints a duration (`1m30s`, `500ms`, `0s`), for logs and --check.
+ *
+ * @example
+ * ```ts
+ * formatDuration(90_000); // "1m30s"
+ * formatDuration(500); // "500ms"
+ * formatDuration(3_600_000); // "1h0m0s"
+ * ```
  */
 export function formatDuration(ms: Milliseconds): string {
   if (ms === 0) return "0s";
@@ -71,7 +79,15 @@ export function formatDuration(ms: Milliseconds): string {
   return out;
 }
 
-/** Formats milliseconds as Consul wants a duration in JSON bodies (`"15s"`, `"500ms"`). */
+/**
+ * Formats milliseconds as Consul wants a duration in JSON bodies (`"15s"`, `"500ms"`).
+ *
+ * @example
+ * ```ts
+ * consulDuration(15_000); // "15s"
+ * consulDuration(1_500); // "1500ms"
+ * ```
+ */
 export function consulDuration(ms: Milliseconds): string {
   return ms % 1_000 === 0 ? `${ms / 1_000}s` : `${Math.round(ms)}ms`;
 }

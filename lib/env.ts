@@ -2,6 +2,7 @@
  * Reading configuration from environment variables, collecting every problem instead of stopping at the
  * first, so an operator fixes a bad environment file in one go.
  */
+import { ResecError } from "./errors.ts";
 import { type Milliseconds, parseDuration } from "./duration.ts";
 
 /** Environment variables as plain data (tests pass an object; the program passes Deno.env). */
@@ -14,8 +15,12 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
-/** Thrown once with every problem found in the configuration. */
-export class ConfigError extends Error {
+/**
+ * Thrown once with every problem found, by `EnvReader.assertValid()`. The agent and `--check` never
+ * throw it (they print `parseConfig`'s problems themselves): it serves callers that read a few
+ * variables on their own, such as the TLS tests' clients.
+ */
+export class ConfigError extends ResecError {
   override name = "ConfigError";
   constructor(readonly problems: readonly ConfigProblem[]) {
     super(
@@ -148,7 +153,18 @@ export class EnvReader {
   }
 }
 
-/** Why a file named by a variable could not be read, in a few words for a problem's message. */
+/**
+ * Why a file named by a variable could not be read, in a few words for a problem's message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   Deno.readTextFileSync("/run/secrets/redis");
+ * } catch (error) {
+ *   describeFileError(error); // "no such file"
+ * }
+ * ```
+ */
 export function describeFileError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such file";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";

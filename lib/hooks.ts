@@ -33,6 +33,12 @@ export const HOOK_INHERITED_VARIABLES = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"]
 /** Used when the agent was started without PATH (a bare container), so hooks still find commands. */
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/** The most characters of a failed hook's stderr in the log line. */
+const STDERR_MAX_CHARS = 500;
+
+/** How long a failed hook's stderr is awaited once it exited: a lingering child cannot hold the log. */
+const STDERR_GRACE_MS = 100;
+
 export interface RoleChangeHookOptions {
   /** A command line, run by /bin/sh with the role, previous role and master as "$1" "$2" "$3". */
   command: string;
@@ -91,7 +97,7 @@ export class RoleChangeHook {
         } catch { /* already exited */ }
       }
     }, timeoutMs);
-    const stderr = readSome(child.stderr, 500);
+    const stderr = readSome(child.stderr, STDERR_MAX_CHARS);
     try {
       const status = await child.status;
       const fields = { role: change.role, previous: change.previous, ms: Date.now() - started };
@@ -103,7 +109,7 @@ export class RoleChangeHook {
           exitCode: status.code,
           stderr: await Promise.race([
             stderr,
-            new Promise<string>((r) => setTimeout(() => r(""), 100)),
+            new Promise<string>((r) => setTimeout(() => r(""), STDERR_GRACE_MS)),
           ]),
         });
       } else {

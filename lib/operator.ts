@@ -17,6 +17,18 @@ import {
 import type { Milliseconds } from "./duration.ts";
 import { InvalidRecordError } from "./record.ts";
 
+/**
+ * How long `resec switchover` follows the record past its own timeout: two lock TTLs (Consul may keep
+ * the old master's session for up to 2 × TTL) plus this margin.
+ */
+const FOLLOW_MARGIN_MS = 5_000;
+
+/** One read of the record blocks at most this long, so the deadline is checked often. */
+const FOLLOW_WAIT_MAX_MS = 5_000;
+
+/** The shortest blocking wait asked for near the deadline (a zero wait would not block). */
+const FOLLOW_WAIT_MIN_MS = 100;
+
 /** Where a command prints. */
 export interface CommandIo {
   stdout: (line: string) => void;
@@ -81,11 +93,14 @@ export async function requestSwitchover(
     }; waiting for the master`,
   );
 
-  const deadline = Date.now() + options.timeoutMs + 2 * config.lock.ttlMs + 5_000;
+  const deadline = Date.now() + options.timeoutMs + 2 * config.lock.ttlMs + FOLLOW_MARGIN_MS;
   let index = 0;
   let lastState = "requested";
   while (Date.now() < deadline) {
-    const waitMs = Math.max(100, Math.min(5_000, deadline - Date.now()));
+    const waitMs = Math.max(
+      FOLLOW_WAIT_MIN_MS,
+      Math.min(FOLLOW_WAIT_MAX_MS, deadline - Date.now()),
+    );
     const result = await readKey(client, key, { index: Math.max(index, 1), waitMs });
     index = result.index < index ? 0 : result.index;
     const read = result.entry ? readRecord(result.entry.value) : undefined;

@@ -3,6 +3,7 @@
  * Anyone who may write those keys can put anything there, so each record is validated whole where it
  * is read, with these helpers, and becomes a typed value or an `InvalidRecordError` with a reason.
  */
+import { ResecError } from "./errors.ts";
 import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
 
 /**
@@ -27,7 +28,7 @@ const MAX_TIMESTAMP_CHARS = 64;
 const QUOTE_CHARS = 60;
 
 /** Thrown when a record in Consul is not one resec could have written. */
-export class InvalidRecordError extends Error {
+export class InvalidRecordError extends ResecError {
   override name = "InvalidRecordError";
 
   /**

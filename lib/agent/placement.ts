@@ -6,6 +6,7 @@
  * the address the local Consul agent advertises, as the Go resec lets Consul fill in the node's address.
  * Announcing 127.0.0.1 instead would make every host claim the same address.
  */
+import { ResecError } from "../errors.ts";
 import { formatHostPort, type HostPort, isUnspecifiedHost } from "../address.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { type Clock, systemClock } from "../clock.ts";
@@ -24,7 +25,7 @@ export interface Placement {
 }
 
 /** No address can be announced safely: the agent refuses to start (exit 2). */
-export class AnnounceAddressError extends Error {
+export class AnnounceAddressError extends ResecError {
   override name = "AnnounceAddressError";
 }
 

@@ -7,12 +7,26 @@ import { formatHostPort } from "../address.ts";
 import type { Candidacy } from "../reconciler/election.ts";
 import { InvalidRecordError, MAX_ID_CHARS, quoteValue, RecordFields } from "../record.ts";
 
-/** The KV prefix holding the candidacies of the cluster that uses `lockKey`. */
+/**
+ * The KV prefix holding the candidacies of the cluster that uses `lockKey`.
+ *
+ * @example
+ * ```ts
+ * candidatesPrefix("resec/.lock"); // "resec/.lock.candidates/"
+ * ```
+ */
 export function candidatesPrefix(lockKey: string): string {
   return `${lockKey}.candidates/`;
 }
 
-/** The value of a candidacy's key. */
+/**
+ * The value of a candidacy's key.
+ *
+ * @example
+ * ```ts
+ * await putKey(client, candidatesPrefix(lockKey) + candidacy.address, encodeCandidacy(candidacy));
+ * ```
+ */
 export function encodeCandidacy(candidacy: Candidacy): string {
   return JSON.stringify(candidacy);
 }
@@ -25,6 +39,11 @@ const MAX_PRIORITY = 2_147_483_647;
  * candidacy must announce the same.
  *
  * @throws {InvalidRecordError} when the value is not a candidacy resec could have written
+ *
+ * @example
+ * ```ts
+ * const candidacy = parseCandidacy(entry.value, entry.key.slice(candidatesPrefix(lockKey).length));
+ * ```
  */
 export function parseCandidacy(value: string, address: string): Candidacy {
   const fields = RecordFields.parse("candidacy", value);

@@ -6,12 +6,26 @@ import { formatHostPort, type HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
 import { InvalidRecordError, MAX_ID_CHARS, MAX_TEXT_CHARS, RecordFields } from "../record.ts";
 
-/** The key whose presence pauses every agent of the cluster. */
+/**
+ * The key whose presence pauses every agent of the cluster.
+ *
+ * @example
+ * ```ts
+ * pauseKey("resec/.lock"); // "resec/.lock.paused"
+ * ```
+ */
 export function pauseKey(lockKey: string): string {
   return `${lockKey}.paused`;
 }
 
-/** The key carrying the current switchover request and its progress. */
+/**
+ * The key carrying the current switchover request and its progress.
+ *
+ * @example
+ * ```ts
+ * switchoverKey("resec/.lock"); // "resec/.lock.switchover"
+ * ```
+ */
 export function switchoverKey(lockKey: string): string {
   return `${lockKey}.switchover`;
 }
@@ -27,6 +41,12 @@ export interface PauseNote {
  * tells people why.
  *
  * @throws {InvalidRecordError} when the value is not a note `resec pause` could have written
+ *
+ * @example
+ * ```ts
+ * parsePauseNote('{"reason":"kernel upgrade","since":"2026-01-01T00:00:00Z"}');
+ * // { reason: "kernel upgrade", since: "2026-01-01T00:00:00Z" }
+ * ```
  */
 export function parsePauseNote(text: string): PauseNote {
   const fields = RecordFields.parse("pause note", text);
@@ -101,7 +121,14 @@ export function parseSwitchoverRecord(text: string): SwitchoverRecord {
   };
 }
 
-/** The switchover key's value for `record`. */
+/**
+ * The switchover key's value for `record`.
+ *
+ * @example
+ * ```ts
+ * await putKey(client, switchoverKey(lockKey), encodeSwitchoverRecord(record), { cas: 0 });
+ * ```
+ */
 export function encodeSwitchoverRecord(record: SwitchoverRecord): string {
   return JSON.stringify({
     ...record,
@@ -110,7 +137,14 @@ export function encodeSwitchoverRecord(record: SwitchoverRecord): string {
   });
 }
 
-/** True once a request has ended one way or another. */
+/**
+ * True once a request has ended one way or another.
+ *
+ * @example
+ * ```ts
+ * isFinished(advance(record, "refused", { detail: "no healthy replica" })); // true
+ * ```
+ */
 export function isFinished(record: SwitchoverRecord): boolean {
   return record.state === "done" || record.state === "refused" || record.state === "failed";
 }
@@ -122,13 +156,28 @@ export interface Handover {
   readonly from: HostPort;
 }
 
-/** The handover an in-progress record describes, if any. */
+/**
+ * The handover an in-progress record describes, if any.
+ *
+ * @example
+ * ```ts
+ * handoverOf(advance(record, "in-progress", { to: target, from: self }));
+ * // { id: record.id, target, from: self }
+ * ```
+ */
 export function handoverOf(record: SwitchoverRecord | undefined): Handover | undefined {
   if (record?.state !== "in-progress" || !record.to || !record.from) return undefined;
   return { id: record.id, target: record.to, from: record.from };
 }
 
-/** A record moved to a new state. */
+/**
+ * A record moved to a new state.
+ *
+ * @example
+ * ```ts
+ * const next = advance(record, "done", { detail: "took 1.2s" }); // same id, to and from
+ * ```
+ */
 export function advance(
   record: SwitchoverRecord,
   state: SwitchoverState,

@@ -25,7 +25,15 @@ export interface LeaderAnnouncement {
   readonly epoch?: number;
 }
 
-/** Encodes the lock value for `address`. */
+/**
+ * Encodes the lock value for `address`.
+ *
+ * @example
+ * ```ts
+ * encodeLeaderAnnouncement({ address: { host: "10.0.0.5", port: 6379 }, agent: "resec", now: 0 });
+ * // '{"address":"10.0.0.5:6379","agent":"resec","since":"1970-01-01T00:00:00.000Z"}'
+ * ```
+ */
 export function encodeLeaderAnnouncement(
   options: { address: HostPort; agent: string; runId?: string; now: number; epoch?: number },
 ): string {
@@ -44,6 +52,13 @@ export function encodeLeaderAnnouncement(
  *
  * @throws {InvalidRecordError} when the value is not an announcement resec could have written; the
  * caller then treats the holder as one that announced nothing
+ *
+ * @example
+ * ```ts
+ * parseLeaderAnnouncement('{"address":"10.0.0.5:6379","agent":"resec","since":"2026-01-01T00:00:00Z"}');
+ * // { address: { host: "10.0.0.5", port: 6379 }, agent: "resec", since: "2026-01-01T00:00:00Z" }
+ * parseLeaderAnnouncement(""); // undefined: a Go resec holds the lock
+ * ```
  */
 export function parseLeaderAnnouncement(value: string | undefined): LeaderAnnouncement | undefined {
   if (!value) return undefined;

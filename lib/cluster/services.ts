@@ -24,6 +24,11 @@ type ServiceConfig = Pick<Config, "announce" | "announceFromEnv" | "redis" | "se
 /**
  * The Address field of the service registrations: omitted when the node's address is announced (Consul
  * then uses it, as for the Go resec) or the announce address is loopback; else the announce host.
+ *
+ * @example
+ * ```ts
+ * announcedServiceAddress(config); // undefined for REDIS_ADDR 127.0.0.1:6379: Consul uses the node's
+ * ```
  */
 export function announcedServiceAddress(
   config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
@@ -37,6 +42,12 @@ export function announcedServiceAddress(
  * The address part of service and check IDs, as the Go resec builds it: `:6379` when the node's address
  * is announced (so IDs stay the same across hosts and across a migration), else `host:port`. Consul keys
  * services and checks by node, so equal IDs on different hosts never collide.
+ *
+ * @example
+ * ```ts
+ * serviceIdAddress(config); // ":6379" for REDIS_ADDR 127.0.0.1:6379 (the node's address announced)
+// "10.0.0.5:6379" for ANNOUNCE_ADDR 10.0.0.5:6379
+ * ```
  */
 export function serviceIdAddress(
   config: Pick<Config, "announce" | "announceFromEnv" | "redis">,
@@ -46,7 +57,14 @@ export function serviceIdAddress(
     : formatHostPort(config.announce);
 }
 
-/** The service ID: `<service name or prefix>@<address part>` (see `serviceIdAddress`). */
+/**
+ * The service ID: `<service name or prefix>@<address part>` (see `serviceIdAddress`).
+ *
+ * @example
+ * ```ts
+ * serviceId(config); // "redis@:6379" with the default prefix and a loopback REDIS_ADDR
+ * ```
+ */
 export function serviceId(config: ServiceConfig): string {
   const base = config.service.mode === "tags" ? config.service.name : config.service.prefix;
   return `${base}@${serviceIdAddress(config)}`;
@@ -55,6 +73,11 @@ export function serviceId(config: ServiceConfig): string {
 /**
  * The Consul service definition for this node in a role, its check in `status` at once (a promotion
  * never flaps through "warning").
+ *
+ * @example
+ * ```ts
+ * await registerService(client, serviceDefinition(config, timings, "master", "passing", "master"));
+ * ```
  */
 export function serviceDefinition(
   config: ServiceConfig & Pick<Config, "deregisterServiceAfterMs">,
@@ -87,7 +110,14 @@ export function serviceDefinition(
   };
 }
 
-/** The name of the agent's presence service: `<service name or prefix>-agent`. */
+/**
+ * The name of the agent's presence service: `<service name or prefix>-agent`.
+ *
+ * @example
+ * ```ts
+ * presenceServiceName(config); // "redis-agent" with the default prefix
+ * ```
+ */
 export function presenceServiceName(config: Pick<Config, "service">): string {
   const naming = config.service;
   return `${naming.mode === "tags" ? naming.name : naming.prefix}-agent`;
@@ -96,6 +126,11 @@ export function presenceServiceName(config: Pick<Config, "service">): string {
 /**
  * The agent's presence service (`<name>-agent`, inside the ACL prefix the role services need) and the
  * check its lock sessions are tied to, registered passing.
+ *
+ * @example
+ * ```ts
+ * await registerService(client, presenceDefinition(config, timings));
+ * ```
  */
 export function presenceDefinition(
   config: ServiceConfig & Pick<Config, "deregisterServiceAfterMs">,
@@ -128,7 +163,15 @@ export interface ServiceQuery {
   readonly tag?: string;
 }
 
-/** Where the slave services live in the catalog: by name, or by the first slave tag if any. */
+/**
+ * Where the slave services live in the catalog: by name, or by the first slave tag if any.
+ *
+ * @example
+ * ```ts
+ * const { name, tag } = slaveServiceQuery(config); // { name: "redis-slave" } in prefix mode
+ * const { entries } = await healthService(client, name, { tag, passing: true });
+ * ```
+ */
 export function slaveServiceQuery(config: Pick<Config, "service">): ServiceQuery {
   const naming = config.service;
   if (naming.mode === "prefix") return { name: `${naming.prefix}-slave` };
@@ -136,7 +179,14 @@ export function slaveServiceQuery(config: Pick<Config, "service">): ServiceQuery
   return tag === undefined ? { name: naming.name } : { name: naming.name, tag };
 }
 
-/** Where the master service lives in the catalog (the leader fallback reads it). */
+/**
+ * Where the master service lives in the catalog (the leader fallback reads it).
+ *
+ * @example
+ * ```ts
+ * masterServiceQuery(config); // { name: "redis-master" } in prefix mode
+ * ```
+ */
 export function masterServiceQuery(config: Pick<Config, "service">): ServiceQuery {
   return config.service.mode === "tags"
     ? { name: config.service.name, tag: config.service.masterTags[0] }

@@ -97,6 +97,24 @@ export interface ConsulClientOptions {
 /** Consul caps `wait` at 10 minutes. */
 export const MAX_BLOCKING_WAIT_MS = 600_000;
 
+/** Consul's own default blocking wait (5 minutes), for reads whose caller names none. */
+export const DEFAULT_BLOCKING_WAIT_MS = 300_000;
+
+/** Deadline of a non-blocking request: a healthy local agent answers in milliseconds. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+/** Added to a blocking query's deadline so a slow answer at the end of the wait is not cut off. */
+export const DEFAULT_BLOCKING_MARGIN_MS = 5_000;
+
+/** Consul adds up to wait/16 of random jitter to a blocking query's wait; the deadline allows it. */
+const BLOCKING_JITTER_DIVISOR = 16;
+
+/** The most characters of an error answer kept in the error's message. */
+const ERROR_MESSAGE_MAX_CHARS = 1_000;
+
+/** The most characters of an answer that is not JSON quoted in the error. */
+const NOT_JSON_QUOTE_CHARS = 80;
+
 /**
  * The most bytes read of one answer, error answers included. One instance in a health answer is about
  * 3 KiB (node, service and two checks, measured on Consul 1.x), 11 KiB with both check outputs at
@@ -134,8 +152,8 @@ export class ConsulClient {
     this.connection = options.connection;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.blockingMarginMs = options.blockingMarginMs ?? 5_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.blockingMarginMs = options.blockingMarginMs ?? DEFAULT_BLOCKING_MARGIN_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
     this.#onRequest = options.onRequest;
@@ -220,7 +238,7 @@ export class ConsulClient {
     }
     const ok = response.status >= 200 && response.status < 300;
     if (!ok) {
-      const message = this.#redact(text.trim()).slice(0, 1_000);
+      const message = this.#redact(text.trim()).slice(0, ERROR_MESSAGE_MAX_CHARS);
       if (request.acceptStatus?.includes(response.status)) {
         report(response.status, "ok");
         return { status: response.status, value: undefined, meta };
@@ -242,7 +260,7 @@ export class ConsulClient {
     } catch (error) {
       report(response.status, "malformed");
       const detail = error instanceof SyntaxError
-        ? `not JSON (${JSON.stringify(text.slice(0, 80))})`
+        ? `not JSON (${JSON.stringify(text.slice(0, NOT_JSON_QUOTE_CHARS))})`
         : (error as Error).message;
       throw new ConsulMalformedResponseError(method, path, detail, { cause: error });
     }
@@ -263,7 +281,7 @@ export class ConsulClient {
   deadlineFor(request: Pick<ConsulRequest<unknown>, "blocking" | "timeoutMs">): Milliseconds {
     if (request.blocking && request.blocking.index > 0) {
       const wait = clampWait(request.blocking.waitMs);
-      return Math.ceil(wait + wait / 16) + this.blockingMarginMs;
+      return Math.ceil(wait + wait / BLOCKING_JITTER_DIVISOR) + this.blockingMarginMs;
     }
     return request.timeoutMs ?? this.requestTimeoutMs;
   }
@@ -308,7 +326,14 @@ export class ConsulClient {
   }
 }
 
-/** Encodes a KV key or an ID as URL path segments, keeping `/` between segments. */
+/**
+ * Encodes a KV key or an ID as URL path segments, keeping `/` between segments.
+ *
+ * @example
+ * ```ts
+ * encodePath("resec/.lock.candidates/[::1]:6379"); // "resec/.lock.candidates/%5B%3A%3A1%5D%3A6379"
+ * ```
+ */
 export function encodePath(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
 }

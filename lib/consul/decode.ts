@@ -103,9 +103,12 @@ export function asBoolean(value: unknown, what: string): boolean {
   return value;
 }
 
+/** A string in an error is quoted up to this many characters: Consul's answers can be long. */
+const QUOTE_MAX_CHARS = 40;
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
-  if (typeof value === "string") return JSON.stringify(value.slice(0, 40));
+  if (typeof value === "string") return JSON.stringify(value.slice(0, QUOTE_MAX_CHARS));
   return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
 }

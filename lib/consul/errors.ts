@@ -2,9 +2,10 @@
  * Typed failures of the Consul HTTP API, so callers decide by class (retry, re-register, give up) instead
  * of parsing messages. No message ever carries the ACL token.
  */
+import { ResecError } from "../errors.ts";
 
 /** Any failure talking to Consul. */
-export class ConsulError extends Error {
+export class ConsulError extends ResecError {
   override name = "ConsulError";
 }
 

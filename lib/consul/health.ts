@@ -3,7 +3,12 @@
  * Needs `service:read` on the service and `node:read` on the nodes (the Go resec's policy lacked it).
  */
 import type { Milliseconds } from "../duration.ts";
-import { type ConsulClient, encodePath, type ResponseMeta } from "./client.ts";
+import {
+  type ConsulClient,
+  DEFAULT_BLOCKING_WAIT_MS,
+  encodePath,
+  type ResponseMeta,
+} from "./client.ts";
 import {
   asArray,
   asObject,
@@ -54,6 +59,9 @@ export interface HealthServiceResult {
   meta: ResponseMeta;
 }
 
+/** A node-health read's default wait: its one caller's (the holder watch), not Consul's 5 minutes. */
+const NODE_HEALTH_WAIT_MS = 10_000;
+
 const STATUS_RANK: Record<CheckStatus, number> = {
   passing: 0,
   warning: 1,
@@ -81,7 +89,7 @@ export async function healthService(
     action: `reading the health of service "${name}"`,
     signal: options.signal,
     blocking: options.index !== undefined && options.index > 0
-      ? { index: options.index, waitMs: options.waitMs ?? 300_000 }
+      ? { index: options.index, waitMs: options.waitMs ?? DEFAULT_BLOCKING_WAIT_MS }
       : undefined,
     decode: (json) =>
       asArray(json, "the answer").map((entry, position) =>
@@ -128,7 +136,15 @@ function checkStatusField(fields: JsonObject, what: string): CheckStatus {
   return status as CheckStatus;
 }
 
-/** Decodes one element of `/v1/health/service/<name>`; check outputs only with `checkOutput`. */
+/**
+ * Decodes one element of `/v1/health/service/<name>`; check outputs only with `checkOutput`.
+ *
+ * @example
+ * ```ts
+ * const { entries } = await healthService(client, "redis-master", { passing: true });
+ * // each entry came through decodeHealthEntry: entries[0]?.address, entries[0]?.status
+ * ```
+ */
 export function decodeHealthEntry(
   json: unknown,
   position = 0,
@@ -204,7 +220,7 @@ export async function nodeGossipHealth(
     action: `reading the health of node "${node}"`,
     signal: options.signal,
     blocking: options.index !== undefined && options.index > 0
-      ? { index: options.index, waitMs: options.waitMs ?? 10_000 }
+      ? { index: options.index, waitMs: options.waitMs ?? NODE_HEALTH_WAIT_MS }
       : undefined,
     decode: (json) =>
       asArray(json, "the answer").map((check, index) => {

@@ -3,7 +3,12 @@
  * lock operations `?acquire=` / `?release=`.
  */
 import type { Milliseconds } from "../duration.ts";
-import { type ConsulClient, encodePath, type ResponseMeta } from "./client.ts";
+import {
+  type ConsulClient,
+  DEFAULT_BLOCKING_WAIT_MS,
+  encodePath,
+  type ResponseMeta,
+} from "./client.ts";
 import {
   asArray,
   asBoolean,
@@ -55,9 +60,6 @@ export interface ListPrefixResult {
   meta: ResponseMeta;
 }
 
-/** Consul's default blocking wait. */
-export const DEFAULT_WAIT_MS = 300_000;
-
 /**
  * Reads one key; a missing key is `{ entry: undefined }`, not an error.
  *
@@ -89,7 +91,15 @@ export async function readKey(
   };
 }
 
-/** Reads every key under a prefix (`?recurse`); none is an empty list. */
+/**
+ * Reads every key under a prefix (`?recurse`); none is an empty list.
+ *
+ * @example
+ * ```ts
+ * const { entries, index } = await listPrefix(client, "resec/.lock.candidates/");
+ * for (const entry of entries) console.log(entry.key, entry.value);
+ * ```
+ */
 export async function listPrefix(
   client: ConsulClient,
   prefix: string,
@@ -135,7 +145,15 @@ export function watchKey(
   });
 }
 
-/** Watches every key under a prefix, yielding the list first and on each change. */
+/**
+ * Watches every key under a prefix, yielding the list first and on each change.
+ *
+ * @example
+ * ```ts
+ * await using watch = watchPrefix(client, "resec/.lock.candidates/");
+ * for await (const entries of watch) console.log(entries.length, "candidacies");
+ * ```
+ */
 export function watchPrefix(
   client: ConsulClient,
   prefix: string,
@@ -161,7 +179,15 @@ export interface PutKeyOptions {
   signal?: AbortSignal;
 }
 
-/** Writes a key; false when a `cas` condition failed. */
+/**
+ * Writes a key; false when a `cas` condition failed.
+ *
+ * @example
+ * ```ts
+ * await putKey(client, "resec/.lock.paused", '{"reason":"upgrade"}');
+ * const created = await putKey(client, "resec/.lock.switchover", "{}", { cas: 0 }); // false if it exists
+ * ```
+ */
 export async function putKey(
   client: ConsulClient,
   key: string,
@@ -174,6 +200,11 @@ export async function putKey(
 /**
  * Takes the key's lock for `session` and sets its value. False when another session holds it, or when
  * a lock-delay from an invalidated holder is still running.
+ *
+ * @example
+ * ```ts
+ * const held = await acquireKey(client, "resec/.lock", session, '{"address":"10.0.0.5:6379"}');
+ * ```
  */
 export async function acquireKey(
   client: ConsulClient,
@@ -188,6 +219,11 @@ export async function acquireKey(
 /**
  * Gives the key's lock back. Consul stores the body as the new value, so without `value` the key is
  * left empty, and the flags too: without `flags` they become 0. False when `session` did not hold it.
+ *
+ * @example
+ * ```ts
+ * await releaseKey(client, "resec/.lock", session); // the key stays, empty and unheld
+ * ```
  */
 export async function releaseKey(
   client: ConsulClient,
@@ -199,7 +235,15 @@ export async function releaseKey(
   return await writeKey(client, key, value, { release: session, flags: options.flags }, options);
 }
 
-/** Deletes a key (or, with `recurse`, a prefix); false when a `cas` condition failed. */
+/**
+ * Deletes a key (or, with `recurse`, a prefix); false when a `cas` condition failed.
+ *
+ * @example
+ * ```ts
+ * await deleteKey(client, "resec/.lock.paused");
+ * await deleteKey(client, "resec/.lock.switchover", { cas: entry.modifyIndex }); // false if it changed
+ * ```
+ */
 export async function deleteKey(
   client: ConsulClient,
   key: string,
@@ -242,12 +286,20 @@ function readOptions(options: ReadKeyOptions) {
     signal: options.signal,
     consistency: options.consistent ? "consistent" as const : undefined,
     blocking: options.index !== undefined && options.index > 0
-      ? { index: options.index, waitMs: options.waitMs ?? DEFAULT_WAIT_MS }
+      ? { index: options.index, waitMs: options.waitMs ?? DEFAULT_BLOCKING_WAIT_MS }
       : undefined,
   };
 }
 
-/** Decodes one entry of `GET /v1/kv/<key>`. */
+/**
+ * Decodes one entry of `GET /v1/kv/<key>`.
+ *
+ * @example
+ * ```ts
+ * decodeEntry({ Key: "a", Value: "aGk=", Flags: 0, LockIndex: 0, ModifyIndex: 7, CreateIndex: 7 });
+ * // { key: "a", value: "hi", modifyIndex: 7, … }
+ * ```
+ */
 export function decodeEntry(json: unknown, position = 0): KvEntry {
   const what = `entry ${position}`;
   const object = asObject(json, what);

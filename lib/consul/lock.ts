@@ -3,6 +3,7 @@
  * with `?acquire=`, watch it with `?consistent` blocking reads, and tell the holder the moment it is
  * lost. The (key, lockIndex, session) triple is the fencing epoch.
  */
+import { ResecError } from "../errors.ts";
 import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -29,7 +30,7 @@ export type LockLossCause =
   | "monitor-failed";
 
 /** The reason of `LockHold.lost`. */
-export class LockLostError extends Error {
+export class LockLostError extends ResecError {
   override name = "LockLostError";
   constructor(
     readonly key: string,
@@ -46,6 +47,23 @@ export class LockLostError extends Error {
 const CHECK_NOT_READY_RETRY_MS = 100;
 /** Quick retries for that (5 s in all) before it counts as a failure with backoff and a warning. */
 const CHECK_NOT_READY_QUICK_RETRIES = 50;
+
+/** Longest wait of one blocking read of the key: a lost lock is also found when a wait ends. */
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+
+/** Backoff while Consul is unreachable during acquire: soon at first, then no faster than 5 s. */
+export const DEFAULT_LOCK_RETRY: Readonly<BackoffPolicy> = { initialMs: 250, maxMs: 5_000 };
+
+/**
+ * While a lock-delay keeps the free key from us, we retry after a tenth of the delay, between these
+ * bounds: Consul does not say when the delay ends, and a fixed 5 s (the Go resec's) wastes most of it.
+ */
+const LOCK_DELAY_RETRY_DIVISOR = 10;
+const LOCK_DELAY_RETRY_MIN_MS = 50;
+const LOCK_DELAY_RETRY_MAX_MS = 1_000;
+
+/** Deadline of one attempt to destroy a session: short, as Consul expires it with its TTL anyway. */
+const DESTROY_TIMEOUT_MS = 2_000;
 
 export interface ConsulLockOptions {
   client: ConsulClient;
@@ -120,8 +138,8 @@ export class ConsulLock {
     this.#client = options.client;
     this.#clock = options.clock ?? options.client.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
-    this.#waitMs = options.waitMs ?? 30_000;
-    this.#retry = options.retry ?? { initialMs: 250, maxMs: 5_000 };
+    this.#waitMs = options.waitMs ?? DEFAULT_LOCK_WAIT_MS;
+    this.#retry = options.retry ?? DEFAULT_LOCK_RETRY;
   }
 
   /**
@@ -197,7 +215,13 @@ export class ConsulLock {
           }
           // Refused with no holder: the previous holder's lock-delay is still running. Consul does
           // not say for how long, so retry soon rather than after a fixed 5 s as the Go resec did.
-          const pause = Math.min(1_000, Math.max(50, Math.floor(this.#options.lockDelayMs / 10)));
+          const pause = Math.min(
+            LOCK_DELAY_RETRY_MAX_MS,
+            Math.max(
+              LOCK_DELAY_RETRY_MIN_MS,
+              Math.floor(this.#options.lockDelayMs / LOCK_DELAY_RETRY_DIVISOR),
+            ),
+          );
           this.#logger.debug("lock-delay active; retrying", { key: this.key, retryInMs: pause });
           await this.#clock.sleep(pause, signal);
           index = 0;
@@ -477,6 +501,13 @@ const DESTROY_RETRY: BackoffPolicy = { initialMs: 250, maxMs: 1_000 };
 /**
  * Destroys a session, retrying while Consul is unreachable, until it answers or `giveUpAfterMs` has
  * passed (by then Consul has expired the session on its own).
+ *
+ * @example
+ * ```ts
+ * const ended = await destroyUntilGone(client, session, {
+ *   giveUpAfterMs: 2 * ttlMs, clock: systemClock, logger,
+ * }); // false: left for Consul to expire
+ * ```
  */
 export async function destroyUntilGone(
   client: ConsulClient,
@@ -487,7 +518,7 @@ export async function destroyUntilGone(
   const giveUpAt = clock.now() + options.giveUpAfterMs;
   for (let attempt = 1;; attempt++) {
     try {
-      await destroySession(client, session, { timeoutMs: 2_000 });
+      await destroySession(client, session, { timeoutMs: DESTROY_TIMEOUT_MS });
       if (attempt > 1) logger.info("ended the lost lock's session", { session, attempts: attempt });
       return true;
     } catch (error) {
@@ -511,7 +542,7 @@ async function bestEffortDestroy(
   logger: Logger,
 ): Promise<void> {
   try {
-    await destroySession(client, session, { timeoutMs: 2_000 });
+    await destroySession(client, session, { timeoutMs: DESTROY_TIMEOUT_MS });
   } catch (error) {
     logger.warn("destroying the lock session failed; it will expire with its TTL", {
       session,

@@ -96,9 +96,17 @@ export async function registerService(
 /** Consul's default cap on check output (`check_output_max_size`). */
 export const CHECK_OUTPUT_MAX_BYTES = 4_096;
 
+/** Room left under that cap, so output trimmed here is never cut again by Consul. */
+const CHECK_OUTPUT_HEADROOM_BYTES = 96;
+
 /**
  * Sets a TTL check's status and output (trimmed below Consul's 4 KB cap), which also resets its TTL.
  * Rejects with a ConsulNotFoundError when the agent does not know the check (see isUnknownToAgent).
+ *
+ * @example
+ * ```ts
+ * await updateCheck(client, "redis@:6379:replication-status-check", "passing", "master, 2 replicas");
+ * ```
  */
 export async function updateCheck(
   client: ConsulClient,
@@ -118,7 +126,14 @@ export async function updateCheck(
   });
 }
 
-/** Removes a service and its checks from the local agent. An unknown ID is not an error. */
+/**
+ * Removes a service and its checks from the local agent. An unknown ID is not an error.
+ *
+ * @example
+ * ```ts
+ * await deregisterService(client, "redis@:6379");
+ * ```
+ */
 export async function deregisterService(
   client: ConsulClient,
   serviceId: string,
@@ -138,6 +153,14 @@ export async function deregisterService(
 /**
  * True when the agent does not know the check or service a request named: it restarted and forgot
  * it, or it was deregistered (DeregisterCriticalServiceAfter). Register again.
+ *
+ * @example
+ * ```ts
+ * await updateCheck(client, checkId, "passing", output).catch(async (error) => {
+ *   if (!isUnknownToAgent(error)) throw error;
+ *   await registerService(client, definition); // the agent restarted and forgot us
+ * });
+ * ```
  */
 export function isUnknownToAgent(error: unknown): boolean {
   if (!(error instanceof ConsulHttpError)) return false;
@@ -154,7 +177,10 @@ export function isUnknownToAgent(error: unknown): boolean {
  * trimCheckOutput("x".repeat(10_000)).length < 4_096; // true
  * ```
  */
-export function trimCheckOutput(output: string, maxBytes = CHECK_OUTPUT_MAX_BYTES - 96): string {
+export function trimCheckOutput(
+  output: string,
+  maxBytes = CHECK_OUTPUT_MAX_BYTES - CHECK_OUTPUT_HEADROOM_BYTES,
+): string {
   const bytes = new TextEncoder().encode(output);
   if (bytes.length <= maxBytes) return output;
   const marker = `\n… (trimmed, ${bytes.length} bytes in all)`;

@@ -100,7 +100,18 @@ export async function createSession(
   return response.value!;
 }
 
-/** Renews a session; rejects with SessionGoneError when Consul no longer knows it. */
+/**
+ * Renews a session; rejects with SessionGoneError when Consul no longer knows it.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await renewSession(client, session, { timeoutMs: 5_000 });
+ * } catch (error) {
+ *   if (error instanceof SessionGoneError) session = await createSession(client, options);
+ * }
+ * ```
+ */
 export async function renewSession(
   client: ConsulClient,
   session: string,
@@ -127,7 +138,14 @@ export async function renewSession(
   }
 }
 
-/** Destroys a session, releasing (or deleting) its keys at once. Idempotent. */
+/**
+ * Destroys a session, releasing (or deleting) its keys at once. Idempotent.
+ *
+ * @example
+ * ```ts
+ * await destroySession(client, session); // its locks are released at once
+ * ```
+ */
 export async function destroySession(
   client: ConsulClient,
   session: string,
@@ -143,7 +161,15 @@ export async function destroySession(
   });
 }
 
-/** Reads a session; undefined when it does not exist (any more). */
+/**
+ * Reads a session; undefined when it does not exist (any more).
+ *
+ * @example
+ * ```ts
+ * const info = await sessionInfo(client, session);
+ * if (info === undefined) console.log("expired or destroyed");
+ * ```
+ */
 export async function sessionInfo(
   client: ConsulClient,
   session: string,
@@ -164,6 +190,14 @@ export async function sessionInfo(
 /**
  * True when Consul refused a session because a check it is tied to is not registered yet, or is
  * critical: the caller registers (or heals) the check and tries again.
+ *
+ * @example
+ * ```ts
+ * const session = await createSession(client, options).catch(async (error) => {
+ *   if (!isSessionCheckNotReady(error)) throw error;
+ *   await registerService(client, presence); // then try again
+ * });
+ * ```
  */
 export function isSessionCheckNotReady(error: unknown): boolean {
   return error instanceof ConsulHttpError && error.status === 500 &&
@@ -173,13 +207,28 @@ export function isSessionCheckNotReady(error: unknown): boolean {
 /**
  * True when Consul refused a key operation because the session it names no longer exists (it was
  * destroyed, or a check it was tied to failed): the caller makes a new session.
+ *
+ * @example
+ * ```ts
+ * const held = await acquireKey(client, key, session, value).catch((error) => {
+ *   if (isSessionInvalid(error)) return undefined; // make a new session
+ *   throw error;
+ * });
+ * ```
  */
 export function isSessionInvalid(error: unknown): boolean {
   return error instanceof ConsulHttpError && error.status === 500 &&
     /invalid session/i.test(error.consulMessage);
 }
 
-/** Every session in the datacenter (`/v1/session/list`). */
+/**
+ * Every session in the datacenter (`/v1/session/list`).
+ *
+ * @example
+ * ```ts
+ * const mine = (await listSessions(client)).filter((s) => s.node === "redis-1");
+ * ```
+ */
 export async function listSessions(
   client: ConsulClient,
   options: { signal?: AbortSignal } = {},
@@ -195,7 +244,16 @@ export async function listSessions(
   return response.value ?? [];
 }
 
-/** Decodes one session of `/v1/session/info`, `/list` or `/renew`. */
+/**
+ * Decodes one session of `/v1/session/info`, `/list` or `/renew`.
+ *
+ * @example
+ * ```ts
+ * decodeSession({
+ *   ID: "b1f…", Name: "resec", Node: "redis-1", TTL: "15s", LockDelay: 1_000_000_000, CreateIndex: 12,
+ * }); // { id: "b1f…", ttlMs: 15000, lockDelayMs: 1000, behavior: "release", … }
+ * ```
+ */
 export function decodeSession(json: unknown): SessionInfo {
   const what = "the session";
   const object = asObject(json, what);
@@ -233,6 +291,24 @@ export function decodeSession(json: unknown): SessionInfo {
     createIndex: indexField(object, "CreateIndex", what),
   };
 }
+
+/** Renewals per TTL: every TTL/3, so two may fail before the TTL runs out. */
+const RENEWALS_PER_TTL = 3;
+
+/** The first retry after a failed renewal: soon, as the TTL is running. */
+const RENEW_RETRY_INITIAL_MS = 100;
+
+/** Retries back off to TTL/6 at most, so at least two more fit before the TTL runs out. */
+const RENEW_RETRY_MAX_TTL_DIVISOR = 6;
+
+/**
+ * A renewal's deadline is TTL/2, within these bounds: a renewal slower than the TTL is worthless, so
+ * give up on it in time to try again; but never below what a loaded Consul needs, nor above a plain
+ * request's deadline.
+ */
+const RENEW_TIMEOUT_TTL_DIVISOR = 2;
+const RENEW_TIMEOUT_MIN_MS = 500;
+const RENEW_TIMEOUT_MAX_MS = 10_000;
 
 export interface SessionKeeperOptions {
   client: ConsulClient;
@@ -276,13 +352,17 @@ export class SessionKeeper {
   constructor(options: SessionKeeperOptions) {
     this.session = options.session;
     this.ttlMs = options.ttlMs;
-    this.intervalMs = options.intervalMs ?? Math.max(1, Math.floor(options.ttlMs / 3));
+    this.intervalMs = options.intervalMs ??
+      Math.max(1, Math.floor(options.ttlMs / RENEWALS_PER_TTL));
     this.#client = options.client;
     this.#clock = options.clock ?? options.client.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#retry = options.retry ?? {
-      initialMs: Math.min(100, this.intervalMs),
-      maxMs: Math.max(100, Math.floor(options.ttlMs / 6)),
+      initialMs: Math.min(RENEW_RETRY_INITIAL_MS, this.intervalMs),
+      maxMs: Math.max(
+        RENEW_RETRY_INITIAL_MS,
+        Math.floor(options.ttlMs / RENEW_RETRY_MAX_TTL_DIVISOR),
+      ),
     };
     this.#lastRenewedAt = options.confirmedAt;
     this.#loop = this.#run();
@@ -322,8 +402,10 @@ export class SessionKeeper {
       try {
         await renewSession(this.#client, this.session, {
           signal: stop,
-          // A renewal slower than the TTL is worthless; give up on it in time to try again.
-          timeoutMs: Math.max(500, Math.min(10_000, Math.floor(this.ttlMs / 2))),
+          timeoutMs: Math.max(
+            RENEW_TIMEOUT_MIN_MS,
+            Math.min(RENEW_TIMEOUT_MAX_MS, Math.floor(this.ttlMs / RENEW_TIMEOUT_TTL_DIVISOR)),
+          ),
         });
         this.#lastRenewedAt = Math.max(this.#lastRenewedAt, sentAt);
         if (failures > 0) {

@@ -29,6 +29,18 @@ export function nextBlockingIndex(sent: number, returned: number): number {
   return returned;
 }
 
+/** Longest wait of each blocking query: a dropped connection is noticed at the latest by then. */
+export const DEFAULT_WATCH_WAIT_MS = 60_000;
+
+/**
+ * Minimum time between the starts of two queries: Consul's rule for blocking queries, so a key that
+ * changes all the time (or an index that returns at once) cannot make the loop hammer Consul.
+ */
+export const DEFAULT_WATCH_MIN_INTERVAL_MS = 100;
+
+/** Backoff after consecutive failures: soon at first, then every 10 s while Consul stays away. */
+export const DEFAULT_WATCH_BACKOFF: Readonly<BackoffPolicy> = { initialMs: 250, maxMs: 10_000 };
+
 /** One answer of a blocking query. */
 export interface BlockingResult<T> {
   value: T;
@@ -166,9 +178,9 @@ export class BlockingWatch<T> implements AsyncIterable<T>, AsyncDisposable {
     const options = this.#options;
     const clock = options.clock ?? systemClock;
     const logger = options.logger ?? silentLogger;
-    const waitMs = options.waitMs ?? 60_000;
-    const minIntervalMs = options.minIntervalMs ?? 100;
-    const backoff = options.backoff ?? { initialMs: 250, maxMs: 10_000 };
+    const waitMs = options.waitMs ?? DEFAULT_WATCH_WAIT_MS;
+    const minIntervalMs = options.minIntervalMs ?? DEFAULT_WATCH_MIN_INTERVAL_MS;
+    const backoff = options.backoff ?? DEFAULT_WATCH_BACKOFF;
     const equals = this.#equals();
     const signal = this.#signal;
     const name = options.name ?? "watch";

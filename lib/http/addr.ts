@@ -1,14 +1,21 @@
 /**
  * HTTP_ADDR: where the HTTP API listens.
  */
-import type { HostPort } from "../address.ts";
+import { ResecError } from "../errors.ts";
+import {
+  type HostPort,
+  type HostPortFault,
+  isHostPortFault,
+  parsePort,
+  splitHostPort,
+} from "../address.ts";
 import { quoteShort } from "./lag.ts";
 
 /** The host `:port` listens on: every IPv4 interface (write `[::]:port` for IPv6). */
 export const ALL_INTERFACES = "0.0.0.0";
 
 /** Thrown when HTTP_ADDR is not a listen address. */
-export class HttpAddrSyntaxError extends Error {
+export class HttpAddrSyntaxError extends ResecError {
   override name = "HttpAddrSyntaxError";
   constructor(readonly input: string, detail: string) {
     super(`Cannot parse HTTP address ${quoteShort(input)}: ${detail}`);
@@ -37,46 +44,40 @@ export function parseHttpAddr(input: string): HostPort {
       'write "host:port" without a scheme or path, such as "127.0.0.1:8008"',
     );
   }
-  let host: string;
-  let portText: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close < 0 || text[close + 1] !== ":") {
-      throw new HttpAddrSyntaxError(input, 'expected "[ipv6]:port" such as "[::1]:8008"');
-    }
-    host = text.slice(1, close);
-    portText = text.slice(close + 2);
-    if (!/^[0-9a-fA-F:.]+(%[\w.-]+)?$/.test(host) || !host.includes(":")) {
-      throw new HttpAddrSyntaxError(input, `${quoteShort(host)} is not an IPv6 address`);
-    }
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon < 0) {
-      throw new HttpAddrSyntaxError(
-        input,
-        /^\d+$/.test(text)
-          ? `a port alone needs a colon: ":${text}" listens on every interface`
-          : 'expected "host:port" with a port',
-      );
-    }
-    host = colon === 0 ? ALL_INTERFACES : text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(":")) {
-      throw new HttpAddrSyntaxError(input, 'write an IPv6 address in brackets: "[::1]:8008"');
-    }
-    if (!/^[a-zA-Z0-9.-]+$/.test(host)) {
-      throw new HttpAddrSyntaxError(
-        input,
-        `${quoteShort(host)} is not a host name or IPv4 address`,
-      );
-    }
+  const parts = splitHostPort(text);
+  if (isHostPortFault(parts)) throw new HttpAddrSyntaxError(input, describeFault(parts, text));
+  const host = parts.bracketed || parts.host !== "" ? parts.host : ALL_INTERFACES;
+  if (parts.bracketed && (!IPV6_LITERAL.test(host) || !host.includes(":"))) {
+    throw new HttpAddrSyntaxError(input, `${quoteShort(host)} is not an IPv6 address`);
   }
-  if (!/^\d{1,5}$/.test(portText)) {
-    throw new HttpAddrSyntaxError(input, `the port ${quoteShort(portText)} is not a number`);
+  if (!parts.bracketed && !HOST_NAME_OR_IPV4.test(host)) {
+    throw new HttpAddrSyntaxError(input, `${quoteShort(host)} is not a host name or IPv4 address`);
   }
-  const port = Number(portText);
-  if (port < 1 || port > 65_535) {
-    throw new HttpAddrSyntaxError(input, `the port ${port} is outside 1–65535`);
-  }
+  const port = parsePort(parts.portText);
+  if (isHostPortFault(port)) throw new HttpAddrSyntaxError(input, describeFault(port, text));
   return { host, port };
+}
+
+/** An IPv6 literal, optionally with a zone (`fe80::1%eth0`). */
+const IPV6_LITERAL = /^[0-9a-fA-F:.]+(%[\w.-]+)?$/;
+
+/** A DNS name or an IPv4 address: what may stand before `:port` without brackets. */
+const HOST_NAME_OR_IPV4 = /^[a-zA-Z0-9.-]+$/;
+
+/** The fault in HTTP_ADDR's words: its examples use port 8008, and a bare port gets a hint. */
+function describeFault(fault: HostPortFault, text: string): string {
+  switch (fault.kind) {
+    case "unclosed-bracket":
+      return 'expected "[ipv6]:port" such as "[::1]:8008"';
+    case "no-port":
+      return /^\d+$/.test(text)
+        ? `a port alone needs a colon: ":${text}" listens on every interface`
+        : 'expected "host:port" with a port';
+    case "unbracketed-ipv6":
+      return 'write an IPv6 address in brackets: "[::1]:8008"';
+    case "port-not-a-number":
+      return `the port ${quoteShort(fault.portText)} is not a number`;
+    case "port-out-of-range":
+      return `the port ${fault.port} is outside 1–65535`;
+  }
 }

@@ -185,6 +185,10 @@ function toJson(value: unknown): string {
 }
 
 /** Request text in a log line is cut short: paths and methods come from anyone who can connect. */
+const LOGGED_REQUEST_MAX_CHARS = 120;
+
 function shorten(text: string): string {
-  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+  return text.length > LOGGED_REQUEST_MAX_CHARS
+    ? `${text.slice(0, LOGGED_REQUEST_MAX_CHARS)}…`
+    : text;
 }

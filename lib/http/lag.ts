@@ -2,9 +2,10 @@
  * The `?lag=` bound of `/replica`: bytes, as a plain number or with a unit the way Patroni takes it
  * (`16kB`, `64MB`, `1GB`; units are powers of 1024, as in PostgreSQL and Patroni).
  */
+import { ResecError } from "../errors.ts";
 
 /** Thrown when a lag bound is not a size. */
-export class LagSyntaxError extends Error {
+export class LagSyntaxError extends ResecError {
   override name = "LagSyntaxError";
   constructor(readonly input: string) {
     super(
@@ -41,8 +42,7 @@ const UNIT_BYTES: Record<string, number> = {
  * ```
  */
 export function parseLagBound(input: string): number {
-  // Long inputs are refused before any matching: a query string can be as long as a URL.
-  if (input.length > 32) throw new LagSyntaxError(input);
+  if (input.length > LAG_MAX_CHARS) throw new LagSyntaxError(input);
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
   if (!match) throw new LagSyntaxError(input);
   const factor = UNIT_BYTES[match[2]!.toLowerCase()];
@@ -52,7 +52,15 @@ export function parseLagBound(input: string): number {
   return bytes;
 }
 
-/** The input quoted, cut to 40 characters so an error never echoes a huge query back. */
+/** Long inputs are refused before any matching: a query string can be as long as a URL. */
+const LAG_MAX_CHARS = 32;
+
+/** An error quotes at most this many characters of the input, so it never echoes a huge query back. */
+const QUOTE_MAX_CHARS = 40;
+
+/** The input quoted, cut to `QUOTE_MAX_CHARS` characters. */
 export function quoteShort(input: string): string {
-  return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
+  return JSON.stringify(
+    input.length > QUOTE_MAX_CHARS ? `${input.slice(0, QUOTE_MAX_CHARS)}…` : input,
+  );
 }

@@ -2,6 +2,7 @@
  * The HTTP API's server: `Deno.serve` running the handler of handler.ts, owned by one object that
  * closes it.
  */
+import { ResecError } from "../errors.ts";
 import type { HostPort } from "../address.ts";
 import { formatHostPort } from "../address.ts";
 import { type Logger, silentLogger } from "../log.ts";
@@ -31,7 +32,7 @@ export interface HttpServer extends AsyncDisposable {
 }
 
 /** Thrown when the server cannot listen (address in use, not permitted, no such host). */
-export class HttpListenError extends Error {
+export class HttpListenError extends ResecError {
   override name = "HttpListenError";
   constructor(readonly address: HostPort, cause: unknown) {
     super(

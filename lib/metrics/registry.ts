@@ -5,6 +5,7 @@
  * Output is deterministic: families sorted by name, label names sorted within a series, series sorted
  * by their label text, so two scrapes of the same state are byte-identical.
  */
+import { ResecError } from "../errors.ts";
 
 /** The Content-Type of `render()`'s output. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -25,7 +26,7 @@ export interface MetricOptions<L extends string> {
 }
 
 /** Thrown for a bad metric or label name, a duplicate metric, or labels that do not fit. */
-export class MetricsError extends Error {
+export class MetricsError extends ResecError {
   override name = "MetricsError";
 }
 

@@ -13,6 +13,12 @@ import {
   RedisUnavailableError,
 } from "./errors.ts";
 
+/**
+ * A Redis connection's and command's deadline when the caller gives none: HEALTHCHECK_TIMEOUT's
+ * default, as the Go resec had it.
+ */
+export const DEFAULT_REDIS_TIMEOUT_MS = 2_000;
+
 /** A value a command takes. */
 export type RedisArgument = string | number;
 

@@ -7,10 +7,13 @@ import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type Logger, silentLogger } from "../log.ts";
-import { type RedisArgument, RedisClient } from "./client.ts";
+import { DEFAULT_REDIS_TIMEOUT_MS, type RedisArgument, RedisClient } from "./client.ts";
 import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
 import { RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
 import { type FailoverState, parseInfo, type RedisInfo } from "./info.ts";
+
+/** How often a failover's progress is read: often, as writes are held until it ends. */
+const FAILOVER_POLL_MS = 50;
 
 export interface RedisCommanderOptions {
   connection: RedisConnectionConfig;
@@ -66,8 +69,8 @@ export class RedisCommander {
   constructor(options: RedisCommanderOptions) {
     this.#config = options.connection;
     this.address = redisAddress(options.connection);
-    this.#timeoutMs = options.timeoutMs ?? 2_000;
-    this.#failoverPollMs = options.failoverPollMs ?? 50;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
+    this.#failoverPollMs = options.failoverPollMs ?? FAILOVER_POLL_MS;
     this.#connectionName = options.connectionName ?? "resec-commander";
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;

@@ -248,12 +248,27 @@ export function ioredisOptions(
   return result;
 }
 
-/** `host:port` of a config, IPv6 bracketed, for messages. */
+/**
+ * `host:port` of a config, IPv6 bracketed, for messages.
+ *
+ * @example
+ * ```ts
+ * redisAddress({ host: "::1", port: 6379 }); // "[::1]:6379"
+ * ```
+ */
 export function redisAddress(config: Pick<RedisConnectionConfig, "host" | "port">): string {
   return formatHostPort(config);
 }
 
-/** A config safe to log: the password and key replaced by a marker. */
+/**
+ * A config safe to log: the password and key replaced by a marker.
+ *
+ * @example
+ * ```ts
+ * logger.info("watching Redis", describeRedisConfig(config));
+ * // { address: "127.0.0.1:6379", username: undefined, password: "(set)", tls: false }
+ * ```
+ */
 export function describeRedisConfig(config: RedisConnectionConfig): Record<string, unknown> {
   return {
     address: redisAddress(config),

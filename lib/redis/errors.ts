@@ -4,9 +4,10 @@
  * Messages name the server and the cause an operator can fix; they never carry a password (Redis's own
  * replies do not echo it, and ioredis's copy of the AUTH arguments is dropped from the cause).
  */
+import { ResecError } from "../errors.ts";
 
 /** Base of every error this module throws, so callers can catch them all at once. */
-export class RedisError extends Error {
+export class RedisError extends ResecError {
   override name = "RedisError";
 }
 

@@ -167,6 +167,12 @@ export function parseInfo(text: string): RedisInfo {
  * Splits INFO text into `name → value`, on the first `:` of each line only (values such as IPv6
  * addresses and `executable:/path` hold colons). Headers (`# Server`), blank lines and lines without a
  * name are skipped.
+ *
+ * @example
+ * ```ts
+ * parseInfoFields("# Replication\r\nrole:slave\r\nmaster_host:::1\r\n");
+ * // Map { "role" => "slave", "master_host" => "::1" }
+ * ```
  */
 export function parseInfoFields(text: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -206,7 +212,14 @@ export function isSupportedRedisVersion(version: string | undefined): boolean {
     (major === MIN_REDIS_VERSION.major && minor >= MIN_REDIS_VERSION.minor);
 }
 
-/** True when INFO's keyspace section lists no keys at all. */
+/**
+ * True when INFO's keyspace section lists no keys at all.
+ *
+ * @example
+ * ```ts
+ * isDatasetEmpty(parseInfo("# Keyspace\r\n")); // true
+ * ```
+ */
 export function isDatasetEmpty(info: RedisInfo): boolean {
   return info.totalKeys === 0;
 }

@@ -7,7 +7,7 @@ import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type Logger, silentLogger } from "../log.ts";
-import { RedisClient } from "./client.ts";
+import { DEFAULT_REDIS_TIMEOUT_MS, RedisClient } from "./client.ts";
 import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
 import {
   RedisAuthError,
@@ -21,6 +21,12 @@ import { isDatasetEmpty, isSupportedRedisVersion, parseInfo, type RedisInfo } fr
 
 /** Redis's default `replica-priority`, assumed when the server will not tell us. */
 export const DEFAULT_REPLICA_PRIORITY = 100;
+
+/** Time between polls when the caller gives none: HEALTHCHECK_INTERVAL's default. */
+export const DEFAULT_POLL_INTERVAL_MS = 5_000;
+
+/** The first reconnection attempt after a drop: soon, as a restarted Redis is back in moments. */
+const RECONNECT_INITIAL_MS = 100;
 
 /** No answer yet since the observer started. */
 export interface UnknownObservation {
@@ -57,12 +63,27 @@ export interface UpObservation {
 /** What the observer knows about Redis right now. */
 export type RedisObservation = UnknownObservation | DownObservation | UpObservation;
 
-/** Answering and not loading a dataset. */
+/**
+ * Answering and not loading a dataset.
+ *
+ * @example
+ * ```ts
+ * const observation = observer.current();
+ * if (isHealthy(observation)) console.log(observation.info.role);
+ * ```
+ */
 export function isHealthy(observation: RedisObservation): observation is UpObservation {
   return observation.kind === "up" && !observation.info.loading;
 }
 
-/** At least one good snapshot has been seen (now, or before the current outage). */
+/**
+ * At least one good snapshot has been seen (now, or before the current outage).
+ *
+ * @example
+ * ```ts
+ * isReady({ kind: "unknown" }); // false: nothing seen yet
+ * ```
+ */
 export function isReady(observation: RedisObservation): boolean {
   return observation.kind === "up" ||
     (observation.kind === "down" && observation.lastUp !== undefined);
@@ -127,10 +148,10 @@ export class RedisObserver {
   constructor(options: RedisObserverOptions) {
     this.#config = options.connection;
     this.address = redisAddress(options.connection);
-    this.#intervalMs = options.intervalMs ?? 5_000;
-    this.#timeoutMs = options.timeoutMs ?? 2_000;
+    this.#intervalMs = options.intervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
     this.#backoff = options.backoff ??
-      { initialMs: Math.min(100, this.#intervalMs), maxMs: this.#intervalMs };
+      { initialMs: Math.min(RECONNECT_INITIAL_MS, this.#intervalMs), maxMs: this.#intervalMs };
     this.#connectionName = options.connectionName ?? "resec-observer";
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;

@@ -12,17 +12,15 @@ import { EnvReader } from "../../lib/env.ts";
 import {
   consulBinary,
   freePort,
-  GiveUpError,
   makeServerDir,
-  ManagedProcess,
-  waitFor,
+  type ServerLaunch,
+  TestServer,
 } from "../support/mod.ts";
 
 /** A dev agent serving https only, with `verify_incoming` on (clients must present a certificate). */
-class TlsConsul implements AsyncDisposable {
+class TlsConsul extends TestServer {
   readonly httpsPort = freePort();
   readonly dir = makeServerDir("consul-tls");
-  #process: ManagedProcess | undefined;
 
   get caFile() {
     return `${this.dir}/consul-agent-ca.pem`;
@@ -81,25 +79,31 @@ class TlsConsul implements AsyncDisposable {
       },
     };
     Deno.writeTextFileSync(`${this.dir}/agent.json`, JSON.stringify(config));
-    const process = new ManagedProcess(consulBinary(), {
+    await this.launch();
+    return this;
+  }
+
+  protected launchPlan(): ServerLaunch {
+    return {
+      name: "consul",
+      command: consulBinary(),
       args: ["agent", "-dev", `-config-file=${this.dir}/agent.json`],
       logPath: `${this.dir}/consul.log`,
-    });
-    this.#process = process;
+      isReady: () => this.#hasLeader(),
+      timeoutMs: 30_000,
+      readyMessage: "the TLS Consul to elect itself leader",
+    };
+  }
+
+  async #hasLeader(): Promise<boolean> {
     using client = this.client({ mtls: true });
-    await waitFor(async () => {
-      if (!(await process.isRunning())) {
-        throw new GiveUpError(`consul exited early; its log:\n${process.readLog()}`);
-      }
-      const leader = await client.request<string>({
-        method: "GET",
-        path: "/v1/status/leader",
-        endpoint: "status",
-        timeoutMs: 1_000,
-      });
-      return (leader.value ?? "").length > 0;
-    }, { timeoutMs: 30_000, message: "the TLS Consul to elect itself leader" });
-    return this;
+    const leader = await client.request<string>({
+      method: "GET",
+      path: "/v1/status/leader",
+      endpoint: "status",
+      timeoutMs: 1_000,
+    });
+    return (leader.value ?? "").length > 0;
   }
 
   /** A client configured the way an operator would: through the Consul CLI's variables. */
@@ -117,10 +121,6 @@ class TlsConsul implements AsyncDisposable {
     const connection = parseConsulEnv(reader, Deno.readTextFileSync);
     reader.assertValid();
     return new ConsulClient({ connection, requestTimeoutMs: 2_000 });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#process?.stop();
   }
 }
 

@@ -5,9 +5,8 @@
  */
 import { prometheusBinary } from "./monitoring_files.ts";
 import { freePort, startOnFreePorts } from "../support/ports.ts";
-import { ManagedProcess } from "../support/process.ts";
+import { type ServerLaunch, TestServer } from "../support/server.ts";
 import { makeServerDir } from "../support/tmp.ts";
-import { GiveUpError, waitFor } from "../support/wait.ts";
 
 export interface PrometheusOptions {
   /** host:port of each agent's HTTP_ADDR. */
@@ -29,12 +28,13 @@ export interface ActiveAlert {
   value: string;
 }
 
-export class PrometheusServer implements AsyncDisposable {
+/** Prometheus on `TestServer`'s lifecycle: launched, waited for until ready, stopped on dispose. */
+export class PrometheusServer extends TestServer {
   readonly port: number;
   readonly dir: string;
-  #process: ManagedProcess | undefined;
 
   private constructor(readonly options: PrometheusOptions) {
+    super();
     this.port = freePort();
     this.dir = makeServerDir("prometheus");
     const interval = options.interval ?? "1s";
@@ -65,7 +65,7 @@ export class PrometheusServer implements AsyncDisposable {
   static async start(options: PrometheusOptions): Promise<PrometheusServer> {
     return await startOnFreePorts(
       () => new PrometheusServer(options),
-      (server) => server.#launch(),
+      (server) => server.launch(),
     );
   }
 
@@ -75,7 +75,7 @@ export class PrometheusServer implements AsyncDisposable {
 
   /** Everything Prometheus logged so far. */
   log(): string {
-    return this.#process?.readLog() ?? "";
+    return this.process?.readLog() ?? "";
   }
 
   /** The alerts that are pending or firing now. */
@@ -107,17 +107,10 @@ export class PrometheusServer implements AsyncDisposable {
     return body.data.result.map((sample) => ({ metric: sample.metric, value: sample.value[1] }));
   }
 
-  async stop(): Promise<void> {
-    await this.#process?.stop();
-    this.#process = undefined;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-
-  async #launch(): Promise<void> {
-    this.#process = new ManagedProcess(prometheusBinary(), {
+  protected launchPlan(): ServerLaunch {
+    return {
+      name: "prometheus",
+      command: prometheusBinary(),
       args: [
         `--config.file=${this.dir}/prometheus.yml`,
         `--storage.tsdb.path=${this.dir}/data`,
@@ -126,15 +119,14 @@ export class PrometheusServer implements AsyncDisposable {
       ],
       logPath: `${this.dir}/prometheus.log`,
       cwd: this.dir,
-    });
-    const process = this.#process;
-    await waitFor(async () => {
-      if (!(await process.isRunning())) {
-        throw new GiveUpError(`prometheus exited early; its log:\n${process.readLog()}`);
-      }
-      const response = await fetch(`${this.url}/-/ready`, { signal: AbortSignal.timeout(2_000) });
-      await response.body?.cancel();
-      return response.ok;
-    }, { timeoutMs: 30_000, intervalMs: 100, message: `prometheus on ${this.url} to be ready` });
+      isReady: async () => {
+        const response = await fetch(`${this.url}/-/ready`, { signal: AbortSignal.timeout(2_000) });
+        await response.body?.cancel();
+        return response.ok;
+      },
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      readyMessage: `prometheus on ${this.url} to be ready`,
+    };
   }
 }

@@ -21,5 +21,6 @@ export {
   FAST_AGENT_ENV,
   withCluster,
 } from "./cluster.ts";
+export { type ServerLaunch, TestServer } from "./server.ts";
 export { TcpProxy } from "./proxy.ts";
 export { ContinuousWriter, type WriterReport } from "./writer.ts";

@@ -15,9 +15,13 @@ export interface ServerLaunch {
   args: string[];
   /** Where its stdout and stderr go. */
   logPath: string;
+  /** Its working directory (default: the test's). */
+  cwd?: string;
   /** True once the server answers; polled until `timeoutMs`. */
   isReady: () => Promise<boolean>;
   timeoutMs: number;
+  /** Pause between two readiness probes (default: `waitFor`'s). */
+  intervalMs?: number;
   /** What the wait is for, in the timeout error. */
   readyMessage: string;
 }
@@ -77,13 +81,17 @@ export abstract class TestServer implements AsyncDisposable {
   /** Spawns the process and waits until it answers; throws at once with its log if it exits. */
   protected async launch(): Promise<void> {
     const plan = this.launchPlan();
-    const process = new ManagedProcess(plan.command, { args: plan.args, logPath: plan.logPath });
+    const process = new ManagedProcess(plan.command, {
+      args: plan.args,
+      logPath: plan.logPath,
+      cwd: plan.cwd,
+    });
     this.#process = process;
     await waitFor(async () => {
       if (!(await process.isRunning())) {
         throw new GiveUpError(`${plan.name} exited early; its log:\n${process.readLog()}`);
       }
       return await plan.isReady();
-    }, { timeoutMs: plan.timeoutMs, message: plan.readyMessage });
+    }, { timeoutMs: plan.timeoutMs, intervalMs: plan.intervalMs, message: plan.readyMessage });
   }
 }

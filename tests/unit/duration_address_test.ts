@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { DurationSyntaxError, formatDuration, parseDuration } from "../../lib/duration.ts";
-import { AddressSyntaxError, formatHostPort, parseHostPort } from "../../lib/address.ts";
+import {
+  AddressSyntaxError,
+  formatHostPort,
+  parseHostPort,
+  parsePort,
+  splitHostPort,
+} from "../../lib/address.ts";
 import { backoffDelay } from "../../lib/backoff.ts";
 
 Deno.test("Go duration strings parse to milliseconds", () => {
@@ -63,4 +69,15 @@ Deno.test("backoff grows by its factor, stays under its ceiling, and jitters bot
   assert.equal(backoffDelay(policy, 1, () => 0), 80);
   assert.equal(backoffDelay(policy, 1, () => 1), 120);
   assert.equal(backoffDelay(policy, 10, () => 1), 1_000, "jitter never exceeds the ceiling");
+});
+
+Deno.test("the address parsing core splits host and port and names each fault", () => {
+  assert.deepEqual(splitHostPort("[::1]:6379"), { host: "::1", bracketed: true, portText: "6379" });
+  assert.deepEqual(splitHostPort(":8008"), { host: "", bracketed: false, portText: "8008" });
+  assert.deepEqual(splitHostPort("[::1]6379"), { kind: "unclosed-bracket" });
+  assert.deepEqual(splitHostPort("redis"), { kind: "no-port" });
+  assert.deepEqual(splitHostPort("::1:6379"), { kind: "unbracketed-ipv6" });
+  assert.equal(parsePort("65535"), 65_535);
+  assert.deepEqual(parsePort("http"), { kind: "port-not-a-number", portText: "http" });
+  assert.deepEqual(parsePort("0"), { kind: "port-out-of-range", port: 0 });
 });

@@ -46,6 +46,11 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
   /** A logger for a subsystem (`consul`, `redis`, `agent` …). */
   child(subsystem: string): Logger;
+  /**
+   * False when debug lines are dropped, so a caller can skip building costly ones (the agent's state
+   * diff on every evaluation). Absent means true.
+   */
+  isDebugEnabled?(): boolean;
 }
 
 /** A logger that drops everything. */
@@ -55,6 +60,7 @@ export const silentLogger: Logger = {
   warn() {},
   error() {},
   child: () => silentLogger,
+  isDebugEnabled: () => false,
 };
 
 /** One captured log line. */
@@ -103,6 +109,7 @@ export function logtapeLogger(category: readonly string[] = [LOG_CATEGORY]): Log
     warn: emit("warn"),
     error: emit("error"),
     child: (subsystem) => logtapeLogger([...category, subsystem]),
+    isDebugEnabled: () => logger.isEnabledFor("debug"),
   };
 }
 

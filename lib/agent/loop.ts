@@ -606,6 +606,8 @@ export class Agent implements AsyncDisposable {
   }
 
   #logStateChanges(observed: Observed): void {
+    // The diff walks the whole observed state on every evaluation: only worth it when it is logged.
+    if (this.#log.isDebugEnabled?.() === false) return;
     const previous = this.#observed;
     const changes = diffState(
       previous ? stateForDiff(previous) : {},

@@ -12,6 +12,7 @@ import {
   FAST_AGENT_ENV,
 } from "../support/cluster.ts";
 import { AgentProcess } from "../support/agent.ts";
+import { DEFAULT_FULL_SYNC_DELAY } from "../support/redis.ts";
 import { delay } from "../support/wait.ts";
 
 /** What a fault works on. */
@@ -173,6 +174,8 @@ export const emptyRestart: Fault = {
   title: "the master's Redis restarted empty at once",
   // The empty node must not keep the lead, and must not wipe the replicas: one failover.
   expect: { roleChanges: ONE_FAILOVER, loss: { kind: "tail" } },
+  // Redis's default full-sync delay, as users run it (the bed's 0 would race the agents' 1 s).
+  cluster: { redis: () => DEFAULT_FULL_SYNC_DELAY },
   async inject({ master, cameBack }) {
     await master.redis.kill();
     await master.redis.restart();

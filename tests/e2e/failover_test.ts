@@ -9,10 +9,14 @@ import { firstAcceptedWrite } from "../support/writes.ts";
 Deno.test("three agents elect one master, two replicas link up, and data written on the master reaches both", async () => {
   await withCluster({}, async (cluster) => {
     const master = await cluster.waitForConvergence();
+    // Both replicas passing, read again once settled: right after convergence, one replica's check
+    // was seen not passing for a moment on a loaded CI machine (one passing slave of two).
+    await waitFor(async () => (await cluster.passingSlaves()).length === 2, {
+      timeoutMs: 10_000,
+      message: "both replicas passing",
+    });
     const masters = await cluster.passingMasters();
-    const slaves = await cluster.passingSlaves();
     assert.equal(masters.length, 1);
-    assert.equal(slaves.length, 2);
     // The Go resec's ID for a loopback REDIS_ADDR: the port only, Consul fills in the node.
     assert.equal(masters[0]!.id, `redis@:${master.redis.port}`);
 

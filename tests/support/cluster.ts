@@ -212,11 +212,14 @@ export class Cluster implements AsyncDisposable {
     return this.nodes.find((node) => node.redis.port === port);
   }
 
-  /** Dumps every agent's log tail, for a failing test's output. */
-  logs(tail = 4000): string {
+  /**
+   * Dumps every agent's log tail, for a failing test's output: INFO and above, as the agents run at
+   * DEBUG and its state diffs would fill any tail.
+   */
+  logs(tail = 12_000): string {
     return this.nodes.filter((node) => node.started).map((node) =>
       `--- agent ${node.index} (${node.flavour}, redis ${node.redis.port})\n${
-        node.agent.log().slice(-tail)
+        node.agent.log().split("\n").filter((line) => !/ DEBUG /.test(line)).join("\n").slice(-tail)
       }`
     ).join("\n");
   }

@@ -142,6 +142,15 @@ export class RedisServer extends TestServer {
   }
 }
 
+/**
+ * Redis's own default full-sync delay (`repl-diskless-sync-delay 5`), for tests of what users run:
+ * the test bed starts full syncs at once, which leaves an empty-restarted master one replication cron
+ * tick (at most 1 s) to wipe its replicas, where a default Redis waits 5 s before sending anything.
+ */
+export const DEFAULT_FULL_SYNC_DELAY: RedisServerOptions = {
+  args: ["--repl-diskless-sync-delay", "5"],
+};
+
 /** True when something on host:port answers an inline PING like Redis does (+PONG or an auth error). */
 async function pingAnswers(host: string, port: number): Promise<boolean> {
   let connection: Deno.TcpConn | undefined;

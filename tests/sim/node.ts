@@ -1,5 +1,5 @@
 /**
- * One simulated host: a Redis, a clock that may be stepped, a link to Consul that may be cut or slow,
+ * One simulated host: a Redis, a wall clock that may be stepped, a link to Consul that may be cut or slow,
  * and the resec agent running on it. The agent is the real `Agent` with the real `LockDriver`,
  * `RedisActuator` and `ServiceRegistrar`; only the ports that do I/O are simulated here: the Consul
  * lock (session, renewals, monitor), the lock-key watch, the candidacy board, the Redis observer and
@@ -676,10 +676,19 @@ function changeKey(view: RedisView): string {
   return JSON.stringify(rest);
 }
 
+/**
+ * Where each host's monotonic clock starts, apart from the others' and from the wall clock (as
+ * `performance.now()` does on real hosts): a reading taken on one clock and compared on another, or
+ * with the wall clock, is off by at least this much.
+ */
+const MONOTONIC_ORIGIN_SPACING_MS = 1_000_000_000;
+
 /** A host. */
 export class SimNode {
+  /** The agent's clocks: monotonic from this host's own origin, and the wall clock (may be stepped). */
   readonly clock: Clock;
-  clockOffsetMs = 0;
+  /** How far this host's wall clock is off the true time (the clock-step fault moves it). */
+  wallOffsetMs = 0;
   cut = false;
   cutEpoch = 0;
   /** Cut off from the other hosts too (replication and fencePeer), not from its client. */
@@ -695,10 +704,13 @@ export class SimNode {
     readonly address: HostPort,
     readonly redis: SimRedis,
     readonly env: NodeEnv,
+    index: number,
   ) {
     const sched = env.sched;
+    const origin = (index + 1) * MONOTONIC_ORIGIN_SPACING_MS;
     this.clock = {
-      now: () => sched.now + this.clockOffsetMs,
+      now: () => origin + sched.now,
+      wallNow: () => sched.now + this.wallOffsetMs,
       sleep: (ms, signal) => sched.sleep(ms, signal),
     };
   }

@@ -263,8 +263,9 @@ export class Incarnation {
     );
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentLifecycle.start: end the earlier run's sessions first (given up when Consul does not
-    // answer), then start the loop.
+    // As AgentLifecycle.start: one INFO, then the earlier run's sessions are listed and ended (given
+    // up when Consul does not answer), a Redis that answered as master fenced before they end (ending
+    // one frees the lock it holds), then the loop starts.
     const start = () => {
       if (!this.alive) return;
       this.#beat();
@@ -272,10 +273,19 @@ export class Incarnation {
       this.#poll();
       this.agent.start();
     };
-    this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name)).then(
-      start,
-      start,
-    );
+    const endEarlierSessions = async () => {
+      const role = await this.#redisCommand(() => node.redis.role).catch(() => undefined);
+      if (!this.alive) return;
+      const earlier = await this.request(
+        "list sessions",
+        () => env.consul.nodeSessionCount(node.name),
+      );
+      if (earlier > 0 && role === "master") {
+        await actuator.apply({ kind: "fence" }, clock.now()).catch(() => {});
+      }
+      await this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name));
+    };
+    endEarlierSessions().then(start, start);
   }
 
   /** The process dies: nothing it scheduled runs any more. */

@@ -41,7 +41,7 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
   },
   {
     options: { seed: 871 },
-    foundAt: "simfix (the restarted agent's fence before ending its sessions)",
+    foundAt: "453fb3f",
     violation: "leads without 1 acknowledged write(s) (ids 147)",
     finding:
       "as seed 982: n2, isolated until its agent check lapsed, is back a second before the " +
@@ -57,13 +57,30 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "the replication ID it shared with the best node, and the election then ranks them by address",
   },
   {
-    options: { seed: 10912, legacyBoard: true },
-    foundAt: "c540902",
+    options: {
+      seed: 1112,
+      faults: 2,
+      faultKinds: ["consul-cut", "redis-empty-restart"],
+    },
+    foundAt: "453fb3f",
     violation: "a sync has wiped them",
+    finding: "empty-restart trap while the master is still cut off from Consul (seed 10912's " +
+      "second half): its session outlives its Redis, which restarts empty before the session " +
+      "expires, and the replicas that follow the lock holder full-sync the empty dataset",
+  },
+  {
+    options: {
+      seed: 439,
+      faults: 2,
+      faultKinds: ["consul-cut", "redis-empty-restart"],
+    },
+    foundAt: "453fb3f",
+    violation: "two Redis take writes at once",
     finding:
-      "empty-restart trap: the master's lock release failed while Consul was unreachable and " +
-      "is not retried, its Redis restarts empty under the abandoned session, and the replicas that " +
-      "still follow the lock holder full-sync the empty dataset",
+      "a master cut off from Consul fenced its Redis, which then restarted (a new, unpaused " +
+      "process) within the fence's minute: the actuator still counts the fence as in force, so " +
+      "'consul_unreachable' does not fence again and the restarted Redis takes writes beside the " +
+      "new master",
   },
 ];
 
@@ -107,6 +124,20 @@ export const FIXED_FAILURES: readonly FixedFailure[] = [
     options: { seed: 1371, faultKinds: ["agent-crash"], legacyBoard: true },
     fixed: "the lock freed before the fence (seed 71 found again): a restarted agent fences a " +
       "master-role Redis before it ends its earlier run's sessions",
+  },
+  {
+    options: { seed: 1028, faults: 2, faultKinds: ["consul-cut", "redis-empty-restart"] },
+    fixed: "the empty-restart trap through a failed release (seed 10912): the destroy is " +
+      "retried until Consul answers",
+  },
+  {
+    options: {
+      seed: 813,
+      faults: 2,
+      faultKinds: ["consul-cut", "redis-empty-restart"],
+      legacyBoard: true,
+    },
+    fixed: "as seed 1028, with the legacy board",
   },
 ];
 

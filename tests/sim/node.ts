@@ -100,13 +100,14 @@ class SimHeldLock implements HeldLock {
     });
   }
 
+  /** As `ConsulLock`'s release: a destroy that Consul did not confirm is retried in the background. */
   release(): Promise<void> {
     this.#stopped = true;
     const { consul } = this.inc.env;
     return this.inc.request("release", () => {
       consul.release(LOCK_KEY, this.session);
       consul.destroy(this.session);
-    });
+    }).catch(() => this.inc.destroyUntilGone(this.session));
   }
 
   /**
@@ -118,10 +119,12 @@ class SimHeldLock implements HeldLock {
     if (entry?.session !== this.session) this.lose(entry ? "released-by-consul" : "key-deleted");
   }
 
+  /** As `Hold#lose`: the holder hears of it, and the session is ended once Consul answers. */
   lose(cause: string): void {
     if (!this.active) return;
     this.inc.node.env.trace(`${this.inc.node.name}: lock lost (${cause})`);
     this.#lost.abort(new Error(`lock lost: ${cause}`));
+    this.inc.destroyUntilGone(this.session);
   }
 
   /** SessionKeeper: renew every TTL/3; what counts is when an accepted renewal was sent. */
@@ -286,6 +289,25 @@ export class Incarnation {
       await this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name));
     };
     endEarlierSessions().then(start, start);
+  }
+
+  /**
+   * As `destroyUntilGone` (lib/consul/lock.ts): the session is destroyed, retried every 250 ms to 1 s
+   * while Consul does not answer, given up after 2 × TTL (Consul has expired it by then).
+   */
+  destroyUntilGone(session: string): void {
+    const { sched, consul, lockTtlMs } = this.env;
+    const giveUpAt = sched.now + 2 * lockTtlMs;
+    const attempt = (n: number) => {
+      this.request("destroy", () => consul.destroy(session)).catch(() => {
+        const waitMs = Math.min(1_000, 250 * 2 ** (n - 1));
+        if (sched.now + waitMs > giveUpAt) return;
+        sched.after(waitMs, "destroy retry", () => {
+          if (this.alive) attempt(n + 1);
+        });
+      });
+    };
+    attempt(1);
   }
 
   /** The process dies: nothing it scheduled runs any more. */
@@ -613,7 +635,7 @@ export class Incarnation {
             );
             for (;;) {
               if (signal.aborted) {
-                void this.request("destroy", () => consul.destroy(session)).catch(() => {});
+                this.destroyUntilGone(session);
                 signal.throwIfAborted();
               }
               const acquired = await this.request("acquire", () => {

@@ -26,10 +26,12 @@ export interface Clock {
 
 /**
  * The real clocks and timers: `now()` is `performance.timeOrigin + performance.now()` (monotonic,
- * starting from the wall clock at process start), `wallNow()` is `Date.now()`.
+ * starting from the wall clock at process start) in whole milliseconds, as `Date.now()` is: durations
+ * computed from it go into commands that take integers (Redis FAILOVER TIMEOUT). `wallNow()` is
+ * `Date.now()`.
  */
 export const systemClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: () => Math.floor(performance.timeOrigin + performance.now()),
   wallNow: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {

@@ -48,6 +48,14 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "master's Redis crashes; n0 competes at once without waiting for n2, which holds write 147",
   },
   {
+    options: { seed: 2370 },
+    foundAt: "8f86908",
+    violation: "leads without 1 acknowledged write(s) (ids 71)",
+    finding: "as seed 982 (beyond the CI run's 2,000 seeds): n1, back from a Consul cut that " +
+      "ended its sessions, is left out when n0's Redis restarts empty two seconds later; n2 " +
+      "(offset 45) leads without write 71, which n1 (offset 46) held",
+  },
+  {
     options: { seed: 663, legacyBoard: true },
     foundAt: "c540902",
     violation: "leads without 1 acknowledged write(s)",

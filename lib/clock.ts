@@ -1,19 +1,38 @@
 /**
  * Time, injected: production uses the real clock; tests pass a ManualClock.
+ *
+ * Two clocks, for two jobs. `now()` is monotonic: every duration and deadline that safety rests on
+ * (the fence bound, when the lock was last confirmed, the fence's own deadline, how long a peer's
+ * candidacy has been still) is measured on it, so a step of the host's clock (NTP, an operator) can
+ * neither lift a fence nor make a stale lock look fresh. `wallNow()` is the wall clock, for timestamps
+ * people read or that are written to Consul (a candidacy's `updatedAt`, the lock value's `since`).
+ * The two are never compared with each other, and a monotonic reading means nothing on another host.
  */
 import type { Milliseconds } from "./duration.ts";
 
 /** A source of time and timers. */
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /**
+   * Monotonic milliseconds, for durations and deadlines: never steps, in either direction. Its origin
+   * is this process's own (in production the wall clock when the process started, so readings look
+   * like epoch milliseconds), so it is meaningless on another host or in another run.
+   */
   now(): number;
+  /** Wall-clock milliseconds since the epoch, for timestamps people read or that go to Consul. */
+  wallNow(): number;
   /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
   sleep(ms: Milliseconds, signal?: AbortSignal): Promise<void>;
 }
 
-/** The wall clock and real timers. */
+/**
+ * The real clocks and timers: `now()` is `performance.timeOrigin + performance.now()` (monotonic,
+ * starting from the wall clock at process start) in whole milliseconds, as `Date.now()` is: durations
+ * computed from it go into commands that take integers (Redis FAILOVER TIMEOUT). `wallNow()` is
+ * `Date.now()`.
+ */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => Math.floor(performance.timeOrigin + performance.now()),
+  wallNow: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
@@ -35,17 +54,20 @@ interface Timer {
 }
 
 /**
- * A clock that stands still until `advance()` moves it, firing due sleeps in order.
+ * A clock that stands still until `advance()` moves it, firing due sleeps in order. Its wall clock
+ * moves with it, and `stepWall()` steps the wall clock alone, as NTP or an operator would.
  *
  * @example
  * ```ts
  * const clock = new ManualClock(1_000);
  * const done = clock.sleep(500);
  * await clock.advance(500); // `done` resolves
+ * clock.stepWall(-30_000); // wallNow() is 30 s behind, now() unchanged
  * ```
  */
 export class ManualClock implements Clock {
   #now: number;
+  #wallOffset = 0;
   #timers: Timer[] = [];
 
   constructor(start = 0) {
@@ -54,6 +76,15 @@ export class ManualClock implements Clock {
 
   now(): number {
     return this.#now;
+  }
+
+  wallNow(): number {
+    return this.#now + this.#wallOffset;
+  }
+
+  /** Steps the wall clock by `ms` (negative: backwards); the monotonic clock and sleeps are unmoved. */
+  stepWall(ms: Milliseconds): void {
+    this.#wallOffset += ms;
   }
 
   /** Sleeps waiting to fire. */

@@ -109,7 +109,7 @@ export function agentLockDriver(
         address: config.announce,
         agent: config.lock.sessionName,
         runId: options.runId(),
-        now: clock.now(),
+        now: clock.wallNow(),
         epoch,
       }),
     runId: options.runId,

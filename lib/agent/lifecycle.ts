@@ -2,11 +2,13 @@
  * A running agent: its wired parts (lib/agent/wiring.ts), started in order and stopped in the reverse,
  * the lock given up and Redis handed over before the connections close.
  */
+import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { StatusSource } from "../http/status.ts";
 import { endEarlierRunSessions } from "./earlier_run.ts";
 import { handOver } from "./hand_over.ts";
+import type { RedisActuator } from "./redis_actuator.ts";
 import { inspectRedis } from "./redis_ports.ts";
 import { EARLIER_RUN_DEADLINE_MS } from "./timings.ts";
 import { type AgentParts, wireAgent, type WiringOptions } from "./wiring.ts";
@@ -33,7 +35,7 @@ export class AgentLifecycle implements AsyncDisposable {
    */
   async start(): Promise<void> {
     const { clients, watches, logger, agent, clock, node } = this.#parts;
-    await inspectRedis(clients.commander, clients.actuator, logger);
+    const role = await inspectRedis(clients.commander, clients.actuator, logger);
     if (this.config.httpAddress) {
       this.#http = await startHttpServer({
         address: this.config.httpAddress,
@@ -44,6 +46,9 @@ export class AgentLifecycle implements AsyncDisposable {
       logger.info("HTTP endpoints listening", { url: this.#http.url });
     }
     // Before this run makes any session of its own, so none of them can be mistaken for old ones.
+    // Ending a session frees the lock it holds: a Redis still master from the earlier run's term
+    // refuses writes first, as the loop would have it do without a confirmed lock, or a client that
+    // still follows it could write there after another node took over (simulator seed 71).
     await endEarlierRunSessions({
       client: clients.consul,
       node,
@@ -52,6 +57,9 @@ export class AgentLifecycle implements AsyncDisposable {
       logger: logger.child("lock"),
       deadlineMs: EARLIER_RUN_DEADLINE_MS,
       clock,
+      ...(role === "master"
+        ? { beforeEnding: () => fenceBeforeEnding(clients.actuator, clock) }
+        : {}),
     });
     await clients.presence.start();
     watches.holderWatch.start();
@@ -89,4 +97,9 @@ export class AgentLifecycle implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** Fences the local Redis (CLIENT PAUSE WRITE) through the actuator, so the loop knows it is fenced. */
+async function fenceBeforeEnding(actuator: RedisActuator, clock: Clock): Promise<void> {
+  await actuator.apply({ kind: "fence" }, clock.now());
 }

@@ -143,7 +143,7 @@ export interface AgentSnapshot {
   readonly observed: Omit<Observed, "settings"> | undefined;
   readonly evaluations: number;
   readonly startedAt: string;
-  /** When the loop last evaluated (ms since the epoch); a stuck loop shows here. */
+  /** When the loop last evaluated, on the agent's monotonic clock (lib/clock.ts); a stuck loop shows here. */
   readonly lastEvaluatedAt: number | undefined;
   /** Evaluations that failed with an error (the loop went on). */
   readonly evaluationErrors: number;
@@ -185,7 +185,7 @@ export class Agent implements AsyncDisposable {
     this.#options = options;
     this.#timers = options.timers ?? GLOBAL_TIMERS;
     this.#log = options.logger.child("agent");
-    this.#startedAt = options.clock.now();
+    this.#startedAt = options.clock.wallNow();
     this.#switchover = new SwitchoverCoordinator({
       ...(options.control ? { control: options.control } : {}),
       ...(options.failover ? { failover: options.failover } : {}),
@@ -513,7 +513,7 @@ export class Agent implements AsyncDisposable {
     options: ElectionOptions,
   ): Candidacy {
     const address = formatHostPort(this.#options.config.announce);
-    const updatedAt = new Date(this.#options.clock.now()).toISOString();
+    const updatedAt = new Date(this.#options.clock.wallNow()).toISOString();
     if (redis.kind !== "up") {
       // The last position observed, not the last published: outside an election the offset is not
       // published as it moves, and a failed master's last offset is what peers' lag is measured from.

@@ -2,6 +2,7 @@
  * The HTTP status snapshot: what the load-balancer endpoints and `GET /state` answer from, read off the
  * loop's latest evaluation.
  */
+import type { Clock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { NodeStatus, StatusSource } from "../http/status.ts";
 import type { Observed } from "../reconciler/model.ts";
@@ -54,9 +55,10 @@ export function agentStatusSource(
   agent: Pick<Agent, "snapshot">,
   timings: { readonly tickMs: Milliseconds },
   leaderOffset: () => number | undefined,
+  clock: Pick<Clock, "now">,
 ): StatusSource {
   return {
-    status: () => nodeStatus(agent.snapshot(), timings.tickMs, Date.now(), leaderOffset()),
+    status: () => nodeStatus(agent.snapshot(), timings.tickMs, clock.now(), leaderOffset()),
     state: () => ({ ...agent.snapshot(), timings }),
   };
 }

@@ -8,7 +8,7 @@ import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import { RedisCommander } from "../redis/commander.ts";
 import { RedisError, RedisVersionError } from "../redis/errors.ts";
-import { isSupportedRedisVersion } from "../redis/info.ts";
+import { isSupportedRedisVersion, type RedisInfo } from "../redis/info.ts";
 import type { RedisObserver } from "../redis/observer.ts";
 import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loop.ts";
 import type { RedisActuator, RedisCommandPort } from "./redis_actuator.ts";
@@ -101,7 +101,8 @@ export async function fencePeer(
 /**
  * One look at Redis before anything else: refuse a version resec cannot manage, and lift a write
  * pause an earlier run left on a Redis that is a replica now. A Redis that does not answer yet is
- * left to the observer, which reports a too old one as down.
+ * left to the observer, which reports a too old one as down. Returns the role Redis answered with
+ * (undefined when it did not answer).
  *
  * @throws {RedisVersionError} when Redis answers and is older than 6.2
  */
@@ -109,23 +110,24 @@ export async function inspectRedis(
   commander: RedisCommander,
   actuator: RedisActuator,
   logger: Logger,
-): Promise<void> {
+): Promise<RedisInfo["role"] | undefined> {
   let info;
   try {
     info = await commander.info();
   } catch (error) {
     if (!(error instanceof RedisError)) throw error;
     logger.child("redis").debug("Redis does not answer yet at start", { error });
-    return;
+    return undefined;
   }
   if (!isSupportedRedisVersion(info.redisVersion)) {
     throw new RedisVersionError(commander.address, info.redisVersion ?? "an unknown version");
   }
-  if (info.role !== "replica") return;
+  if (info.role !== "replica") return info.role;
   try {
     await actuator.liftLeftoverPause();
   } catch (error) {
     if (!(error instanceof RedisError)) throw error;
     logger.child("redis").warn("cannot lift a write pause left on the replica", { error });
   }
+  return info.role;
 }

@@ -131,7 +131,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     failover: redisPorts.failoverPort(commander),
     onEvaluated: (observed, decision, previous) => recorder.record(observed, decision, previous),
   });
-  const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow);
+  const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow, clock);
   const watches = { keys, leaderSource, board, control, holderWatch, leaderOffset, offsetReader };
   const clients = { consul, observer, commander, actuator, presence };
   return {

@@ -108,7 +108,11 @@ export interface LockHold extends AsyncDisposable {
   lastConfirmedAt(): number;
   /** Replaces the key's value; rejects with LockLostError when the lock is no longer ours. */
   updateValue(value: string): Promise<void>;
-  /** Gives the lock back (`?release=`, no lock-delay) and destroys the session. Never rejects. */
+  /**
+   * Gives the lock back (`?release=`, no lock-delay) and destroys the session. Never rejects. Resolves
+   * after the first attempt; while Consul is unreachable, the destroy is retried in the background
+   * until Consul confirms it or the session has expired anyway.
+   */
   release(): Promise<void>;
 }
 
@@ -243,7 +247,13 @@ export class ConsulLock {
       }
     } catch (error) {
       await session.keeper.close();
-      await bestEffortDestroy(this.#client, session.id, this.#logger);
+      // It may hold the key (an acquire whose answer was lost): ended for sure, or a lock nobody
+      // uses is held until its TTL.
+      await destroyNowOrLater(this.#client, session.id, {
+        giveUpAfterMs: 2 * this.#options.ttlMs,
+        clock: this.#clock,
+        logger: this.#logger,
+      });
       throw error;
     }
   }
@@ -398,7 +408,14 @@ class Hold implements LockHold {
         });
       }
     }
-    await bestEffortDestroy(this.#client, this.session, logger);
+    // Until Consul confirms the session gone, it may hold the key, and every replica keeps following
+    // this node: were its Redis to restart empty meanwhile, they would all sync the empty dataset
+    // (simulator seed 10912).
+    await destroyNowOrLater(this.#client, this.session, {
+      giveUpAfterMs: 2 * this.#options.lock.ttlMs,
+      clock: this.#options.clock,
+      logger,
+    });
     logger.info("lock released", { key: this.key, session: this.session });
   }
 
@@ -536,17 +553,33 @@ export async function destroyUntilGone(
   }
 }
 
-async function bestEffortDestroy(
+/**
+ * Destroys a session: one attempt awaited, then, if Consul could not be reached, `destroyUntilGone` in
+ * the background, so a caller (a release, a stop) is not held up for Consul's return.
+ */
+async function destroyNowOrLater(
   client: ConsulClient,
   session: string,
-  logger: Logger,
+  options: { giveUpAfterMs: Milliseconds; clock: Clock; logger: Logger },
 ): Promise<void> {
+  const { clock, logger } = options;
+  const startedAt = clock.now();
   try {
     await destroySession(client, session, { timeoutMs: DESTROY_TIMEOUT_MS });
+    return;
   } catch (error) {
-    logger.warn("destroying the lock session failed; it will expire with its TTL", {
+    if (!isTransientConsulError(error)) {
+      logger.warn("destroying the lock session failed; it will expire with its TTL", {
+        session,
+        error,
+      });
+      return;
+    }
+    logger.warn("destroying the lock session failed; retrying until Consul answers", {
       session,
       error,
     });
   }
+  const giveUpAfterMs = options.giveUpAfterMs - (clock.now() - startedAt);
+  void destroyUntilGone(client, session, { giveUpAfterMs, clock, logger });
 }

@@ -52,6 +52,6 @@ export async function readGroupRecords(
     masters,
     slaves: tagged(slaves, slave.tag),
     agents,
-    readAt: client.clock.now(),
+    readAt: client.clock.wallNow(),
   };
 }

@@ -209,7 +209,7 @@ export class ResecMetrics {
   failoverCompleted(durationMs: Milliseconds): void {
     this.#failovers.inc();
     this.#lastFailoverDuration.set(Math.max(0, durationMs) / 1_000);
-    this.#lastFailoverTimestamp.set(this.#clock.now() / 1_000);
+    this.#lastFailoverTimestamp.set(this.#clock.wallNow() / 1_000);
   }
 
   /** Call when the health of the local Redis changes. */

@@ -95,6 +95,11 @@ export class SimConsul {
     this.#invalidate(id, "destroyed");
   }
 
+  /** How many sessions `node` has (`/v1/session/list`, as a restarted agent reads it). */
+  nodeSessionCount(node: string): number {
+    return [...this.#sessions.values()].filter((session) => session.node === node).length;
+  }
+
   /** Destroys every session of `node` (a restarted agent ending its earlier run's); how many. */
   destroyNodeSessions(node: string): number {
     const ids = [...this.#sessions.values()].filter((session) => session.node === node);

@@ -1,5 +1,5 @@
 /**
- * One simulated host: a Redis, a clock that may be stepped, a link to Consul that may be cut or slow,
+ * One simulated host: a Redis, a wall clock that may be stepped, a link to Consul that may be cut or slow,
  * and the resec agent running on it. The agent is the real `Agent` with the real `LockDriver`,
  * `RedisActuator` and `ServiceRegistrar`; only the ports that do I/O are simulated here: the Consul
  * lock (session, renewals, monitor), the lock-key watch, the candidacy board, the Redis observer and
@@ -100,13 +100,14 @@ class SimHeldLock implements HeldLock {
     });
   }
 
+  /** As `ConsulLock`'s release: a destroy that Consul did not confirm is retried in the background. */
   release(): Promise<void> {
     this.#stopped = true;
     const { consul } = this.inc.env;
     return this.inc.request("release", () => {
       consul.release(LOCK_KEY, this.session);
       consul.destroy(this.session);
-    });
+    }).catch(() => this.inc.destroyUntilGone(this.session));
   }
 
   /**
@@ -118,10 +119,12 @@ class SimHeldLock implements HeldLock {
     if (entry?.session !== this.session) this.lose(entry ? "released-by-consul" : "key-deleted");
   }
 
+  /** As `Hold#lose`: the holder hears of it, and the session is ended once Consul answers. */
   lose(cause: string): void {
     if (!this.active) return;
     this.inc.node.env.trace(`${this.inc.node.name}: lock lost (${cause})`);
     this.#lost.abort(new Error(`lock lost: ${cause}`));
+    this.inc.destroyUntilGone(this.session);
   }
 
   /** SessionKeeper: renew every TTL/3; what counts is when an accepted renewal was sent. */
@@ -263,8 +266,9 @@ export class Incarnation {
     );
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentLifecycle.start: end the earlier run's sessions first (given up when Consul does not
-    // answer), then start the loop.
+    // As AgentLifecycle.start: one INFO, then the earlier run's sessions are listed and ended (given
+    // up when Consul does not answer), a Redis that answered as master fenced before they end (ending
+    // one frees the lock it holds), then the loop starts.
     const start = () => {
       if (!this.alive) return;
       this.#beat();
@@ -272,10 +276,38 @@ export class Incarnation {
       this.#poll();
       this.agent.start();
     };
-    this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name)).then(
-      start,
-      start,
-    );
+    const endEarlierSessions = async () => {
+      const role = await this.#redisCommand(() => node.redis.role).catch(() => undefined);
+      if (!this.alive) return;
+      const earlier = await this.request(
+        "list sessions",
+        () => env.consul.nodeSessionCount(node.name),
+      );
+      if (earlier > 0 && role === "master") {
+        await actuator.apply({ kind: "fence" }, clock.now()).catch(() => {});
+      }
+      await this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name));
+    };
+    endEarlierSessions().then(start, start);
+  }
+
+  /**
+   * As `destroyUntilGone` (lib/consul/lock.ts): the session is destroyed, retried every 250 ms to 1 s
+   * while Consul does not answer, given up after 2 × TTL (Consul has expired it by then).
+   */
+  destroyUntilGone(session: string): void {
+    const { sched, consul, lockTtlMs } = this.env;
+    const giveUpAt = sched.now + 2 * lockTtlMs;
+    const attempt = (n: number) => {
+      this.request("destroy", () => consul.destroy(session)).catch(() => {
+        const waitMs = Math.min(1_000, 250 * 2 ** (n - 1));
+        if (sched.now + waitMs > giveUpAt) return;
+        sched.after(waitMs, "destroy retry", () => {
+          if (this.alive) attempt(n + 1);
+        });
+      });
+    };
+    attempt(1);
   }
 
   /** The process dies: nothing it scheduled runs any more. */
@@ -603,7 +635,7 @@ export class Incarnation {
             );
             for (;;) {
               if (signal.aborted) {
-                void this.request("destroy", () => consul.destroy(session)).catch(() => {});
+                this.destroyUntilGone(session);
                 signal.throwIfAborted();
               }
               const acquired = await this.request("acquire", () => {
@@ -676,10 +708,19 @@ function changeKey(view: RedisView): string {
   return JSON.stringify(rest);
 }
 
+/**
+ * Where each host's monotonic clock starts, apart from the others' and from the wall clock (as
+ * `performance.now()` does on real hosts): a reading taken on one clock and compared on another, or
+ * with the wall clock, is off by at least this much.
+ */
+const MONOTONIC_ORIGIN_SPACING_MS = 1_000_000_000;
+
 /** A host. */
 export class SimNode {
+  /** The agent's clocks: monotonic from this host's own origin, and the wall clock (may be stepped). */
   readonly clock: Clock;
-  clockOffsetMs = 0;
+  /** How far this host's wall clock is off the true time (the clock-step fault moves it). */
+  wallOffsetMs = 0;
   cut = false;
   cutEpoch = 0;
   /** Cut off from the other hosts too (replication and fencePeer), not from its client. */
@@ -695,10 +736,13 @@ export class SimNode {
     readonly address: HostPort,
     readonly redis: SimRedis,
     readonly env: NodeEnv,
+    index: number,
   ) {
     const sched = env.sched;
+    const origin = (index + 1) * MONOTONIC_ORIGIN_SPACING_MS;
     this.clock = {
-      now: () => sched.now + this.clockOffsetMs,
+      now: () => origin + sched.now,
+      wallNow: () => sched.now + this.wallOffsetMs,
       sleep: (ms, signal) => sched.sleep(ms, signal),
     };
   }

@@ -9,7 +9,7 @@
  * RESEC_SIM_SEEDS sets how many seeds run (default 2,000), RESEC_SIM_FIRST_SEED where they start.
  * See tests/sim/README.md for what is modelled and what each invariant promises.
  */
-import { KNOWN_DEFAULT_SEEDS, KNOWN_FAILURES } from "./known.ts";
+import { FIXED_FAILURES, KNOWN_DEFAULT_SEEDS, KNOWN_FAILURES } from "./known.ts";
 import { runSeed, type SimResult } from "./world.ts";
 
 function seeds(): number[] {
@@ -81,6 +81,17 @@ Deno.test("the invariants catch an election that does not wait for the best cand
     if (result.violation?.includes("acknowledged write")) return;
   }
   throw new Error("no seed in 0..199 caught an election without collection or stepping aside");
+});
+
+Deno.test("the seeds of fixed failures pass", async () => {
+  const failures: string[] = [];
+  for (const fixed of FIXED_FAILURES) {
+    const result = await runSeed(fixed.options);
+    if (result.violation) {
+      failures.push(`${JSON.stringify(fixed.options)} (${fixed.fixed}):\n${report(result)}`);
+    }
+  }
+  if (failures.length > 0) throw new Error(failures.join("\n\n"));
 });
 
 Deno.test("known failures: which still reproduce at this commit (reported, never failing)", async () => {

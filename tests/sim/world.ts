@@ -18,7 +18,11 @@ export interface SimOptions {
   readonly nodes?: number;
   /** How many faults, one after another (some overlap). */
   readonly faults?: number;
-  /** Step node clocks backwards too (the fence bound then depends on the wall clock). */
+  /**
+   * Step node wall clocks backwards too (up to 30 s; forwards only by default). Only the wall clock
+   * steps: what safety measures runs on the monotonic clock (lib/clock.ts), so neither direction may
+   * matter.
+   */
   readonly backwardClockSteps?: boolean;
   /**
    * Count a master-role Redis left alone in maintenance mode as taking writes (a paused agent changes
@@ -194,7 +198,7 @@ export class World {
     for (let i = 0; i < count; i++) {
       const address = { host: `10.0.0.${i + 1}`, port: 6379 };
       const redis = new SimRedis(address, this.rng, 0);
-      this.nodes.push(new SimNode(`n${i}`, address, redis, env));
+      this.nodes.push(new SimNode(`n${i}`, address, redis, env, i));
       this.consul.setCheck(serfCheck(`n${i}`), true);
       const disturbance: Disturbance = {
         lastAt: 0,
@@ -432,8 +436,8 @@ export class World {
       case "clock-step": {
         const backwards = this.options.backwardClockSteps ?? false;
         const step = rng.int(backwards ? -30_000 : 1_000, 10_000);
-        node.clockOffsetMs += step;
-        this.trace(`clock of ${node.name} stepped by ${step}ms`);
+        node.wallOffsetMs += step;
+        this.trace(`wall clock of ${node.name} stepped by ${step}ms`);
         return;
       }
       case "garbage-candidacy": {

@@ -55,7 +55,7 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
     leader: null as LeaderView | null,
     leaderError: undefined as Error | undefined,
     vacancy: 0,
-    observedAt: () => Date.now(),
+    observedAt: () => systemClock.now(),
   };
   const done = { released: 0, registered: [] as string[], checkUpdates: [] as string[] };
   const listeners = new Set<() => void>();
@@ -81,7 +81,7 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
     session: "s-1",
     lockIndex: 1,
     lost: new AbortController().signal,
-    lastConfirmedAt: () => Date.now(),
+    lastConfirmedAt: () => systemClock.now(),
     updateValue: () => Promise.resolve(),
     release: () => {
       done.released++;
@@ -323,7 +323,7 @@ Deno.test("when the lock frees, only a position observed after the vacancy is pu
     await waitFor(() => board.published.length >= 1, "the first publication");
     const before = board.published.length;
     // The lock frees; our last observation of Redis is older than the vacancy.
-    const observedBefore = Date.now() - 1_000;
+    const observedBefore = systemClock.now() - 1_000;
     state.observedAt = () => observedBefore;
     state.leader = null;
     state.vacancy = 77;
@@ -331,7 +331,7 @@ Deno.test("when the lock frees, only a position observed after the vacancy is pu
     await new Promise((resolve) => setTimeout(resolve, 60));
     assert.equal(board.published.length, before, "nothing written for a stale position");
     // The observation started with the vacancy arrives.
-    state.observedAt = () => Date.now();
+    state.observedAt = () => systemClock.now();
     redisChanged();
     await waitFor(() => board.published.length > before, "the position answering the vacancy");
     assert.ok(board.published.slice(before).every((candidacy) => candidacy.vacancy === 77));

@@ -55,13 +55,19 @@ class AnswerQueue {
 /**
  * A Consul where the key is free but lock-delayed until `freeAt`, then ours once acquired. Once the
  * acquisition is confirmed, every read of the key (the holder's watch) takes its answer from
- * `monitorAnswers`.
+ * `monitorAnswers`. `intercept` may answer a request first (Consul unreachable).
  */
-function lockDelayedConsul(clock: ManualClock, freeAt: number) {
+function lockDelayedConsul(
+  clock: ManualClock,
+  freeAt: number,
+  intercept: (request: RecordedRequest) => Response | undefined = () => undefined,
+) {
   let held = false;
   let monitoring = false;
   const monitorAnswers = new AnswerQueue();
   const route = (request: RecordedRequest): Response | Promise<Response> => {
+    const intercepted = intercept(request);
+    if (intercepted) return intercepted;
     const path = request.url.pathname;
     if (path === "/v1/session/create") return consulJson({ ID: SESSION });
     if (path.startsWith("/v1/session/renew/")) return hangingAnswer(request);
@@ -193,4 +199,28 @@ Deno.test("destroying a lost lock's session gives up once Consul has surely expi
   await done;
   assert.equal(result, false);
   assert.ok(clock.now() <= 31_000 && fetch.requests.length >= 20, `${fetch.requests.length} tries`);
+});
+
+Deno.test("a release that Consul cannot take is followed by a destroy retried until Consul answers", async () => {
+  // Simulator seed 10912: a session left behind holds the lock, and replicas keep following a node
+  // whose Redis may restart empty meanwhile.
+  const clock = new ManualClock(0);
+  let reachable = true;
+  const destroyed: number[] = [];
+  const { fetch } = lockDelayedConsul(clock, 0, (request) => {
+    const destroying = request.url.pathname.startsWith("/v1/session/destroy/");
+    const ending = destroying || request.url.searchParams.has("release");
+    if (ending && !reachable) return consulText(500, "rpc error making call: No cluster leader");
+    if (destroying) destroyed.push(clock.now());
+    return undefined;
+  });
+  const hold = await lockOn(fetch, clock, 0).acquire("v", new AbortController().signal);
+  reachable = false;
+  await hold.release();
+  assert.deepEqual(destroyed, [], "nothing reached Consul yet");
+  await clock.advance(3_000);
+  reachable = true;
+  await clock.advance(2_000);
+  assert.equal(destroyed.length, 1, "destroyed once Consul answered again");
+  assert.ok(destroyed[0]! >= 3_000 && destroyed[0]! <= 4_000, `destroyed at ${destroyed[0]} ms`);
 });

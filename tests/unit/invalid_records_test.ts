@@ -94,7 +94,7 @@ const warnings = (logger: CapturingLogger, key: string) =>
 
 Deno.test("an invalid record is reported once per distinct value, and again at most once a minute", () => {
   let now = 1_000;
-  const clock = { now: () => now, sleep: () => Promise.resolve() };
+  const clock = { now: () => now, wallNow: () => now, sleep: () => Promise.resolve() };
   const logger = new CapturingLogger();
   const counted: string[] = [];
   const reporter = new InvalidRecordReporter({

@@ -157,6 +157,7 @@ function fakeClock(stop: AbortController, sleeps: number): Clock & { slept: numb
   return {
     slept,
     now: () => NOW,
+    wallNow: () => NOW,
     sleep: (ms) => {
       slept.push(ms);
       if (slept.length >= sleeps) stop.abort(new Error("Ctrl-C"));

@@ -5,7 +5,11 @@ import type { RedisView } from "../../lib/reconciler/model.ts";
 import { ResecMetrics } from "../../lib/metrics/resec.ts";
 import { parseExposition } from "../../lib/metrics/testing.ts";
 
-const fixedClock = (now: number): Clock => ({ now: () => now, sleep: () => Promise.resolve() });
+const fixedClock = (now: number): Clock => ({
+  now: () => now,
+  wallNow: () => now,
+  sleep: () => Promise.resolve(),
+});
 
 function samples(metrics: ResecMetrics): ReadonlyMap<string, number> {
   return parseExposition(metrics.render()).samples;

@@ -348,7 +348,7 @@ export class Agent implements AsyncDisposable {
       ...(this.#memory.peerToFence
         ? {
           previousLeader: this.#memory.peerToFence.address,
-          previousLeaderTried: this.#memory.peerToFence.tried,
+          previousLeaderSince: this.#memory.peerToFence.since,
         }
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
@@ -409,9 +409,10 @@ export class Agent implements AsyncDisposable {
           await this.#options.fencePeer!(peer, config.announce);
           this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
           this.#memory = peerFenced(this.#memory);
+          // A fenced peer lets our own fence come off: decide again now.
+          this.requestEvaluation();
         } finally {
           this.#memory = peerFenceAttemptEnded(this.#memory, target, clock.now());
-          // The first attempt gates lifting our own fence: decide again now, once.
           if (target && !target.tried) this.requestEvaluation();
         }
       });

@@ -63,6 +63,7 @@ export function agentTimings(config: Config): AgentTimings {
     agentCheckTtlMs,
     tickMs,
     fenceAfterMs: Math.floor(config.lock.ttlMs * 0.6),
+    peerFenceWaitMs: Math.floor(config.lock.ttlMs * 0.6),
     replicaLinkGraceMs: Math.max(10_000, 2 * config.lock.ttlMs + config.lock.delayMs),
     fenceMs: Math.max(60_000, 4 * config.lock.ttlMs),
     leaderWaitMs: Math.max(1_000, config.lock.ttlMs),

@@ -17,9 +17,11 @@ export const PEER_FENCE_TTLS = 2;
 /** A former master a new master points at itself, until when to try, and whether one attempt ended. */
 export interface PeerToFence {
   readonly address: HostPort;
+  /** Local time we were first seen holding the lock after it: the fence bound runs from here. */
+  readonly since: number;
   /** Local time after which the attempts stop. */
   readonly until: number;
-  /** One attempt has finished: our own fence may come off. */
+  /** One attempt has finished (the loop decides again then). */
   readonly tried: boolean;
 }
 
@@ -177,6 +179,7 @@ function rememberLeaders(
       lastLeader: undefined,
       peerToFence: {
         address: memory.lastLeader.address,
+        since: now,
         until: now + PEER_FENCE_TTLS * observation.lockTtlMs,
         tried: false,
       },

@@ -72,6 +72,11 @@ export interface Registration {
 export interface DecisionSettings {
   /** A master fences itself when its lock was last confirmed longer ago than this. */
   readonly fenceAfterMs: Milliseconds;
+  /**
+   * A new master keeps its own fence this long after taking the lock while the former master was not
+   * pointed at it: the former master's own fence bound, by when its agent, if alive, fenced it.
+   */
+  readonly peerFenceWaitMs: Milliseconds;
   /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
   readonly replicaLinkGraceMs: Milliseconds;
 }
@@ -106,8 +111,11 @@ export interface Observed {
   readonly election?: ElectionView;
   /** The leader before the current term, while the new master has not yet fenced it. */
   readonly previousLeader?: HostPort;
-  /** One attempt to fence `previousLeader` has finished (the new master may take writes). */
-  readonly previousLeaderTried?: boolean;
+  /**
+   * When this node took the lock after `previousLeader`: its own fence stays on until that peer was
+   * pointed at us or the fence bound passed since (undefined: just now).
+   */
+  readonly previousLeaderSince?: number;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
   /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */

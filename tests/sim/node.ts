@@ -241,6 +241,7 @@ export class Incarnation {
       registrar,
       settings: {
         fenceAfterMs: timings.fenceAfterMs,
+        peerFenceWaitMs: timings.peerFenceWaitMs,
         replicaLinkGraceMs: timings.replicaLinkGraceMs,
       },
       tickMs: timings.tickMs,

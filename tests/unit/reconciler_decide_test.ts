@@ -26,7 +26,7 @@ function observed(overrides: Partial<Observed>): Observed {
     registration: undefined,
     fenced: false,
     paused: false,
-    settings: { fenceAfterMs: 7_500, replicaLinkGraceMs: 30_000 },
+    settings: { fenceAfterMs: 7_500, peerFenceWaitMs: 7_500, replicaLinkGraceMs: 30_000 },
     ...overrides,
   };
 }
@@ -366,15 +366,28 @@ Deno.test("a master with an unconfirmed lock reports its check critical, never p
   assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
 });
 
-Deno.test("a new master keeps its own fence until one attempt to fence the former master finished", () => {
-  const pending = decide(observed({ lock: HELD, fenced: true, previousLeader: OTHER }));
+Deno.test("a new master keeps its own fence until the former master is fenced or the fence bound passed", () => {
+  const since = 99_000;
+  const pending = decide(
+    observed({ lock: HELD, fenced: true, previousLeader: OTHER, previousLeaderSince: since }),
+  );
   assert.deepEqual(pending.redis, { kind: "none" }, "still fenced");
   assert.deepEqual(pending.fencePeer, OTHER);
-  const tried = decide(
-    observed({ lock: HELD, fenced: true, previousLeader: OTHER, previousLeaderTried: true }),
+  assert.equal(pending.wakeAt, since + 7_500, "decides again when the bound passes");
+  // A failed attempt proves nothing: the former master may still take writes.
+  const bound = decide(
+    observed({
+      lock: { ...HELD, confirmedAt: 106_000 },
+      now: since + 7_500,
+      fenced: true,
+      previousLeader: OTHER,
+      previousLeaderSince: since,
+    }),
   );
-  assert.deepEqual(tried.redis, { kind: "unfence" });
-  assert.deepEqual(tried.fencePeer, OTHER, "keeps trying a former master it could not reach");
+  assert.deepEqual(bound.redis, { kind: "unfence" });
+  assert.deepEqual(bound.fencePeer, OTHER, "keeps trying a former master it could not reach");
+  const fencedPeer = decide(observed({ lock: HELD, fenced: true }));
+  assert.deepEqual(fencedPeer.redis, { kind: "unfence" }, "the former master was pointed at us");
 });
 
 Deno.test("a lock holder whose Redis was pointed elsewhere in its term gives the lock up instead of promoting again", () => {

@@ -92,6 +92,7 @@ Deno.test("once this node leads after another, the former leader becomes the pee
   memory = step(memory, { now: 2_000, leader: SELF_LEADS, lock: HELD });
   assert.deepEqual(memory.peerToFence, {
     address: OTHER,
+    since: 2_000,
     until: 2_000 + PEER_FENCE_TTLS * TTL_MS,
     tried: false,
   });

@@ -180,9 +180,10 @@ export const DECISIONS = {
   promoting: "We hold the lock and Redis is not master yet: promote it.",
   master: "We hold the lock and Redis is master: register as a passing master.",
   // Not holding the lock (follower.ts), in order of precedence.
-  paused: "Maintenance mode: no promotion or demotion.",
+  paused: "Maintenance mode: no promotion or demotion; a master-role Redis refuses writes.",
   taking_over: "Planned switchover to this node: compete for the lock.",
-  switchover_in_progress: "Planned switchover to another node: change nothing meanwhile.",
+  switchover_in_progress:
+    "Planned switchover to another node: change no role meanwhile, fence a master-role Redis.",
   consul_unreachable: "Consul cannot be reached: leave Redis as it is, fence a master.",
   waiting_for_consul: "Who holds the lock is not known yet: fence a master, wait.",
   stale_own_lock: "An earlier session of this node holds the lock: compete until it lapses.",

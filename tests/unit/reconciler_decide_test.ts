@@ -222,7 +222,7 @@ Deno.test("while the leader is unknown a master-role Redis is fenced and nothing
   assert.deepEqual(decision.redis, { kind: "fence" });
 });
 
-Deno.test("in maintenance mode a master-role Redis without the lock is neither demoted nor promoted", () => {
+Deno.test("in maintenance mode a master-role Redis without the lock is fenced, neither demoted nor promoted", () => {
   const decision = decide(
     observed({
       paused: true,
@@ -231,8 +231,23 @@ Deno.test("in maintenance mode a master-role Redis without the lock is neither d
     }),
   );
   assert.equal(decision.name, "paused");
-  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.deepEqual(decision.redis, { kind: "fence" });
   assert.equal(decision.lock, "idle");
+  const fenced = decide(observed({ paused: true, leader: OTHER_LEADS, fenced: true }));
+  assert.deepEqual(fenced.redis, { kind: "none" }, "a fence in force is left as it is");
+  const replica = decide(observed({ paused: true, leader: OTHER_LEADS, redis: REPLICA_OF_OTHER }));
+  assert.deepEqual(replica.redis, { kind: "none" }, "a replica is left alone");
+});
+
+Deno.test("during a switchover to another node a master-role Redis without the lock is fenced; the target is not", () => {
+  const handover = { target: OTHER, failover: "running" as const };
+  const bystander = decide(observed({ leader: OTHER_LEADS, handover }));
+  assert.equal(bystander.name, "switchover_in_progress");
+  assert.deepEqual(bystander.redis, { kind: "fence" });
+  assert.equal(bystander.lock, "idle");
+  const target = decide(observed({ leader: OTHER_LEADS, handover: { ...handover, target: SELF } }));
+  assert.equal(target.name, "taking_over");
+  assert.deepEqual(target.redis, { kind: "none" }, "FAILOVER made it master to take the lock");
 });
 
 const ELECTION_SETTINGS = {

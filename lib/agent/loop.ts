@@ -255,7 +255,10 @@ export class Agent implements AsyncDisposable {
     const { lock, actuator, registrar, clock } = this.#options;
     const redis = this.#options.redis.current();
     if (lock.view().phase === "held" && redis.kind === "up" && redis.role === "master") {
-      await this.#attempt("fence", () => actuator.apply({ kind: "fence" }, clock.now()));
+      await this.#attempt(
+        "fence",
+        () => actuator.apply({ kind: "fence" }, clock.now(), redis.runId),
+      );
     }
     await this.#attempt("lock", () => lock.close());
     await this.#attempt("service", () => registrar.deregister());
@@ -326,6 +329,8 @@ export class Agent implements AsyncDisposable {
     const redisView = redis.current();
     const leader = leaderSource.leader();
     const lockView = withAgentCheck(lock.view(), this.#options.agentCheckConfirmedAt?.());
+    // Our fence holds on the Redis process it was set on; a restarted one comes back without it.
+    const runId = redisView.kind === "up" ? redisView.runId : undefined;
     this.#remember(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
     // A switchover the agent cannot follow is no switchover: the usual rules, failover included.
@@ -342,7 +347,7 @@ export class Agent implements AsyncDisposable {
       leader,
       lock: lockView,
       registration: registrar.registration(),
-      fenced: actuator.isFenced(now),
+      fenced: actuator.isFenced(now, runId),
       paused: this.#options.paused?.() ?? this.#options.control?.paused() ?? false,
       ...(election ? { election } : {}),
       ...(this.#memory.peerToFence
@@ -386,7 +391,7 @@ export class Agent implements AsyncDisposable {
       this.#switchover.startFailover(decision.redis.target);
     } else if (decision.redis.kind !== "none") {
       const applied = await this.#attempt("redis", async () => {
-        const outcome = await actuator.apply(decision.redis, now);
+        const outcome = await actuator.apply(decision.redis, now, runId);
         // Redis said, just before detaching, that this replica had completed a sync.
         if (outcome?.synced && redisView.kind === "up") {
           this.#memory = rememberSynced(this.#memory, redisView.runId);

@@ -391,3 +391,20 @@ Deno.test("a new master whose attempt to fence the former master failed keeps re
     await agent.stop();
   }
 });
+
+Deno.test("a fenced Redis that restarts (another run_id) is fenced again at once", async () => {
+  const { agent, state, done, redisChanged } = agentWith({ fenceMs: 60_000 });
+  // Who leads is not known: a master-role Redis without the lock is fenced.
+  state.leader = undefined as unknown as null;
+  agent.start();
+  try {
+    await waitFor(() => done.redisCommands.length === 1, "the first fence");
+    assert.equal(agent.snapshot().decision?.name, "waiting_for_consul");
+    state.redis = { ...MASTER_UP, runId: "c".repeat(40) };
+    redisChanged();
+    await waitFor(() => done.redisCommands.length === 2, "a fence on the restarted Redis");
+    assert.deepEqual(done.redisCommands, ["pause", "pause"]);
+  } finally {
+    await agent.stop();
+  }
+});

@@ -16,7 +16,17 @@ export type CheckStatus = "passing" | "warning" | "critical";
 /** What the agent knows of its local Redis. */
 export type RedisView =
   | { readonly kind: "unknown" }
-  | { readonly kind: "down"; readonly reason: string }
+  | {
+    readonly kind: "down";
+    readonly reason: string;
+    /**
+     * The process may still serve clients: it timed out, or refused our credentials or a command,
+     * rather than refusing the connection. A lock holder fences it before letting the lock go.
+     */
+    readonly mayServe?: boolean;
+    /** Local time Redis was first seen down in this outage. */
+    readonly since?: number;
+  }
   | {
     readonly kind: "up";
     readonly role: "master" | "replica";
@@ -169,6 +179,8 @@ export const DECISIONS = {
   // Either side of the lock (decide.ts).
   waiting_for_redis: "Redis has not answered yet: give up a held lock, do nothing else.",
   redis_unhealthy: "Redis is down or loading: give up the lock and mark the check critical.",
+  fencing_unresponsive_redis:
+    "Our Redis fails but may still serve clients: keep the lock and refuse writes, then give it up.",
   // Holding the lock (holder.ts), in order of precedence.
   redis_restarted:
     "Redis restarted under our lock: give the lock up so the election compares positions.",

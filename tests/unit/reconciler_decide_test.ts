@@ -59,6 +59,35 @@ Deno.test("a lock holder whose Redis goes down releases the lock and marks its m
   }
 });
 
+Deno.test("a lock holder whose Redis fails but may still serve clients fences it before it lets the lock go", () => {
+  const down = {
+    kind: "down" as const,
+    reason: "Redis did not answer INFO within 3000 ms",
+    mayServe: true,
+    since: 99_000,
+  };
+  const registration = { role: "master" as const, status: "passing" as const };
+  const fencing = decide(observed({ redis: down, lock: HELD, registration }));
+  assert.equal(fencing.name, "fencing_unresponsive_redis");
+  assert.equal(fencing.lock, "hold", "no replica leads while this Redis may take writes");
+  assert.deepEqual(fencing.redis, { kind: "fence" });
+  assert.equal(fencing.service.kind === "registered" && fencing.service.status, "critical");
+  assert.equal(fencing.wakeAt, 99_000 + 7_500);
+  const fenced = decide(observed({ redis: down, lock: HELD, fenced: true }));
+  assert.equal(fenced.name, "redis_unhealthy", "fenced: the lock goes");
+  assert.equal(fenced.lock, "release");
+  const late = decide(observed({ redis: down, lock: HELD, now: 99_000 + 7_500 }));
+  assert.equal(late.name, "redis_unhealthy", "the fence bound passed: the lock goes anyway");
+  assert.equal(late.lock, "release");
+  const refused = decide(observed({
+    redis: { kind: "down", reason: "connection refused", since: 99_000 },
+    lock: HELD,
+  }));
+  assert.equal(refused.name, "redis_unhealthy", "a refused connection: the lock goes at once");
+  const follower = decide(observed({ redis: down }));
+  assert.equal(follower.name, "redis_unhealthy", "without the lock there is nothing to hold");
+});
+
 Deno.test("a Redis that is loading its dataset counts as unhealthy and stops competing", () => {
   const decision = decide(
     observed({ redis: { ...MASTER_REDIS, loading: true }, lock: { phase: "competing" } }),

@@ -101,6 +101,11 @@ export interface AgentOptions {
    * presence.ts). Undefined when the check is not registered.
    */
   agentCheckConfirmedAt?: () => number | undefined;
+  /**
+   * The leader's replication offset as last read from its Redis (LeaderOffsetProbe); remembered so
+   * MAX_LAG_ON_FAILOVER still holds once the leader's candidacy is gone.
+   */
+  leaderOffset?: () => number | undefined;
   /** Maintenance mode flag (Consul KV); false when not wired. */
   paused?: () => boolean;
   settings: DecisionSettings;
@@ -447,11 +452,21 @@ export class Agent implements AsyncDisposable {
       leader,
       lock,
       lockTtlMs: this.#options.config.lock.ttlMs,
+      ...this.#leaderOffset(),
     });
     if (before.freeSince === undefined && this.#memory.freeSince !== undefined) {
       // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
       this.#background("observe-vacancy", () => this.#options.redis.refresh());
     }
+  }
+
+  /** The leader's offset read now, if the agent reads it (an error there only loses the reading). */
+  #leaderOffset(): { leaderOffset?: number } {
+    let offset: number | undefined;
+    this.#besides("leader offset", () => {
+      offset = this.#options.leaderOffset?.();
+    });
+    return offset === undefined ? {} : { leaderOffset: offset };
   }
 
   /**
@@ -495,6 +510,7 @@ export class Agent implements AsyncDisposable {
       freeSince: this.#memory.freeSince,
       vacancy: this.#options.leaderSource.vacancy(),
       settings: options.settings,
+      ...(this.#memory.leaderPosition ? { leaderPosition: this.#memory.leaderPosition } : {}),
     };
   }
 

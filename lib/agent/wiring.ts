@@ -123,6 +123,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     actuator,
     registrar,
     agentCheckConfirmedAt: () => presence.confirmedAt(),
+    leaderOffset: leaderOffsetNow,
     settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs },
     tickMs,
     election: { board, settings: timings.election, priorityOverride, forced, heartbeatMs: tickMs },

@@ -196,6 +196,7 @@ function standingFor(observed: Observed): Standing {
     freeSince: election.freeSince ?? observed.now,
     vacancy: election.vacancy,
     settings: election.settings,
+    ...(election.leaderPosition ? { leaderPosition: election.leaderPosition } : {}),
   });
 }
 

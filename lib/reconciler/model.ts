@@ -5,7 +5,7 @@
  */
 import type { HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "./election.ts";
+import type { Candidacy, ElectionSettings, LeaderPosition, SeenCandidacy } from "./election.ts";
 
 /** The role a node is registered under in Consul (the seeds' names). */
 export type Role = "master" | "slave";
@@ -100,6 +100,8 @@ export interface ElectionView {
   /** The lock key's ModifyIndex when it was freed (which vacancy is being filled). */
   readonly vacancy: number;
   readonly settings: ElectionSettings;
+  /** The last leader's offset this node read while replicating from it (MAX_LAG_ON_FAILOVER). */
+  readonly leaderPosition?: LeaderPosition;
 }
 
 /** Everything decide() looks at. */

@@ -104,7 +104,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     leader: () => leaderSource.leader(),
     ownSession: () => lock.session,
     paused: () => control.paused(),
-    graceMs: fenceAfterMs,
+    graceMs: timings.holderGoneAfterMs,
     waitMs: timing.HOLDER_WAIT_MS,
     clock,
     logger: log("election"),

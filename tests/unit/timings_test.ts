@@ -55,6 +55,25 @@ Deno.test("a dead agent's lock is free for a peer by CONSUL_LOCK_TTL after its l
   }
 });
 
+Deno.test("a dead host's session is ended no sooner than its agent check would lapse: the fence keeps its margin", () => {
+  assert.equal(agentTimings(config()).holderGoneAfterMs, 14_000, "15 s TTL − 1 s lock delay");
+  for (const ttl of ["2s", "10s", "15s", "1m"]) {
+    for (const lockDelay of ["0s", "500ms", "1s", "5s", "30s"]) {
+      const settings = config({
+        CONSUL_SESSION_TTL_MIN: "1s",
+        CONSUL_LOCK_TTL: ttl,
+        CONSUL_LOCK_DELAY: lockDelay,
+      });
+      const timings = agentTimings(settings);
+      // Counted from the moment gossip calls the node critical, which is after its last renewal.
+      const peerMayLeadAfter = timings.holderGoneAfterMs + settings.lock.delayMs;
+      const label = `TTL ${ttl}, delay ${lockDelay}`;
+      // As on the TTL path: the fence bound comes at least 0.4 × TTL before a peer may lead.
+      assert.ok(peerMayLeadAfter >= settings.lock.ttlMs, `a TTL at least: ${label}`);
+    }
+  }
+});
+
 Deno.test("a short HEALTHCHECK_INTERVAL is polled as set", () => {
   assert.equal(
     redisPollIntervalMs(config({ HEALTHCHECK_INTERVAL: "500ms", HEALTHCHECK_TIMEOUT: "2s" })),

@@ -5,9 +5,10 @@
  * TTL ran in the dead agent), and Consul keeps the session for up to 2 × TTL. Gossip does notice:
  * the node's `serfHealth` turns critical within seconds. Tying the session to `serfHealth` would end
  * it at once, but also on every short crash of that Consul agent. So the other agents watch the
- * leader's node instead, and end its session once `serfHealth` has stayed critical for the fence
- * bound (0.6 × TTL). By then a leader that is alive but cut off has fenced itself, and the lock delay
- * still follows: no peer can lead before the old master stopped taking writes.
+ * leader's node instead, and end its session once `serfHealth` has stayed critical as long as its
+ * agent check would take to lapse (TTL − lock delay); the lock delay follows. A leader that is alive
+ * but cut off has fenced itself at the fence bound (0.6 × TTL), with the margin it keeps before a
+ * session that expires: no peer can lead before the old master stopped taking writes.
  */
 import type { Clock } from "../clock.ts";
 import type { CheckStatus } from "../consul/health.ts";
@@ -35,7 +36,7 @@ export interface HolderHostWatchOptions {
   ownSession: () => string | undefined;
   /** Maintenance mode: a host may be rebooting on purpose, so nothing is ended. */
   paused: () => boolean;
-  /** How long `serfHealth` must stay critical: the fence bound. */
+  /** How long `serfHealth` must stay critical: the agent check's TTL (see timings.ts). */
   graceMs: Milliseconds;
   /** Pause while there is nothing to watch, and after a failed request. */
   idleMs?: Milliseconds;
@@ -127,8 +128,8 @@ export class HolderHostWatch {
     if (now - target.criticalSince < graceMs) return true;
     if (this.#options.leader()?.session !== target.session || this.#options.paused()) return true;
     this.#options.logger.warn(
-      "the leader's host has been unreachable by Consul's gossip for the fence bound; ending its " +
-        "lock session",
+      "the leader's host has been unreachable by Consul's gossip as long as its agent check's TTL; " +
+        "ending its lock session",
       { node: target.node, session: target.session, criticalForMs: now - target.criticalSince },
     );
     await port.endSession(target.session);

@@ -101,6 +101,11 @@ export interface AgentOptions {
    * presence.ts). Undefined when the check is not registered.
    */
   agentCheckConfirmedAt?: () => number | undefined;
+  /**
+   * The leader's replication offset as last read from its Redis (LeaderOffsetProbe); remembered so
+   * MAX_LAG_ON_FAILOVER still holds once the leader's candidacy is gone.
+   */
+  leaderOffset?: () => number | undefined;
   /** Maintenance mode flag (Consul KV); false when not wired. */
   paused?: () => boolean;
   settings: DecisionSettings;
@@ -255,7 +260,10 @@ export class Agent implements AsyncDisposable {
     const { lock, actuator, registrar, clock } = this.#options;
     const redis = this.#options.redis.current();
     if (lock.view().phase === "held" && redis.kind === "up" && redis.role === "master") {
-      await this.#attempt("fence", () => actuator.apply({ kind: "fence" }, clock.now()));
+      await this.#attempt(
+        "fence",
+        () => actuator.apply({ kind: "fence" }, clock.now(), redis.runId),
+      );
     }
     await this.#attempt("lock", () => lock.close());
     await this.#attempt("service", () => registrar.deregister());
@@ -326,6 +334,8 @@ export class Agent implements AsyncDisposable {
     const redisView = redis.current();
     const leader = leaderSource.leader();
     const lockView = withAgentCheck(lock.view(), this.#options.agentCheckConfirmedAt?.());
+    // Our fence holds on the Redis process it was set on; a restarted one comes back without it.
+    const runId = redisView.kind === "up" ? redisView.runId : undefined;
     this.#remember(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
     // A switchover the agent cannot follow is no switchover: the usual rules, failover included.
@@ -342,13 +352,13 @@ export class Agent implements AsyncDisposable {
       leader,
       lock: lockView,
       registration: registrar.registration(),
-      fenced: actuator.isFenced(now),
+      fenced: actuator.isFenced(now, runId),
       paused: this.#options.paused?.() ?? this.#options.control?.paused() ?? false,
       ...(election ? { election } : {}),
       ...(this.#memory.peerToFence
         ? {
           previousLeader: this.#memory.peerToFence.address,
-          previousLeaderTried: this.#memory.peerToFence.tried,
+          previousLeaderSince: this.#memory.peerToFence.since,
         }
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
@@ -386,7 +396,7 @@ export class Agent implements AsyncDisposable {
       this.#switchover.startFailover(decision.redis.target);
     } else if (decision.redis.kind !== "none") {
       const applied = await this.#attempt("redis", async () => {
-        const outcome = await actuator.apply(decision.redis, now);
+        const outcome = await actuator.apply(decision.redis, now, runId);
         // Redis said, just before detaching, that this replica had completed a sync.
         if (outcome?.synced && redisView.kind === "up") {
           this.#memory = rememberSynced(this.#memory, redisView.runId);
@@ -409,9 +419,10 @@ export class Agent implements AsyncDisposable {
           await this.#options.fencePeer!(peer, config.announce);
           this.#log.info("pointed the former master at this node", { peer: formatHostPort(peer) });
           this.#memory = peerFenced(this.#memory);
+          // A fenced peer lets our own fence come off: decide again now.
+          this.requestEvaluation();
         } finally {
           this.#memory = peerFenceAttemptEnded(this.#memory, target, clock.now());
-          // The first attempt gates lifting our own fence: decide again now, once.
           if (target && !target.tried) this.requestEvaluation();
         }
       });
@@ -441,11 +452,21 @@ export class Agent implements AsyncDisposable {
       leader,
       lock,
       lockTtlMs: this.#options.config.lock.ttlMs,
+      ...this.#leaderOffset(),
     });
     if (before.freeSince === undefined && this.#memory.freeSince !== undefined) {
       // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
       this.#background("observe-vacancy", () => this.#options.redis.refresh());
     }
+  }
+
+  /** The leader's offset read now, if the agent reads it (an error there only loses the reading). */
+  #leaderOffset(): { leaderOffset?: number } {
+    let offset: number | undefined;
+    this.#besides("leader offset", () => {
+      offset = this.#options.leaderOffset?.();
+    });
+    return offset === undefined ? {} : { leaderOffset: offset };
   }
 
   /**
@@ -489,6 +510,7 @@ export class Agent implements AsyncDisposable {
       freeSince: this.#memory.freeSince,
       vacancy: this.#options.leaderSource.vacancy(),
       settings: options.settings,
+      ...(this.#memory.leaderPosition ? { leaderPosition: this.#memory.leaderPosition } : {}),
     };
   }
 

@@ -30,6 +30,8 @@ export interface RedisActuatorOptions {
 export class RedisActuator {
   readonly #options: RedisActuatorOptions;
   #fencedUntil = 0;
+  /** The run_id of the Redis process our fence was set on (undefined: not known then). */
+  #fencedRunId: string | undefined;
   /** False until this run paused or unpaused Redis: an earlier run's pause may still be in force. */
   #pauseKnown = false;
 
@@ -39,17 +41,31 @@ export class RedisActuator {
 
   /**
    * True while our fence holds with at least a quarter of it left, so the reconciler renews it in
-   * time.
+   * time, on the Redis process it was set on: one that restarted since (another `runId`) comes back
+   * without the pause.
+   *
+   * @example
+   * ```ts
+   * await actuator.apply({ kind: "fence" }, now, "run-1");
+   * actuator.isFenced(now, "run-2"); // false: Redis restarted, fence it again
+   * ```
    */
-  isFenced(now: number): boolean {
+  isFenced(now: number, runId?: string): boolean {
+    if (runId !== undefined && this.#fencedRunId !== undefined && runId !== this.#fencedRunId) {
+      return false;
+    }
     return now < this.#fencedUntil - this.#options.fenceMs / 4;
   }
 
   /**
-   * Applies one action; throws what Redis threw (the next evaluation retries). A detach reports
-   * whether the replica had completed a sync.
+   * Applies one action to the Redis process `runId` (when known); throws what Redis threw (the next
+   * evaluation retries). A detach reports whether the replica had completed a sync.
    */
-  async apply(action: RedisAction, now: number): Promise<{ synced: boolean } | void> {
+  async apply(
+    action: RedisAction,
+    now: number,
+    runId?: string,
+  ): Promise<{ synced: boolean } | void> {
     const { commands, logger } = this.#options;
     switch (action.kind) {
       case "none":
@@ -72,18 +88,20 @@ export class RedisActuator {
         // Refuse writes first, so the moment it stops being a replica it does not take any.
         logger.warn("refusing writes, then stopping replication (REPLICAOF NO ONE)");
         this.#fencedUntil = now + this.#options.fenceMs;
+        this.#fencedRunId = runId;
         this.#pauseKnown = true;
         const { synced } = await commands.detach(this.#options.fenceMs);
         return { synced };
       }
       case "fence":
-        if (!this.isFenced(now) && this.#fencedUntil <= now) {
+        if (!this.isFenced(now, runId) && this.#fencedUntil <= now) {
           logger.warn(
             "refusing writes on Redis (CLIENT PAUSE WRITE): this node does not hold a confirmed lock",
           );
         }
         await commands.pauseWrites(this.#options.fenceMs);
         this.#fencedUntil = now + this.#options.fenceMs;
+        this.#fencedRunId = runId;
         this.#pauseKnown = true;
         return;
       case "unfence":
@@ -107,6 +125,7 @@ export class RedisActuator {
     const ours = this.#fencedUntil > 0;
     await this.#options.commands.unpauseWrites();
     this.#fencedUntil = 0;
+    this.#fencedRunId = undefined;
     this.#pauseKnown = true;
     if (ours) this.#options.logger.info("writes on Redis allowed again (CLIENT UNPAUSE)");
     else this.#options.logger.debug("lifted any write pause an earlier run left (CLIENT UNPAUSE)");

@@ -2,6 +2,13 @@
  * Turns the Redis observer's observation into the reconciler's RedisView: only what decisions use.
  */
 import type { RedisView } from "../reconciler/model.ts";
+import {
+  RedisAuthError,
+  RedisCommandError,
+  type RedisError,
+  RedisTimeoutError,
+  RedisTlsError,
+} from "../redis/errors.ts";
 import type { RedisObservation } from "../redis/observer.ts";
 
 /**
@@ -14,7 +21,14 @@ import type { RedisObservation } from "../redis/observer.ts";
  */
 export function toRedisView(observation: RedisObservation): RedisView {
   if (observation.kind === "unknown") return { kind: "unknown" };
-  if (observation.kind === "down") return { kind: "down", reason: observation.reason };
+  if (observation.kind === "down") {
+    return {
+      kind: "down",
+      reason: observation.reason,
+      since: observation.since,
+      ...(mayServe(observation.error) ? { mayServe: true } : {}),
+    };
+  }
   const info = observation.info;
   if (info.role === undefined) {
     return { kind: "down", reason: "INFO reports no role this agent understands" };
@@ -45,4 +59,13 @@ export function toRedisView(observation: RedisObservation): RedisView {
     priority: observation.replicaPriority,
     runId: info.runId ?? "",
   };
+}
+
+/**
+ * True when a Redis that failed this way may still serve other clients: it did not answer in time, or
+ * refused our credentials, our TLS or a command. A refused or broken connection means it is gone.
+ */
+export function mayServe(error: RedisError): boolean {
+  return error instanceof RedisTimeoutError || error instanceof RedisAuthError ||
+    error instanceof RedisCommandError || error instanceof RedisTlsError;
 }

@@ -37,6 +37,12 @@ export interface AgentTimings extends DecisionSettings {
   readonly tickMs: Milliseconds;
   /** How long one write fence lasts before it must be renewed. */
   readonly fenceMs: Milliseconds;
+  /**
+   * How long the leader's node must stay critical in gossip before its session is ended: as long as
+   * its agent check would take to lapse, so with the lock delay no peer leads before a TTL has passed,
+   * and the leader's own fence (at the fence bound) keeps the margin it keeps on the TTL path.
+   */
+  readonly holderGoneAfterMs: Milliseconds;
   /** Longest blocking wait on the lock key. */
   readonly leaderWaitMs: Milliseconds;
   readonly election: ElectionSettings;
@@ -63,8 +69,10 @@ export function agentTimings(config: Config): AgentTimings {
     agentCheckTtlMs,
     tickMs,
     fenceAfterMs: Math.floor(config.lock.ttlMs * 0.6),
+    peerFenceWaitMs: Math.floor(config.lock.ttlMs * 0.6),
     replicaLinkGraceMs: Math.max(10_000, 2 * config.lock.ttlMs + config.lock.delayMs),
     fenceMs: Math.max(60_000, 4 * config.lock.ttlMs),
+    holderGoneAfterMs: agentCheckTtlMs,
     leaderWaitMs: Math.max(1_000, config.lock.ttlMs),
     election: {
       maxLagBytes: config.election.maxLagBytes,

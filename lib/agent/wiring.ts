@@ -43,7 +43,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const { logger, node, clock = systemClock } = options;
   const log = (name: string) => logger.child(name);
   const timings = timing.agentTimings(config);
-  const { tickMs, fenceAfterMs, replicaLinkGraceMs } = timings;
+  const { tickMs, fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs } = timings;
   const metrics = new ResecMetrics({ clock });
   const onRequest = (event: ConsulRequestEvent) => metrics.recordConsulRequest(event);
   const consul = consulPorts.agentConsulClient(config, { clock, logger: log("consul"), onRequest });
@@ -104,7 +104,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     leader: () => leaderSource.leader(),
     ownSession: () => lock.session,
     paused: () => control.paused(),
-    graceMs: fenceAfterMs,
+    graceMs: timings.holderGoneAfterMs,
     waitMs: timing.HOLDER_WAIT_MS,
     clock,
     logger: log("election"),
@@ -123,7 +123,8 @@ export function wireAgent(config: Config, options: WiringOptions) {
     actuator,
     registrar,
     agentCheckConfirmedAt: () => presence.confirmedAt(),
-    settings: { fenceAfterMs, replicaLinkGraceMs },
+    leaderOffset: leaderOffsetNow,
+    settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs },
     tickMs,
     election: { board, settings: timings.election, priorityOverride, forced, heartbeatMs: tickMs },
     fencePeer: (peer, self) => redisPorts.fencePeer(config, logger, peer, self),

@@ -9,7 +9,7 @@
 import { decideAsFollower } from "./follower.ts";
 import { decideAsHolder } from "./holder.ts";
 import { NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
-import type { Decision, Observed } from "./model.ts";
+import type { Decision, Observed, RedisView, ServiceIntent } from "./model.ts";
 
 /**
  * Decides what the agent should do now.
@@ -37,22 +37,46 @@ export function decide(observed: Observed): Decision {
     const reason = redis.kind === "down"
       ? `Redis is down: ${redis.reason}`
       : "Redis is loading its dataset";
+    const service: ServiceIntent = observed.registration
+      ? { kind: "registered", role: observed.registration.role, status: "critical", output: reason }
+      : SERVICE_UNCHANGED;
+    const fenceUntil = held && redis.kind === "down"
+      ? fenceBeforeRelease(observed, redis)
+      : undefined;
+    if (fenceUntil !== undefined) {
+      // Released now, the lock would let a replica lead while this Redis may still take writes from
+      // clients that reach it: refuse them first, for the fence bound at most.
+      return {
+        name: "fencing_unresponsive_redis",
+        reason: `${reason}; it may still serve clients, so writes are refused before the lock goes`,
+        lock: "hold",
+        redis: { kind: "fence" },
+        service,
+        wakeAt: fenceUntil,
+      };
+    }
     return {
       name: "redis_unhealthy",
       reason,
       lock: lock.phase === "idle" ? "idle" : "release",
       redis: NO_REDIS_ACTION,
-      service: observed.registration
-        ? {
-          kind: "registered",
-          role: observed.registration.role,
-          status: "critical",
-          output: reason,
-        }
-        : SERVICE_UNCHANGED,
+      service,
     };
   }
   return lock.phase === "held"
     ? decideAsHolder(observed, redis, lock)
     : decideAsFollower(observed, redis);
+}
+
+/**
+ * Until when a lock holder keeps its lock to fence a failing Redis that may still serve clients: not
+ * fenced yet and within the fence bound since it failed; undefined when the lock may go now.
+ */
+function fenceBeforeRelease(
+  observed: Observed,
+  redis: Extract<RedisView, { kind: "down" }>,
+): number | undefined {
+  if (!redis.mayServe || redis.since === undefined || observed.fenced) return undefined;
+  const until = redis.since + observed.settings.fenceAfterMs;
+  return observed.now < until ? until : undefined;
 }

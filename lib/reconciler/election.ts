@@ -76,6 +76,15 @@ export interface ElectionSettings {
   readonly stepAsideMaxMs: Milliseconds;
 }
 
+/**
+ * The leader's offset as this node last read it while replicating from it, with that history's
+ * replication ID: lag is measured against it even once the leader's candidacy is gone.
+ */
+export interface LeaderPosition {
+  readonly replicationId: string;
+  readonly offset: number;
+}
+
 /** What this node should do about a free lock. */
 export type Standing =
   | { readonly kind: "compete"; readonly reason: string }
@@ -101,11 +110,15 @@ export function hasData(candidate: Candidacy, everyone: readonly Candidacy[]): b
     everyone.some((other) => other.address !== candidate.address && sameHistory(other, candidate));
 }
 
-/** Why `candidate` may not be promoted given its peers, or undefined when it may. */
+/**
+ * Why `candidate` may not be promoted given its peers (and the last leader's position this node read,
+ * when in the candidate's history), or undefined when it may.
+ */
 export function disqualification(
   candidate: Candidacy,
   peers: readonly Candidacy[],
   settings: Pick<ElectionSettings, "maxLagBytes">,
+  leaderPosition?: LeaderPosition,
 ): string | undefined {
   if (candidate.priority === 0) return "priority 0: never promoted";
   if (!candidate.healthy) return "Redis is not healthy";
@@ -124,12 +137,21 @@ export function disqualification(
     }
   }
   const related = [candidate, ...others].filter((peer) => sameHistory(peer, candidate));
-  const bestOffset = Math.max(...related.map((peer) => peer.offset));
+  const leaderOffset = leaderPosition && inHistory(candidate, leaderPosition.replicationId)
+    ? leaderPosition.offset
+    : 0;
+  const bestOffset = Math.max(leaderOffset, ...related.map((peer) => peer.offset));
   const lag = bestOffset - candidate.offset;
   if (lag > settings.maxLagBytes) {
     return `it lags ${lag} bytes behind the best offset ${bestOffset} (MAX_LAG_ON_FAILOVER ${settings.maxLagBytes})`;
   }
   return undefined;
+}
+
+/** True when `replicationId` is one of the candidate's two replication histories. */
+function inHistory(candidate: Candidacy, replicationId: string): boolean {
+  return replicationId !== "" && !/^0+$/.test(replicationId) &&
+    (candidate.replicationId === replicationId || candidate.replicationId2 === replicationId);
 }
 
 /** True when `a` should be promoted before `b` (both qualified). */
@@ -156,14 +178,16 @@ export function electionStanding(options: {
   /** The lock key's ModifyIndex when it was freed: which vacancy is being filled. */
   vacancy: number;
   settings: ElectionSettings;
+  /** The last leader's offset this node read while replicating from it. */
+  leaderPosition?: LeaderPosition;
 }): Standing {
-  const { self, now, freeSince, vacancy, settings } = options;
+  const { self, now, freeSince, vacancy, settings, leaderPosition } = options;
   const fresh = options.peers
     .filter((peer) => peer.candidacy.address !== self.address)
     .filter((peer) => isLive(peer, now, settings));
   const peers = fresh.map((peer) => peer.candidacy);
 
-  const selfProblem = disqualification(self, peers, settings);
+  const selfProblem = disqualification(self, peers, settings, leaderPosition);
   if (selfProblem) return { kind: "ineligible", reason: selfProblem };
 
   // Give peers a moment to publish positions taken after the lock was freed. An unhealthy peer
@@ -200,7 +224,8 @@ export function electionStanding(options: {
   }
 
   const better = peers.find((peer) =>
-    disqualification(peer, [self, ...peers], settings) === undefined && ranksBefore(peer, self)
+    disqualification(peer, [self, ...peers], settings, leaderPosition) === undefined &&
+    ranksBefore(peer, self)
   );
   if (better) {
     const until = freeSince + settings.stepAsideMaxMs;

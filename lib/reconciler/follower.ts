@@ -22,7 +22,9 @@ import type { Decision, LeaderView, Observed, RunningRedis, ServiceIntent } from
 export function decideAsFollower(observed: Observed, redis: RunningRedis): Decision {
   if (observed.paused) return paused(observed, redis);
   const handover = observed.handover;
-  if (handover && observed.consulReachable !== false) return duringSwitchover(observed, handover);
+  if (handover && observed.consulReachable !== false) {
+    return duringSwitchover(observed, redis, handover);
+  }
   if (observed.consulReachable === false) return consulUnreachable(observed, redis);
   const leader = observed.leader;
   if (leader === undefined) {
@@ -54,7 +56,8 @@ function paused(observed: Observed, redis: RunningRedis): Decision {
     name: "paused",
     reason: "maintenance mode: no promotion or demotion",
     lock: "idle",
-    redis: NO_REDIS_ACTION,
+    // No role change, but a master-role Redis without the lock refuses writes, pause or not.
+    redis: fenceIfMaster(redis, observed.fenced),
     // Replicas keep a live slave check; a master-role Redis without the lock must not stay a
     // passing master, pause or not.
     service: redis.role === "replica"
@@ -70,8 +73,16 @@ function paused(observed: Observed, redis: RunningRedis): Decision {
   };
 }
 
-/** A planned switchover: only its target competes, and nobody detaches or fences meanwhile. */
-function duringSwitchover(observed: Observed, handover: { readonly target: HostPort }): Decision {
+/**
+ * A planned switchover: only its target competes, and nobody detaches meanwhile. The target's Redis,
+ * made master by FAILOVER, takes writes while it takes the lock; any other master-role Redis without
+ * the lock refuses them.
+ */
+function duringSwitchover(
+  observed: Observed,
+  redis: RunningRedis,
+  handover: { readonly target: HostPort },
+): Decision {
   const isTarget = sameHostPort(handover.target, observed.self);
   return {
     name: isTarget ? "taking_over" : "switchover_in_progress",
@@ -79,7 +90,7 @@ function duringSwitchover(observed: Observed, handover: { readonly target: HostP
       ? "planned switchover to this node: taking the lock"
       : `planned switchover to ${formatHostPort(handover.target)} in progress`,
     lock: isTarget ? "compete" : "idle",
-    redis: NO_REDIS_ACTION,
+    redis: isTarget ? NO_REDIS_ACTION : fenceIfMaster(redis, observed.fenced),
     service: SERVICE_UNCHANGED,
   };
 }
@@ -185,6 +196,7 @@ function standingFor(observed: Observed): Standing {
     freeSince: election.freeSince ?? observed.now,
     vacancy: election.vacancy,
     settings: election.settings,
+    ...(election.leaderPosition ? { leaderPosition: election.leaderPosition } : {}),
   });
 }
 

@@ -142,15 +142,21 @@ function leading(observed: Observed, redis: RunningRedis, lock: HeldLockView): D
   const peer = observed.previousLeader && !sameHostPort(observed.previousLeader, observed.self)
     ? observed.previousLeader
     : undefined;
-  const peerPending = peer !== undefined && !observed.previousLeaderTried;
-  const wakeAt = fenceDeadline(observed, lock);
+  // Until the former master was pointed at us, or the fence bound passed since we took the lock (by
+  // then its agent, if alive, fenced it), it may still take writes: ours stay refused meanwhile.
+  const peerFenceEnds = (observed.previousLeaderSince ?? observed.now) +
+    observed.settings.peerFenceWaitMs;
+  const peerPending = peer !== undefined && observed.now < peerFenceEnds;
+  const wakeAt = peerPending
+    ? Math.min(peerFenceEnds, fenceDeadline(observed, lock))
+    : fenceDeadline(observed, lock);
   if (redis.role !== "master") {
     return {
       name: "promoting",
       reason: `this node holds the lock (epoch ${lock.lockIndex}); promoting Redis`,
       lock: "hold",
-      // With a former master still to point away, promote with writes refused: they open only after
-      // that attempt (the "master" rule), so the two never take writes together.
+      // With a former master still to point away, promote with writes refused: they open only once it
+      // is (the "master" rule), so the two never take writes together.
       redis: peerPending ? { kind: "detach" } : { kind: "promote" },
       service: SERVICE_UNCHANGED,
       wakeAt,
@@ -160,8 +166,8 @@ function leading(observed: Observed, redis: RunningRedis, lock: HeldLockView): D
     name: "master",
     reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
     lock: "hold",
-    // Our own fence comes off only after one attempt to point the former master at us: otherwise
-    // both could take writes for the moment in between.
+    // Our own fence comes off only once the former master was pointed at us or the fence bound
+    // passed: a failed attempt proves nothing, and both could take writes meanwhile.
     redis: observed.fenced && !peerPending ? { kind: "unfence" } : NO_REDIS_ACTION,
     ...(peer ? { fencePeer: peer } : {}),
     service: {

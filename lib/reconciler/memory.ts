@@ -6,6 +6,7 @@
  */
 import { type HostPort, sameHostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
+import type { LeaderPosition } from "./election.ts";
 import type { LeaderView, LockView, RedisView } from "./model.ts";
 
 /**
@@ -17,9 +18,11 @@ export const PEER_FENCE_TTLS = 2;
 /** A former master a new master points at itself, until when to try, and whether one attempt ended. */
 export interface PeerToFence {
   readonly address: HostPort;
+  /** Local time we were first seen holding the lock after it: the fence bound runs from here. */
+  readonly since: number;
   /** Local time after which the attempts stop. */
   readonly until: number;
-  /** One attempt has finished: our own fence may come off. */
+  /** One attempt has finished (the loop decides again then). */
   readonly tried: boolean;
 }
 
@@ -37,6 +40,11 @@ export interface Memory {
   readonly peerToFence: PeerToFence | undefined;
   /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
   readonly masterEpoch: number | undefined;
+  /**
+   * The leader's offset last read while our Redis replicated from it (its replication ID is then
+   * ours): lag is measured against it once the leader and its candidacy are gone.
+   */
+  readonly leaderPosition: LeaderPosition | undefined;
 }
 
 /** What a new agent process knows: nothing. */
@@ -47,6 +55,7 @@ export const EMPTY_MEMORY: Memory = {
   lastLeader: undefined,
   peerToFence: undefined,
   masterEpoch: undefined,
+  leaderPosition: undefined,
 };
 
 /** One evaluation's view of the world, as far as the memory cares. */
@@ -60,6 +69,8 @@ export interface Observation {
   readonly lock: LockView;
   /** The lock session TTL, which bounds how long a former master may believe it leads. */
   readonly lockTtlMs: Milliseconds;
+  /** The leader's replication offset as last read from its Redis, if known now. */
+  readonly leaderOffset?: number;
 }
 
 /**
@@ -79,6 +90,7 @@ export function remember(memory: Memory, observation: Observation): Memory {
     freeSince: freeSinceAfter(memory.freeSince, observation.leader, observation.now),
     ...rememberLeaders(memory, observation),
     masterEpoch: masterEpochAfter(memory.masterEpoch, observation.redis, observation.lock),
+    leaderPosition: leaderPositionAfter(memory.leaderPosition, observation),
   };
 }
 
@@ -177,6 +189,7 @@ function rememberLeaders(
       lastLeader: undefined,
       peerToFence: {
         address: memory.lastLeader.address,
+        since: now,
         until: now + PEER_FENCE_TTLS * observation.lockTtlMs,
         tried: false,
       },
@@ -193,6 +206,28 @@ function masterEpochAfter(
 ): number | undefined {
   if (lock.phase !== "held") return undefined;
   return redis.kind === "up" && redis.role === "master" ? lock.lockIndex : masterEpoch;
+}
+
+/**
+ * The leader's offset, read while our Redis replicates from it with the link up: then our
+ * replication ID is the leader's. Forgotten while we lead: our own offset is the truth then.
+ */
+function leaderPositionAfter(
+  position: LeaderPosition | undefined,
+  observation: Observation,
+): LeaderPosition | undefined {
+  const { redis, leader, lock, leaderOffset } = observation;
+  if (lock.phase === "held") return undefined;
+  if (
+    leaderOffset === undefined || !leader || redis.kind !== "up" || redis.role !== "replica" ||
+    !redis.linkUp || redis.master === undefined || !sameHostPort(redis.master, leader.address)
+  ) {
+    return position;
+  }
+  if (position?.replicationId === redis.replicationId && position.offset === leaderOffset) {
+    return position;
+  }
+  return { replicationId: redis.replicationId, offset: leaderOffset };
 }
 
 function withAdded(set: ReadonlySet<string>, value: string): ReadonlySet<string> {

@@ -5,7 +5,7 @@
  */
 import type { HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "./election.ts";
+import type { Candidacy, ElectionSettings, LeaderPosition, SeenCandidacy } from "./election.ts";
 
 /** The role a node is registered under in Consul (the seeds' names). */
 export type Role = "master" | "slave";
@@ -16,7 +16,17 @@ export type CheckStatus = "passing" | "warning" | "critical";
 /** What the agent knows of its local Redis. */
 export type RedisView =
   | { readonly kind: "unknown" }
-  | { readonly kind: "down"; readonly reason: string }
+  | {
+    readonly kind: "down";
+    readonly reason: string;
+    /**
+     * The process may still serve clients: it timed out, or refused our credentials or a command,
+     * rather than refusing the connection. A lock holder fences it before letting the lock go.
+     */
+    readonly mayServe?: boolean;
+    /** Local time Redis was first seen down in this outage. */
+    readonly since?: number;
+  }
   | {
     readonly kind: "up";
     readonly role: "master" | "replica";
@@ -72,6 +82,11 @@ export interface Registration {
 export interface DecisionSettings {
   /** A master fences itself when its lock was last confirmed longer ago than this. */
   readonly fenceAfterMs: Milliseconds;
+  /**
+   * A new master keeps its own fence this long after taking the lock while the former master was not
+   * pointed at it: the former master's own fence bound, by when its agent, if alive, fenced it.
+   */
+  readonly peerFenceWaitMs: Milliseconds;
   /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
   readonly replicaLinkGraceMs: Milliseconds;
 }
@@ -85,6 +100,8 @@ export interface ElectionView {
   /** The lock key's ModifyIndex when it was freed (which vacancy is being filled). */
   readonly vacancy: number;
   readonly settings: ElectionSettings;
+  /** The last leader's offset this node read while replicating from it (MAX_LAG_ON_FAILOVER). */
+  readonly leaderPosition?: LeaderPosition;
 }
 
 /** Everything decide() looks at. */
@@ -106,8 +123,11 @@ export interface Observed {
   readonly election?: ElectionView;
   /** The leader before the current term, while the new master has not yet fenced it. */
   readonly previousLeader?: HostPort;
-  /** One attempt to fence `previousLeader` has finished (the new master may take writes). */
-  readonly previousLeaderTried?: boolean;
+  /**
+   * When this node took the lock after `previousLeader`: its own fence stays on until that peer was
+   * pointed at us or the fence bound passed since (undefined: just now).
+   */
+  readonly previousLeaderSince?: number;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
   /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */
@@ -161,6 +181,8 @@ export const DECISIONS = {
   // Either side of the lock (decide.ts).
   waiting_for_redis: "Redis has not answered yet: give up a held lock, do nothing else.",
   redis_unhealthy: "Redis is down or loading: give up the lock and mark the check critical.",
+  fencing_unresponsive_redis:
+    "Our Redis fails but may still serve clients: keep the lock and refuse writes, then give it up.",
   // Holding the lock (holder.ts), in order of precedence.
   redis_restarted:
     "Redis restarted under our lock: give the lock up so the election compares positions.",
@@ -172,9 +194,10 @@ export const DECISIONS = {
   promoting: "We hold the lock and Redis is not master yet: promote it.",
   master: "We hold the lock and Redis is master: register as a passing master.",
   // Not holding the lock (follower.ts), in order of precedence.
-  paused: "Maintenance mode: no promotion or demotion.",
+  paused: "Maintenance mode: no promotion or demotion; a master-role Redis refuses writes.",
   taking_over: "Planned switchover to this node: compete for the lock.",
-  switchover_in_progress: "Planned switchover to another node: change nothing meanwhile.",
+  switchover_in_progress:
+    "Planned switchover to another node: change no role meanwhile, fence a master-role Redis.",
   consul_unreachable: "Consul cannot be reached: leave Redis as it is, fence a master.",
   waiting_for_consul: "Who holds the lock is not known yet: fence a master, wait.",
   stale_own_lock: "An earlier session of this node holds the lock: compete until it lapses.",

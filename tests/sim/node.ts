@@ -244,6 +244,7 @@ export class Incarnation {
       registrar,
       settings: {
         fenceAfterMs: timings.fenceAfterMs,
+        peerFenceWaitMs: timings.peerFenceWaitMs,
         replicaLinkGraceMs: timings.replicaLinkGraceMs,
       },
       tickMs: timings.tickMs,

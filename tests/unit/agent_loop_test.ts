@@ -20,6 +20,7 @@ import { systemClock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
 import { CapturingLogger } from "../../lib/log.ts";
 import type { LeaderView, RedisView } from "../../lib/reconciler/model.ts";
+import type { HostPort } from "../../lib/address.ts";
 
 const SELF = { host: "10.0.0.1", port: 6379 };
 
@@ -48,7 +49,14 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 3_000
 }
 
 /** An agent whose Redis, leader and controls the test sets; everything it does is recorded. */
-function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort } = {}) {
+function agentWith(
+  options: {
+    control?: ControlPort;
+    board?: CandidacyBoardPort;
+    fencePeer?: (peer: HostPort, self: HostPort) => Promise<void>;
+    fenceMs?: number;
+  } = {},
+) {
   const logger = new CapturingLogger();
   const state = {
     redis: MASTER_UP as RedisView,
@@ -57,7 +65,12 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
     vacancy: 0,
     observedAt: () => systemClock.now(),
   };
-  const done = { released: 0, registered: [] as string[], checkUpdates: [] as string[] };
+  const done = {
+    released: 0,
+    registered: [] as string[],
+    checkUpdates: [] as string[],
+    redisCommands: [] as string[],
+  };
   const listeners = new Set<() => void>();
   const redis: RedisObserverPort = {
     current: () => state.redis,
@@ -107,10 +120,16 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
         return Promise.resolve({ synced: true });
       },
       replicateFrom: noop,
-      pauseWrites: noop,
-      unpauseWrites: noop,
+      pauseWrites: () => {
+        done.redisCommands.push("pause");
+        return Promise.resolve();
+      },
+      unpauseWrites: () => {
+        done.redisCommands.push("unpause");
+        return Promise.resolve();
+      },
     },
-    fenceMs: 1_000,
+    fenceMs: options.fenceMs ?? 1_000,
     logger,
   });
   const registrar = new ServiceRegistrar({
@@ -152,9 +171,10 @@ function agentWith(options: { control?: ControlPort; board?: CandidacyBoardPort 
     lock,
     actuator,
     registrar,
-    settings: { fenceAfterMs: 1_200, replicaLinkGraceMs: 1_000 },
+    settings: { fenceAfterMs: 1_200, peerFenceWaitMs: 1_200, replicaLinkGraceMs: 1_000 },
     tickMs: 20,
     ...(options.control ? { control: options.control } : {}),
+    ...(options.fencePeer ? { fencePeer: options.fencePeer } : {}),
     ...(options.board
       ? {
         election: {
@@ -335,6 +355,55 @@ Deno.test("when the lock frees, only a position observed after the vacancy is pu
     redisChanged();
     await waitFor(() => board.published.length > before, "the position answering the vacancy");
     assert.ok(board.published.slice(before).every((candidacy) => candidacy.vacancy === 77));
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("a new master whose attempt to fence the former master failed keeps refusing writes until the fence bound", async () => {
+  const OTHER = { host: "10.0.0.2", port: 6379 };
+  let attempts = 0;
+  const { agent, state, done, redisChanged } = agentWith({
+    fenceMs: 5_000,
+    fencePeer: () => {
+      attempts++;
+      return Promise.reject(new Error("connection refused"));
+    },
+  });
+  state.redis = { ...MASTER_UP, role: "replica", master: OTHER, linkUp: true };
+  state.leader = { address: OTHER, session: "s-other", lockIndex: 1 };
+  agent.start();
+  try {
+    await waitFor(() => agent.snapshot().decision?.name === "replica", "a replica of the leader");
+    state.leader = null;
+    redisChanged();
+    await waitFor(() => agent.snapshot().decision?.name === "master", "leading");
+    const ledAt = Date.now();
+    await waitFor(() => attempts > 0, "an attempt to fence the former master");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(
+      !done.redisCommands.includes("unpause"),
+      "writes stay refused after a failed attempt",
+    );
+    await waitFor(() => done.redisCommands.includes("unpause"), "the fence lifted at the bound");
+    assert.ok(Date.now() - ledAt >= 1_000, "not before the fence bound (1.2 s) since the lock");
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("a fenced Redis that restarts (another run_id) is fenced again at once", async () => {
+  const { agent, state, done, redisChanged } = agentWith({ fenceMs: 60_000 });
+  // Who leads is not known: a master-role Redis without the lock is fenced.
+  state.leader = undefined as unknown as null;
+  agent.start();
+  try {
+    await waitFor(() => done.redisCommands.length === 1, "the first fence");
+    assert.equal(agent.snapshot().decision?.name, "waiting_for_consul");
+    state.redis = { ...MASTER_UP, runId: "c".repeat(40) };
+    redisChanged();
+    await waitFor(() => done.redisCommands.length === 2, "a fence on the restarted Redis");
+    assert.deepEqual(done.redisCommands, ["pause", "pause"]);
   } finally {
     await agent.stop();
   }

@@ -26,7 +26,7 @@ function observed(overrides: Partial<Observed>): Observed {
     registration: undefined,
     fenced: false,
     paused: false,
-    settings: { fenceAfterMs: 7_500, replicaLinkGraceMs: 30_000 },
+    settings: { fenceAfterMs: 7_500, peerFenceWaitMs: 7_500, replicaLinkGraceMs: 30_000 },
     ...overrides,
   };
 }
@@ -57,6 +57,35 @@ Deno.test("a lock holder whose Redis goes down releases the lock and marks its m
     assert.equal(decision.service.status, "critical");
     assert.match(decision.service.output, /connection closed/);
   }
+});
+
+Deno.test("a lock holder whose Redis fails but may still serve clients fences it before it lets the lock go", () => {
+  const down = {
+    kind: "down" as const,
+    reason: "Redis did not answer INFO within 3000 ms",
+    mayServe: true,
+    since: 99_000,
+  };
+  const registration = { role: "master" as const, status: "passing" as const };
+  const fencing = decide(observed({ redis: down, lock: HELD, registration }));
+  assert.equal(fencing.name, "fencing_unresponsive_redis");
+  assert.equal(fencing.lock, "hold", "no replica leads while this Redis may take writes");
+  assert.deepEqual(fencing.redis, { kind: "fence" });
+  assert.equal(fencing.service.kind === "registered" && fencing.service.status, "critical");
+  assert.equal(fencing.wakeAt, 99_000 + 7_500);
+  const fenced = decide(observed({ redis: down, lock: HELD, fenced: true }));
+  assert.equal(fenced.name, "redis_unhealthy", "fenced: the lock goes");
+  assert.equal(fenced.lock, "release");
+  const late = decide(observed({ redis: down, lock: HELD, now: 99_000 + 7_500 }));
+  assert.equal(late.name, "redis_unhealthy", "the fence bound passed: the lock goes anyway");
+  assert.equal(late.lock, "release");
+  const refused = decide(observed({
+    redis: { kind: "down", reason: "connection refused", since: 99_000 },
+    lock: HELD,
+  }));
+  assert.equal(refused.name, "redis_unhealthy", "a refused connection: the lock goes at once");
+  const follower = decide(observed({ redis: down }));
+  assert.equal(follower.name, "redis_unhealthy", "without the lock there is nothing to hold");
 });
 
 Deno.test("a Redis that is loading its dataset counts as unhealthy and stops competing", () => {
@@ -222,7 +251,7 @@ Deno.test("while the leader is unknown a master-role Redis is fenced and nothing
   assert.deepEqual(decision.redis, { kind: "fence" });
 });
 
-Deno.test("in maintenance mode a master-role Redis without the lock is neither demoted nor promoted", () => {
+Deno.test("in maintenance mode a master-role Redis without the lock is fenced, neither demoted nor promoted", () => {
   const decision = decide(
     observed({
       paused: true,
@@ -231,8 +260,23 @@ Deno.test("in maintenance mode a master-role Redis without the lock is neither d
     }),
   );
   assert.equal(decision.name, "paused");
-  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.deepEqual(decision.redis, { kind: "fence" });
   assert.equal(decision.lock, "idle");
+  const fenced = decide(observed({ paused: true, leader: OTHER_LEADS, fenced: true }));
+  assert.deepEqual(fenced.redis, { kind: "none" }, "a fence in force is left as it is");
+  const replica = decide(observed({ paused: true, leader: OTHER_LEADS, redis: REPLICA_OF_OTHER }));
+  assert.deepEqual(replica.redis, { kind: "none" }, "a replica is left alone");
+});
+
+Deno.test("during a switchover to another node a master-role Redis without the lock is fenced; the target is not", () => {
+  const handover = { target: OTHER, failover: "running" as const };
+  const bystander = decide(observed({ leader: OTHER_LEADS, handover }));
+  assert.equal(bystander.name, "switchover_in_progress");
+  assert.deepEqual(bystander.redis, { kind: "fence" });
+  assert.equal(bystander.lock, "idle");
+  const target = decide(observed({ leader: OTHER_LEADS, handover: { ...handover, target: SELF } }));
+  assert.equal(target.name, "taking_over");
+  assert.deepEqual(target.redis, { kind: "none" }, "FAILOVER made it master to take the lock");
 });
 
 const ELECTION_SETTINGS = {
@@ -366,15 +410,28 @@ Deno.test("a master with an unconfirmed lock reports its check critical, never p
   assert.equal(decision.service.kind === "registered" && decision.service.status, "critical");
 });
 
-Deno.test("a new master keeps its own fence until one attempt to fence the former master finished", () => {
-  const pending = decide(observed({ lock: HELD, fenced: true, previousLeader: OTHER }));
+Deno.test("a new master keeps its own fence until the former master is fenced or the fence bound passed", () => {
+  const since = 99_000;
+  const pending = decide(
+    observed({ lock: HELD, fenced: true, previousLeader: OTHER, previousLeaderSince: since }),
+  );
   assert.deepEqual(pending.redis, { kind: "none" }, "still fenced");
   assert.deepEqual(pending.fencePeer, OTHER);
-  const tried = decide(
-    observed({ lock: HELD, fenced: true, previousLeader: OTHER, previousLeaderTried: true }),
+  assert.equal(pending.wakeAt, since + 7_500, "decides again when the bound passes");
+  // A failed attempt proves nothing: the former master may still take writes.
+  const bound = decide(
+    observed({
+      lock: { ...HELD, confirmedAt: 106_000 },
+      now: since + 7_500,
+      fenced: true,
+      previousLeader: OTHER,
+      previousLeaderSince: since,
+    }),
   );
-  assert.deepEqual(tried.redis, { kind: "unfence" });
-  assert.deepEqual(tried.fencePeer, OTHER, "keeps trying a former master it could not reach");
+  assert.deepEqual(bound.redis, { kind: "unfence" });
+  assert.deepEqual(bound.fencePeer, OTHER, "keeps trying a former master it could not reach");
+  const fencedPeer = decide(observed({ lock: HELD, fenced: true }));
+  assert.deepEqual(fencedPeer.redis, { kind: "unfence" }, "the former master was pointed at us");
 });
 
 Deno.test("a lock holder whose Redis was pointed elsewhere in its term gives the lock up instead of promoting again", () => {

@@ -257,3 +257,30 @@ Deno.test("an empty node never outwaits a live better peer, however long that pe
   const result = standing(empty, [better], 20_000, 900);
   assert.equal(result.kind, "wait", "b:1 ranks higher (priority 10) and its agent is alive");
 });
+
+Deno.test("the leader's last offset this node read holds a lagging node back once the leader's candidacy is gone", () => {
+  // The dead master's candidacy was released: no peer shows its offset any more.
+  const lagging = candidate("a:1", { offset: 1_000_000 });
+  const leaderPosition = { replicationId: HISTORY, offset: 3_000_000 };
+  const result = electionStanding({
+    self: lagging,
+    peers: [],
+    now: 2_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings: SETTINGS,
+    leaderPosition,
+  });
+  assert.equal(result.kind, "ineligible");
+  assert.match(result.reason, /lags 2000000 bytes behind the best offset 3000000/);
+  // A detached replica keeps the history as its second replication ID.
+  const detached = candidate("a:1", {
+    offset: 1_000_000,
+    replicationId: "c".repeat(40),
+    replicationId2: HISTORY,
+  });
+  assert.match(disqualification(detached, [], SETTINGS, leaderPosition)!, /lags/);
+  const otherHistory = { replicationId: "d".repeat(40), offset: 3_000_000 };
+  assert.equal(disqualification(lagging, [], SETTINGS, otherHistory), undefined);
+  assert.equal(disqualification(lagging, [], SETTINGS), undefined, "without it, alone it leads");
+});

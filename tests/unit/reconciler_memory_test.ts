@@ -40,7 +40,13 @@ const SELF_LEADS: LeaderView = { address: SELF, session: "s-self", lockIndex: 4 
 
 function step(
   memory: Memory,
-  observation: { now?: number; redis?: RedisView; leader?: LeaderView | null; lock?: LockView },
+  observation: {
+    now?: number;
+    redis?: RedisView;
+    leader?: LeaderView | null;
+    lock?: LockView;
+    leaderOffset?: number;
+  },
 ): Memory {
   return remember(memory, {
     now: observation.now ?? 1_000,
@@ -49,6 +55,7 @@ function step(
     leader: "leader" in observation ? observation.leader : undefined,
     lock: observation.lock ?? IDLE,
     lockTtlMs: TTL_MS,
+    ...(observation.leaderOffset !== undefined ? { leaderOffset: observation.leaderOffset } : {}),
   });
 }
 
@@ -92,6 +99,7 @@ Deno.test("once this node leads after another, the former leader becomes the pee
   memory = step(memory, { now: 2_000, leader: SELF_LEADS, lock: HELD });
   assert.deepEqual(memory.peerToFence, {
     address: OTHER,
+    since: 2_000,
     until: 2_000 + PEER_FENCE_TTLS * TTL_MS,
     tried: false,
   });
@@ -148,4 +156,28 @@ Deno.test("a Redis made a replica under our lock in the term it led counts as de
 Deno.test("a replica that never led under our lock is being promoted, not demoted", () => {
   const memory = step(EMPTY_MEMORY, { redis: LINKED_REPLICA, lock: HELD });
   assert.equal(demotedUnderLock(memory, LINKED_REPLICA, HELD), false);
+});
+
+Deno.test("the leader's offset read while replicating from it is kept after the leader is gone, until we lead", () => {
+  const history = (LINKED_REPLICA as { replicationId: string }).replicationId;
+  let memory = step(EMPTY_MEMORY, {
+    redis: LINKED_REPLICA,
+    leader: OTHER_LEADS,
+    leaderOffset: 5_000,
+  });
+  assert.deepEqual(memory.leaderPosition, { replicationId: history, offset: 5_000 });
+  memory = step(memory, {
+    redis: { ...LINKED_REPLICA, linkUp: false },
+    leader: OTHER_LEADS,
+    leaderOffset: 6_000,
+  });
+  assert.equal(
+    memory.leaderPosition?.offset,
+    5_000,
+    "a read with the link down is not of our history",
+  );
+  memory = step(memory, { redis: MASTER, leader: null });
+  assert.deepEqual(memory.leaderPosition, { replicationId: history, offset: 5_000 }, "kept after");
+  memory = step(memory, { redis: MASTER, leader: SELF_LEADS, lock: HELD });
+  assert.equal(memory.leaderPosition, undefined, "forgotten while we lead");
 });

@@ -71,3 +71,14 @@ Deno.test("liftLeftoverPause unpauses once, and not after this run paused Redis 
   await fenced.actuator.liftLeftoverPause();
   assert.deepEqual(fenced.calls, ["pause 60000"]);
 });
+
+Deno.test("a Redis that restarted since the fence counts as unfenced, and is fenced again", async () => {
+  const { actuator, calls } = recordingActuator();
+  await actuator.apply({ kind: "fence" }, 0, "run-1");
+  assert.equal(actuator.isFenced(1_000, "run-1"), true);
+  assert.equal(actuator.isFenced(1_000), true, "an unknown process: by time alone");
+  assert.equal(actuator.isFenced(1_000, "run-2"), false, "the restarted process has no pause");
+  await actuator.apply({ kind: "fence" }, 1_000, "run-2");
+  assert.equal(actuator.isFenced(2_000, "run-2"), true);
+  assert.deepEqual(calls, ["pause 60000", "pause 60000"]);
+});

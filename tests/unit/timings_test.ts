@@ -34,8 +34,8 @@ Deno.test("the fence bound always leaves time before Consul could hand the lock 
   }
 });
 
-Deno.test("a dead agent's lock is free for a peer by CONSUL_LOCK_TTL after its last heartbeat, never before the fence", () => {
-  assert.equal(agentTimings(config()).agentCheckTtlMs, 14_000, "15 s TTL − 1 s lock delay");
+/** Every lock TTL and lock delay combination the timing tests check, with a label. */
+function eachLockSetting(check: (settings: ReturnType<typeof config>, label: string) => void) {
   for (const ttl of ["2s", "10s", "15s", "1m"]) {
     for (const lockDelay of ["0s", "500ms", "1s", "5s", "30s"]) {
       const settings = config({
@@ -43,16 +43,32 @@ Deno.test("a dead agent's lock is free for a peer by CONSUL_LOCK_TTL after its l
         CONSUL_LOCK_TTL: ttl,
         CONSUL_LOCK_DELAY: lockDelay,
       });
-      const timings = agentTimings(settings);
-      const peerMayLeadAfter = timings.agentCheckTtlMs + settings.lock.delayMs;
-      const label = `TTL ${ttl}, delay ${lockDelay}`;
-      assert.ok(timings.fenceAfterMs < peerMayLeadAfter, `fenced in time: ${label}`);
-      assert.ok(timings.agentCheckTtlMs >= settings.lock.ttlMs / 2, `beats to spare: ${label}`);
-      if (settings.lock.delayMs <= settings.lock.ttlMs / 2) {
-        assert.equal(peerMayLeadAfter, settings.lock.ttlMs, label);
-      }
+      check(settings, `TTL ${ttl}, delay ${lockDelay}`);
     }
   }
+}
+
+Deno.test("a dead agent's lock is free for a peer by CONSUL_LOCK_TTL after its last heartbeat, never before the fence", () => {
+  assert.equal(agentTimings(config()).agentCheckTtlMs, 14_000, "15 s TTL − 1 s lock delay");
+  eachLockSetting((settings, label) => {
+    const timings = agentTimings(settings);
+    const peerMayLeadAfter = timings.agentCheckTtlMs + settings.lock.delayMs;
+    assert.ok(timings.fenceAfterMs < peerMayLeadAfter, `fenced in time: ${label}`);
+    assert.ok(timings.agentCheckTtlMs >= settings.lock.ttlMs / 2, `beats to spare: ${label}`);
+    if (settings.lock.delayMs <= settings.lock.ttlMs / 2) {
+      assert.equal(peerMayLeadAfter, settings.lock.ttlMs, label);
+    }
+  });
+});
+
+Deno.test("a dead host's session is ended no sooner than its agent check would lapse: the fence keeps its margin", () => {
+  assert.equal(agentTimings(config()).holderGoneAfterMs, 14_000, "15 s TTL − 1 s lock delay");
+  eachLockSetting((settings, label) => {
+    // Counted from the moment gossip calls the node critical, which is after its last renewal.
+    const peerMayLeadAfter = agentTimings(settings).holderGoneAfterMs + settings.lock.delayMs;
+    // As on the TTL path: the fence bound comes at least 0.4 × TTL before a peer may lead.
+    assert.ok(peerMayLeadAfter >= settings.lock.ttlMs, `a TTL at least: ${label}`);
+  });
 });
 
 Deno.test("a short HEALTHCHECK_INTERVAL is polled as set", () => {

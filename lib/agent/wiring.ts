@@ -88,7 +88,15 @@ export function wireAgent(config: Config, options: WiringOptions) {
   });
   const leaderOffsetNow = () => leaderOffset.leaderOffset(leaderSource.leader(), clock.now());
   const runId = () => redisPorts.observedRunId(observer);
-  const lockOptions = { serviceChecks, runId, onChange: evaluate, clock, logger: log("lock") };
+  const onBackoff = () => metrics.lockAcquireBackoff();
+  const lockOptions = {
+    serviceChecks,
+    runId,
+    onChange: evaluate,
+    onBackoff,
+    clock,
+    logger: log("lock"),
+  };
   const lock = consulPorts.agentLockDriver(config, consul, lockOptions);
   const registrar = new ServiceRegistrar({
     catalog: consulPorts.catalogPort(consul),

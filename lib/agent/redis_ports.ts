@@ -119,7 +119,7 @@ export async function inspectRedis(
     return;
   }
   if (!isSupportedRedisVersion(info.redisVersion)) {
-    throw new RedisVersionError(commander.address, info.redisVersion ?? "an unknown version");
+    throw new RedisVersionError(commander.address, info.redisVersion);
   }
   if (info.role !== "replica") return;
   try {

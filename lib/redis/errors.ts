@@ -5,6 +5,7 @@
  * replies do not echo it, and ioredis's copy of the AUTH arguments is dropped from the cause).
  */
 import { ResecError } from "../errors.ts";
+import { readableRedisVersion } from "./info.ts";
 
 /** Base of every error this module throws, so callers can catch them all at once. */
 export class RedisError extends ResecError {
@@ -57,14 +58,20 @@ export class RedisCommandError extends RedisError {
   }
 }
 
-/** The server runs a Redis older than resec can manage (see `MIN_REDIS_VERSION` in info.ts). */
+/**
+ * The server runs a Redis older than resec can manage (see `MIN_REDIS_VERSION` in info.ts), or names
+ * no version resec can read (`version` undefined, or without a `major.minor` at its start).
+ */
 export class RedisVersionError extends RedisError {
   override name = "RedisVersionError";
-  constructor(readonly address: string, readonly version: string) {
+  constructor(readonly address: string, readonly version: string | undefined) {
+    const which = readableRedisVersion(version)
+      ? `runs ${version}, older than 6.2`
+      : `names no version resec can read (redis_version ${JSON.stringify(version ?? "")}), so it ` +
+        "may be older than 6.2";
     super(
-      `Redis at ${address} runs ${version}, older than 6.2: resec refuses writes with ` +
-        "CLIENT PAUSE … WRITE and hands over with FAILOVER, both new in 6.2. Upgrade Redis, or keep " +
-        "the Go resec beside this one",
+      `Redis at ${address} ${which}: resec refuses writes with CLIENT PAUSE … WRITE and hands ` +
+        "over with FAILOVER, both new in 6.2. Upgrade Redis, or keep the Go resec beside this one",
     );
   }
 }

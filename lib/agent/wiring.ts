@@ -23,6 +23,7 @@ import { LeaderSource } from "./leader_source.ts";
 import { Agent } from "./loop.ts";
 import { agentStatusSource } from "./node_status.ts";
 import { AgentPresence } from "./presence.ts";
+import { ConsulAnomalies } from "./consul_anomalies.ts";
 import { RedisActuator } from "./redis_actuator.ts";
 import * as redisPorts from "./redis_ports.ts";
 import { ServiceRegistrar } from "./registrar.ts";
@@ -45,23 +46,32 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const timings = timing.agentTimings(config);
   const { tickMs, fenceAfterMs, replicaLinkGraceMs } = timings;
   const metrics = new ResecMetrics({ clock });
-  const onRequest = (event: ConsulRequestEvent) => metrics.recordConsulRequest(event);
+  const anomalies = new ConsulAnomalies();
+  const onRequest = (event: ConsulRequestEvent) => {
+    metrics.recordConsulRequest(event);
+    anomalies.requestDone(event);
+  };
   const consul = consulPorts.agentConsulClient(config, { clock, logger: log("consul"), onRequest });
   const intervalMs = timing.redisPollIntervalMs(config);
   const redis = { connection: config.redis, timeoutMs: config.healthcheckTimeoutMs, clock };
   const observer = new RedisObserver({ ...redis, intervalMs, logger: log("redis") });
   const commander = new RedisCommander({ ...redis, logger: log("redis") });
   const evaluate = () => agent.requestEvaluation();
-  const onInvalidRecord = (key: string) => metrics.invalidRecord(key);
+  const onInvalidRecord = (key: string) => {
+    metrics.invalidRecord(key);
+    anomalies.invalidRecord(key);
+  };
   const [lockKey, waitMs, consulLog] = [config.lock.key, timings.leaderWaitMs, log("consul")];
   // One blocking watch on the lock key's prefix feeds the lock, the candidacies and the controls.
   const keys = new GroupKeysWatch({ client: consul, lockKey, waitMs, logger: consulLog });
   const shared = { client: consul, keys, onInvalidRecord, lockKey };
   const masterService = masterServiceQuery(config);
   const leaderSource = new LeaderSource({ ...shared, masterService, waitMs, logger: consulLog });
+  const presenceService = presenceDefinition(config, timings);
   const presence = new AgentPresence({
     port: consulPorts.presencePort(consul),
-    definition: presenceDefinition(config, timings),
+    definition: presenceService,
+    output: () => anomalies.checkOutput(presenceService.check.output ?? ""),
     heartbeatMs: timing.presenceHeartbeatMs(timings),
     clock,
     logger: log("presence"),

@@ -80,6 +80,8 @@ export function agentLockDriver(
     serviceChecks: () => string[];
     runId: () => string | undefined;
     onChange: () => void;
+    /** Called each time a failed acquire makes the driver wait before competing again. */
+    onBackoff: () => void;
     clock: Clock;
     logger: Logger;
   },
@@ -114,7 +116,11 @@ export function agentLockDriver(
       }),
     runId: options.runId,
     onChange: options.onChange,
-    onError: (error) => logger.warn("competing for the lock failed; trying again", { error }),
+    onError: (error, retryInMs) => {
+      logger.warn("competing for the lock failed; trying again", { error, retryInMs });
+      options.onBackoff();
+    },
     logger,
+    clock,
   });
 }

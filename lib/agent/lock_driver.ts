@@ -1,8 +1,13 @@
 /**
  * Drives the Consul lock towards the reconciler's intent: start competing, keep holding, or let go.
- * Acquiring is a long wait, so it runs in the background and reports through `onChange`.
+ * Acquiring is a long wait, so it runs in the background and reports through `onChange`. An acquire
+ * that fails (the lock retries transient errors itself, so a 403, a 400 or a malformed answer) is not
+ * tried again before a backoff has passed.
  */
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import type { LockHold } from "../consul/lock.ts";
+import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import type { LockIntent } from "../reconciler/model.ts";
 import type { LockView } from "../reconciler/model.ts";
@@ -19,6 +24,12 @@ export interface LockPort {
   acquire(value: string, signal: AbortSignal): Promise<HeldLock>;
 }
 
+/**
+ * Backoff after a failed acquire: the failure (an ACL denial, a bad request) will not mend itself within
+ * a tick, and competing again at once would hammer Consul thousands of times a second.
+ */
+export const LOCK_ACQUIRE_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000 };
+
 export interface LockDriverOptions {
   lock: LockPort;
   /** The lock value: who we are, and our epoch once we hold the lock. */
@@ -27,9 +38,16 @@ export interface LockDriverOptions {
   runId?: () => string | undefined;
   /** Called whenever the lock view changes. */
   onChange: () => void;
-  /** Called when acquiring fails with an error (other than cancellation). */
-  onError: (error: unknown) => void;
+  /**
+   * Called when acquiring fails with an error (other than cancellation), with how long the driver waits
+   * before competing again.
+   */
+  onError: (error: unknown, retryInMs: Milliseconds) => void;
   logger: Logger;
+  /** Times the backoff after a failed acquire (default: the system clock). */
+  clock?: Clock;
+  /** Backoff after failed acquires (default LOCK_ACQUIRE_BACKOFF). */
+  backoff?: BackoffPolicy;
 }
 
 /** Owns the lock's lifecycle; one per agent. */
@@ -39,10 +57,22 @@ export class LockDriver {
   #heldRunId: string | undefined;
   #competing: AbortController | undefined;
   #releasing: Promise<void> | undefined;
-  #closed = false;
+  /** Failed acquires since the last one that won. */
+  #failures = 0;
+  /** No competing before this time (after a failed acquire). */
+  #retryAt = 0;
+  readonly #closing = new AbortController();
 
   constructor(options: LockDriverOptions) {
     this.#options = options;
+  }
+
+  get #clock(): Clock {
+    return this.#options.clock ?? systemClock;
+  }
+
+  get #closed(): boolean {
+    return this.#closing.signal.aborted;
   }
 
   /** What the reconciler sees. */
@@ -69,7 +99,9 @@ export class LockDriver {
     if (this.#closed) return;
     switch (intent) {
       case "compete":
-        if (!this.#held && !this.#competing && !this.#releasing) this.#compete();
+        if (this.#held || this.#competing || this.#releasing) return;
+        if (this.#clock.now() < this.#retryAt) return;
+        this.#compete();
         return;
       case "hold":
         return;
@@ -83,7 +115,7 @@ export class LockDriver {
 
   /** Stops competing and releases a held lock (shutdown). */
   async close(): Promise<void> {
-    this.#closed = true;
+    this.#closing.abort();
     this.#stopCompeting();
     await this.#release();
   }
@@ -101,6 +133,7 @@ export class LockDriver {
           return;
         }
         this.#competing = undefined;
+        this.#failures = 0;
         this.#held = held;
         this.#heldRunId = runId;
         // The epoch (LockIndex) is known only now: publish it so people can see which term leads.
@@ -120,11 +153,20 @@ export class LockDriver {
       (error) => {
         if (this.#competing !== controller) return;
         this.#competing = undefined;
-        if (!controller.signal.aborted) this.#options.onError(error);
+        if (!controller.signal.aborted) this.#backOff(error);
         this.#options.onChange();
       },
     );
     this.#options.onChange();
+  }
+
+  /** Holds off competing after a failed acquire, and asks for an evaluation once the wait is over. */
+  #backOff(error: unknown): void {
+    this.#failures += 1;
+    const delay = backoffDelay(this.#options.backoff ?? LOCK_ACQUIRE_BACKOFF, this.#failures);
+    this.#retryAt = this.#clock.now() + delay;
+    this.#options.onError(error, delay);
+    this.#clock.sleep(delay, this.#closing.signal).then(() => this.#options.onChange(), () => {});
   }
 
   #stopCompeting(): void {

@@ -30,6 +30,8 @@ export interface AgentPresenceOptions {
   definition: ServiceDefinition;
   /** Heartbeat period: a third of the check TTL or less. */
   heartbeatMs: Milliseconds;
+  /** The output of each heartbeat (default: the definition's check output). */
+  output?: () => string;
   /** After a refusal by ACL, ask again this rarely (a token may gain the permission). */
   deniedRetryMs?: Milliseconds;
   clock: Clock;
@@ -113,7 +115,8 @@ export class AgentPresence {
     const sentAt = clock.now();
     try {
       if (this.#registered) {
-        await port.beat(definition.check.id, definition.check.output ?? "");
+        const output = this.#options.output?.() ?? definition.check.output ?? "";
+        await port.beat(definition.check.id, output);
       } else {
         await port.register(definition);
         this.#registered = true;

@@ -9,7 +9,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../cli.ts";
 import { ConsulClient } from "../consul/client.ts";
 import { ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { AnnounceAddressError, type Placement, resolvePlacement } from "./placement.ts";
-import { RedisVersionError } from "../redis/errors.ts";
+import { RedisMissingPermissionError, RedisVersionError } from "../redis/errors.ts";
 import { versionLine } from "../version.ts";
 
 /** Signals that stop the agent gracefully (the Go resec's set; systemd sends SIGTERM). */
@@ -81,9 +81,11 @@ export async function runAgent(config: Config): Promise<number> {
     logger.error("cannot start", { error });
     await lifecycle.stop();
     removeHandlers();
-    // A Redis too old to manage is a setup to fix, not a failure to retry (systemd's
-    // RestartPreventExitStatus=2).
-    return error instanceof RedisVersionError ? EXIT_USAGE : EXIT_FAILURE;
+    // A Redis too old to manage, or an ACL user that may not run what resec needs, is a setup to
+    // fix, not a failure to retry (systemd's RestartPreventExitStatus=2).
+    return error instanceof RedisVersionError || error instanceof RedisMissingPermissionError
+      ? EXIT_USAGE
+      : EXIT_FAILURE;
   }
   const signal = await stopSignal.promise;
   logger.info("stopping", { signal });

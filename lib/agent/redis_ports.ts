@@ -7,7 +7,12 @@ import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import { RedisCommander } from "../redis/commander.ts";
-import { RedisError, RedisVersionError } from "../redis/errors.ts";
+import {
+  isPermissionDenied,
+  RedisError,
+  RedisMissingPermissionError,
+  RedisVersionError,
+} from "../redis/errors.ts";
 import { isSupportedRedisVersion, type RedisInfo } from "../redis/info.ts";
 import type { RedisObserver } from "../redis/observer.ts";
 import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loop.ts";
@@ -99,35 +104,61 @@ export async function fencePeer(
 }
 
 /**
- * One look at Redis before anything else: refuse a version resec cannot manage, and lift a write
- * pause an earlier run left on a Redis that is a replica now. A Redis that does not answer yet is
- * left to the observer, which reports a too old one as down. Returns the role Redis answered with
- * (undefined when it did not answer).
+ * One look at Redis before anything else: refuse a version resec cannot manage or an ACL user that may
+ * not run the commands resec changes Redis with, and lift a write pause an earlier run left on a Redis
+ * that is a replica now. A Redis that does not answer yet is left to the observer, which reports a too
+ * old one as down. Returns the role Redis answered with (undefined when it did not answer).
  *
- * @throws {RedisVersionError} when Redis answers and is older than 6.2
+ * @throws {RedisVersionError} when Redis answers and is older than 6.2, or names no version
+ * @throws {RedisMissingPermissionError} when Redis answers NOPERM to a command resec needs
  */
 export async function inspectRedis(
   commander: RedisCommander,
   actuator: RedisActuator,
   logger: Logger,
 ): Promise<RedisInfo["role"] | undefined> {
+  const log = logger.child("redis");
   let info;
+  let permissions;
   try {
     info = await commander.info();
+    if (!isSupportedRedisVersion(info.redisVersion)) {
+      throw new RedisVersionError(commander.address, info.redisVersion);
+    }
+    permissions = await commander.checkPermissions();
   } catch (error) {
-    if (!(error instanceof RedisError)) throw error;
-    logger.child("redis").debug("Redis does not answer yet at start", { error });
+    if (!(error instanceof RedisError) || error instanceof RedisVersionError) throw error;
+    if (isPermissionDenied(error)) {
+      const refused = error.command ?? "info";
+      throw new RedisMissingPermissionError(commander.address, commander.username, [refused]);
+    }
+    log.debug("Redis does not answer yet at start", { error });
     return undefined;
   }
-  if (!isSupportedRedisVersion(info.redisVersion)) {
-    throw new RedisVersionError(commander.address, info.redisVersion ?? "an unknown version");
+  if (permissions.denied.length > 0) {
+    throw new RedisMissingPermissionError(
+      commander.address,
+      commander.username,
+      permissions.denied,
+    );
+  }
+  if (permissions.unchecked.length > 0 && info.role !== "replica") {
+    log.warn("cannot check at start whether Redis lets the agent run these commands", {
+      commands: permissions.unchecked,
+      reason: "checking CLIENT UNPAUSE without running it needs MULTI",
+    });
   }
   if (info.role !== "replica") return info.role;
   try {
     await actuator.liftLeftoverPause();
   } catch (error) {
+    if (isPermissionDenied(error)) {
+      throw new RedisMissingPermissionError(commander.address, commander.username, [
+        "client|unpause",
+      ]);
+    }
     if (!(error instanceof RedisError)) throw error;
-    logger.child("redis").warn("cannot lift a write pause left on the replica", { error });
+    log.warn("cannot lift a write pause left on the replica", { error });
   }
   return info.role;
 }

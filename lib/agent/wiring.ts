@@ -1,7 +1,4 @@
-/**
- * Builds an agent's parts from a Config and connects them: clients, watches, lock, registrations,
- * actuators, and the loop (lib/agent/loop.ts) that ties them together.
- */
+/** Builds and connects an agent's parts from a Config: clients, watches, lock, actuators, loop. */
 import { formatHostPort } from "../address.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { masterServiceQuery, presenceDefinition, serviceDefinition } from "../cluster/services.ts";
@@ -23,6 +20,7 @@ import { LeaderSource } from "./leader_source.ts";
 import { Agent } from "./loop.ts";
 import { agentStatusSource } from "./node_status.ts";
 import { AgentPresence } from "./presence.ts";
+import { ConsulAnomalies } from "./consul_anomalies.ts";
 import { RedisActuator } from "./redis_actuator.ts";
 import * as redisPorts from "./redis_ports.ts";
 import { ServiceRegistrar } from "./registrar.ts";
@@ -45,23 +43,32 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const timings = timing.agentTimings(config);
   const { tickMs, fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs } = timings;
   const metrics = new ResecMetrics({ clock });
-  const onRequest = (event: ConsulRequestEvent) => metrics.recordConsulRequest(event);
+  const anomalies = new ConsulAnomalies();
+  const onRequest = (event: ConsulRequestEvent) => {
+    metrics.recordConsulRequest(event);
+    anomalies.requestDone(event);
+  };
   const consul = consulPorts.agentConsulClient(config, { clock, logger: log("consul"), onRequest });
   const intervalMs = timing.redisPollIntervalMs(config);
   const redis = { connection: config.redis, timeoutMs: config.healthcheckTimeoutMs, clock };
   const observer = new RedisObserver({ ...redis, intervalMs, logger: log("redis") });
   const commander = new RedisCommander({ ...redis, logger: log("redis") });
   const evaluate = () => agent.requestEvaluation();
-  const onInvalidRecord = (key: string) => metrics.invalidRecord(key);
+  const onInvalidRecord = (key: string) => {
+    metrics.invalidRecord(key);
+    anomalies.invalidRecord(key);
+  };
   const [lockKey, waitMs, consulLog] = [config.lock.key, timings.leaderWaitMs, log("consul")];
   // One blocking watch on the lock key's prefix feeds the lock, the candidacies and the controls.
   const keys = new GroupKeysWatch({ client: consul, lockKey, waitMs, logger: consulLog });
   const shared = { client: consul, keys, onInvalidRecord, lockKey };
   const masterService = masterServiceQuery(config);
   const leaderSource = new LeaderSource({ ...shared, masterService, waitMs, logger: consulLog });
+  const presenceService = presenceDefinition(config, timings);
   const presence = new AgentPresence({
     port: consulPorts.presencePort(consul),
-    definition: presenceDefinition(config, timings),
+    definition: presenceService,
+    output: () => anomalies.checkOutput(presenceService.check.output ?? ""),
     heartbeatMs: timing.presenceHeartbeatMs(timings),
     clock,
     logger: log("presence"),
@@ -88,8 +95,9 @@ export function wireAgent(config: Config, options: WiringOptions) {
   });
   const leaderOffsetNow = () => leaderOffset.leaderOffset(leaderSource.leader(), clock.now());
   const runId = () => redisPorts.observedRunId(observer);
-  const lockOptions = { serviceChecks, runId, onChange: evaluate, clock, logger: log("lock") };
-  const lock = consulPorts.agentLockDriver(config, consul, lockOptions);
+  const onBackoff = () => metrics.lockAcquireBackoff();
+  const lockOptions = { serviceChecks, runId, onChange: evaluate, onBackoff, clock };
+  const lock = consulPorts.agentLockDriver(config, consul, { ...lockOptions, logger: log("lock") });
   const registrar = new ServiceRegistrar({
     catalog: consulPorts.catalogPort(consul),
     definitionFor: (...intent) => serviceDefinition(config, timings, ...intent),
@@ -135,17 +143,6 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow, clock);
   const watches = { keys, leaderSource, board, control, holderWatch, leaderOffset, offsetReader };
   const clients = { consul, observer, commander, actuator, presence };
-  return {
-    config,
-    timings,
-    clock,
-    logger,
-    node,
-    metrics,
-    recorder,
-    agent,
-    status,
-    watches,
-    clients,
-  };
+  const parts = { config, timings, clock, logger, node, metrics, recorder, agent, status };
+  return { ...parts, watches, clients };
 }

@@ -41,6 +41,7 @@ export class ResecMetrics {
   readonly #role: Gauge<"role">;
   readonly #lockHeld: Gauge;
   readonly #electionsWon: Counter;
+  readonly #lockAcquireBackoffs: Counter;
   readonly #failovers: Counter;
   readonly #lastFailoverDuration: Gauge;
   readonly #lastFailoverTimestamp: Gauge;
@@ -85,6 +86,12 @@ export class ResecMetrics {
     this.#electionsWon = registry.counter({
       name: "resec_elections_won_total",
       help: "Times this agent acquired the Consul lock.",
+    });
+    this.#lockAcquireBackoffs = registry.counter({
+      name: "resec_lock_acquire_backoffs_total",
+      help:
+        "Times competing for the lock failed with an error retrying does not mend (e.g. a 403 " +
+        "from Consul) and the agent waited before competing again. The agent log has the error.",
     });
     this.#failovers = registry.counter({
       name: "resec_failovers_total",
@@ -200,6 +207,11 @@ export class ResecMetrics {
   /** Call when this agent acquires the lock (each acquisition, not each renewal). */
   electionWon(): void {
     this.#electionsWon.inc();
+  }
+
+  /** Call when a failed acquire makes the agent wait before competing for the lock again. */
+  lockAcquireBackoff(): void {
+    this.#lockAcquireBackoffs.inc();
   }
 
   /**

@@ -9,7 +9,7 @@ import type { Milliseconds } from "../duration.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { DEFAULT_REDIS_TIMEOUT_MS, type RedisArgument, RedisClient } from "./client.ts";
 import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
-import { RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
+import { isPermissionDenied, RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
 import { type FailoverState, parseInfo, type RedisInfo } from "./info.ts";
 
 /** How often a failover's progress is read: often, as writes are held until it ends. */
@@ -25,6 +25,36 @@ export interface RedisCommanderOptions {
   connectionName?: string;
   clock?: Clock;
   logger?: Logger;
+}
+
+/**
+ * The commands the agent needs beyond `INFO`, as the ACL names them: the fence and its lifting, the
+ * role changes, the switchover, and the disconnection of clients after a demotion.
+ */
+export const CHECKED_COMMANDS = [
+  "client|pause",
+  "client|unpause",
+  "replicaof",
+  "failover",
+  "client|list",
+  "client|kill",
+] as const;
+
+/** One of CHECKED_COMMANDS. */
+export type CheckedCommand = typeof CHECKED_COMMANDS[number];
+
+/**
+ * A value no Redis accepts where the permission probes put it: Redis checks the ACL first, then
+ * refuses the command for its arguments, so the probe learns the one without changing anything.
+ */
+const PROBE_ARGUMENT = "resec-permission-check";
+
+/** Which of CHECKED_COMMANDS the connection's ACL user may not run. */
+export interface PermissionCheck {
+  /** Refused with NOPERM. */
+  denied: CheckedCommand[];
+  /** Not checked: no probe could tell without changing Redis. */
+  unchecked: CheckedCommand[];
 }
 
 /** What replicateFrom did. */
@@ -57,6 +87,8 @@ export type FailoverResult =
  */
 export class RedisCommander {
   readonly address: string;
+  /** The ACL user (REDIS_USERNAME), if one is configured. */
+  readonly username: string | undefined;
   readonly #config: RedisConnectionConfig;
   readonly #timeoutMs: Milliseconds;
   readonly #failoverPollMs: Milliseconds;
@@ -69,6 +101,7 @@ export class RedisCommander {
   constructor(options: RedisCommanderOptions) {
     this.#config = options.connection;
     this.address = redisAddress(options.connection);
+    this.username = options.connection.username;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
     this.#failoverPollMs = options.failoverPollMs ?? FAILOVER_POLL_MS;
     this.#connectionName = options.connectionName ?? "resec-commander";
@@ -199,6 +232,32 @@ export class RedisCommander {
     this.#logger.debug("redis writes unpaused", { address: this.address });
   }
 
+  /**
+   * Finds which of CHECKED_COMMANDS the ACL user may not run, without changing Redis: each is sent
+   * with an argument Redis refuses after its ACL check, but for `CLIENT UNPAUSE`, which takes none:
+   * it is queued in a `MULTI` that is discarded, as Redis checks a command's ACL when it queues it.
+   * A user that may not run `MULTI` leaves `CLIENT UNPAUSE` unchecked.
+   *
+   * @throws {RedisError} when Redis does not answer (not for NOPERM, which is the answer)
+   */
+  async checkPermissions(): Promise<PermissionCheck> {
+    const check: PermissionCheck = { denied: [], unchecked: [] };
+    const probes: [CheckedCommand, string, RedisArgument[]][] = [
+      ["client|pause", "CLIENT", ["PAUSE", 0, PROBE_ARGUMENT]],
+      ["replicaof", "REPLICAOF", [PROBE_ARGUMENT, PROBE_ARGUMENT]],
+      ["failover", "FAILOVER", [PROBE_ARGUMENT]],
+      ["client|list", "CLIENT", ["LIST", "TYPE", PROBE_ARGUMENT]],
+      ["client|kill", "CLIENT", ["KILL", "ID", PROBE_ARGUMENT]],
+    ];
+    for (const [name, command, args] of probes) {
+      if (!await this.#mayRun(command, args)) check.denied.push(name);
+    }
+    const unpause = await this.#mayQueue("CLIENT", ["UNPAUSE"]);
+    if (unpause === undefined) check.unchecked.push("client|unpause");
+    else if (!unpause) check.denied.push("client|unpause");
+    return check;
+  }
+
   /** `INFO` (the default sections), parsed. */
   async info(): Promise<RedisInfo> {
     return parseInfo(String(await this.#call("INFO", [])));
@@ -207,9 +266,7 @@ export class RedisCommander {
   /** Closes the connection. Commands after this throw. */
   async close(): Promise<void> {
     this.#closed = true;
-    const client = this.#client;
-    this.#client = undefined;
-    (await client?.catch(() => undefined))?.close();
+    await this.#dropConnection();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -223,6 +280,37 @@ export class RedisCommander {
       // "No failover in progress": it ended between our last look and the abort.
       if (!(error instanceof RedisCommandError)) throw error;
     }
+  }
+
+  /** Whether the ACL lets us run `command`: any answer but NOPERM says it does. */
+  async #mayRun(command: string, args: readonly RedisArgument[]): Promise<boolean> {
+    try {
+      await this.#call(command, args);
+      return true;
+    } catch (error) {
+      if (isPermissionDenied(error)) return false;
+      if (error instanceof RedisCommandError) return true;
+      throw error;
+    }
+  }
+
+  /** Whether the ACL lets us queue `command` in a transaction; undefined when MULTI is denied. */
+  async #mayQueue(command: string, args: readonly RedisArgument[]): Promise<boolean | undefined> {
+    if (!await this.#mayRun("MULTI", [])) return undefined;
+    try {
+      return await this.#mayRun(command, args);
+    } finally {
+      // A connection left inside MULTI would queue every later command: drop it if DISCARD fails
+      // (Redis discards the transaction of a closed connection).
+      await this.#call("DISCARD", []).catch(() => this.#dropConnection());
+    }
+  }
+
+  /** Closes the connection; the next command opens a new one. */
+  async #dropConnection(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    (await client?.catch(() => undefined))?.close();
   }
 
   /** One command on our connection, opening (or reopening) it first when needed. */

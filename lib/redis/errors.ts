@@ -5,6 +5,7 @@
  * replies do not echo it, and ioredis's copy of the AUTH arguments is dropped from the cause).
  */
 import { ResecError } from "../errors.ts";
+import { readableRedisVersion } from "./info.ts";
 
 /** Base of every error this module throws, so callers can catch them all at once. */
 export class RedisError extends ResecError {
@@ -39,8 +40,15 @@ export type AuthFailure =
 /** Redis refused our credentials, wants some, or the ACL user may not run a command. */
 export class RedisAuthError extends RedisError {
   override name = "RedisAuthError";
-  constructor(readonly failure: AuthFailure, message: string, options?: ErrorOptions) {
+  /** For "permission-denied": the command refused, as the ACL names it (`info`, `client|setname`). */
+  readonly command: string | undefined;
+  constructor(
+    readonly failure: AuthFailure,
+    message: string,
+    options?: ErrorOptions & { command?: string },
+  ) {
     super(message, options);
+    this.command = options?.command;
   }
 }
 
@@ -57,16 +65,56 @@ export class RedisCommandError extends RedisError {
   }
 }
 
-/** The server runs a Redis older than resec can manage (see `MIN_REDIS_VERSION` in info.ts). */
+/**
+ * The server runs a Redis older than resec can manage (see `MIN_REDIS_VERSION` in info.ts), or names
+ * no version resec can read (`version` undefined, or without a `major.minor` at its start).
+ */
 export class RedisVersionError extends RedisError {
   override name = "RedisVersionError";
-  constructor(readonly address: string, readonly version: string) {
+  constructor(readonly address: string, readonly version: string | undefined) {
+    const which = readableRedisVersion(version)
+      ? `runs ${version}, older than 6.2`
+      : `names no version resec can read (redis_version ${JSON.stringify(version ?? "")}), so it ` +
+        "may be older than 6.2";
     super(
-      `Redis at ${address} runs ${version}, older than 6.2: resec refuses writes with ` +
-        "CLIENT PAUSE … WRITE and hands over with FAILOVER, both new in 6.2. Upgrade Redis, or keep " +
-        "the Go resec beside this one",
+      `Redis at ${address} ${which}: resec refuses writes with CLIENT PAUSE … WRITE and hands ` +
+        "over with FAILOVER, both new in 6.2. Upgrade Redis, or keep the Go resec beside this one",
     );
   }
+}
+
+/**
+ * The ACL user may not run commands the agent needs (`INFO`, or `CHECKED_COMMANDS` in commander.ts),
+ * named as the ACL names them (`client|pause`); found at start, before the first is needed.
+ */
+export class RedisMissingPermissionError extends RedisError {
+  override name = "RedisMissingPermissionError";
+  constructor(
+    readonly address: string,
+    readonly username: string | undefined,
+    readonly commands: readonly string[],
+  ) {
+    const user = username ? `ACL user "${username}"` : 'the "default" user';
+    const names = commands.map((command) => command.replace("|", " ").toUpperCase()).join(", ");
+    const grant = commands.map((command) => `+${command}`).join(" ");
+    super(
+      `Redis at ${address} does not allow ${user} to run ${names} (NOPERM), which the agent ` +
+        `needs to manage it. Grant it: ACL SETUSER ${username ?? "default"} ${grant} ` +
+        "(docs/configuration.md lists what the agent needs)",
+    );
+  }
+}
+
+/**
+ * True for Redis's NOPERM: the ACL user may not run the command.
+ *
+ * @example
+ * ```ts
+ * isPermissionDenied(new RedisAuthError("permission-denied", "NOPERM …")); // true
+ * ```
+ */
+export function isPermissionDenied(error: unknown): error is RedisAuthError {
+  return error instanceof RedisAuthError && error.failure === "permission-denied";
 }
 
 /** What was being done when an error happened, for the message. */
@@ -149,7 +197,7 @@ export function classifyRedisError(error: unknown, context: ErrorContext): Redis
     return new RedisAuthError(
       "permission-denied",
       `${at} does not allow ${user} to run ${context.command}: grant it in the ACL (NOPERM)`,
-      cause,
+      { ...cause, command: context.command.toLowerCase().replace(" ", "|") },
     );
   }
   if (error instanceof Error && error.name === "ReplyError") {

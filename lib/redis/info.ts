@@ -195,21 +195,37 @@ export const MIN_REDIS_VERSION = { major: 6, minor: 2 } as const;
 
 /**
  * Whether resec can manage a Redis reporting `redis_version` (INFO's Server section). A version it
- * cannot read (a proxy, a fork) is not refused for that: only a known-old one is.
+ * cannot read (none at all, or no `major.minor` at its start) is refused too: resec cannot tell
+ * whether such a server has `CLIENT PAUSE … WRITE` and `FAILOVER`.
  *
  * @example
  * ```ts
  * isSupportedRedisVersion("7.0.15"); // true
  * isSupportedRedisVersion("6.0.16"); // false
+ * isSupportedRedisVersion(undefined); // false
  * ```
  */
 export function isSupportedRedisVersion(version: string | undefined): boolean {
+  const match = readableRedisVersion(version);
+  if (!match) return false;
+  return match.major > MIN_REDIS_VERSION.major ||
+    (match.major === MIN_REDIS_VERSION.major && match.minor >= MIN_REDIS_VERSION.minor);
+}
+
+/**
+ * The major and minor of a `redis_version`, or undefined when it does not start with them.
+ *
+ * @example
+ * ```ts
+ * readableRedisVersion("7.0.15"); // { major: 7, minor: 0 }
+ * readableRedisVersion("unstable"); // undefined
+ * ```
+ */
+export function readableRedisVersion(
+  version: string | undefined,
+): { major: number; minor: number } | undefined {
   const match = /^(\d+)\.(\d+)/.exec(version ?? "");
-  if (!match) return true;
-  const major = Number(match[1]);
-  const minor = Number(match[2]);
-  return major > MIN_REDIS_VERSION.major ||
-    (major === MIN_REDIS_VERSION.major && minor >= MIN_REDIS_VERSION.minor);
+  return match ? { major: Number(match[1]), minor: Number(match[2]) } : undefined;
 }
 
 /**

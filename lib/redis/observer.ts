@@ -330,7 +330,7 @@ export class RedisObserver {
     }
     // Observed as down, with the reason: the agent then never commands it, nor lets it lead.
     if (!isSupportedRedisVersion(info.redisVersion)) {
-      throw new RedisVersionError(this.address, info.redisVersion ?? "an unknown version");
+      throw new RedisVersionError(this.address, info.redisVersion);
     }
     const observedAt = this.#clock.now();
     return {

@@ -1,20 +1,24 @@
 /**
- * A Redis older than 6.2 (no CLIENT PAUSE … WRITE, no FAILOVER) is never managed: the agent refuses to
- * start beside one (exit 2, with the reason), and the observer reports one that shows up later as down.
- * The old Redis is a small stand-in speaking the protocol: only Redis 7.0 is installed here.
+ * A Redis older than 6.2 (no CLIENT PAUSE … WRITE, no FAILOVER), or one naming no version resec can
+ * read, is never managed: the agent refuses to start beside one (exit 2, with the reason), and the
+ * observer reports one that shows up later as down. The old Redis is a small stand-in speaking the
+ * protocol: only Redis 7.0 is installed here.
  */
 import assert from "node:assert/strict";
 import { RedisObserver } from "../../lib/redis/observer.ts";
 import { AgentProcess, ConsulServer, waitFor } from "../support/mod.ts";
 
-/** Answers INFO as a Redis 6.0 master would, CONFIG GET with a priority, and anything else with OK. */
+/**
+ * Answers INFO as a Redis 6.0 master would (or with the INFO text given), CONFIG GET with a priority,
+ * and anything else with OK.
+ */
 class OldRedisStandIn implements AsyncDisposable {
   readonly #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
   readonly #served: Promise<void>;
   readonly #connections = new Set<Deno.TcpConn>();
   readonly commands: string[] = [];
 
-  constructor() {
+  constructor(readonly info = INFO_6_0) {
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#served = this.#serve();
   }
@@ -44,7 +48,7 @@ class OldRedisStandIn implements AsyncDisposable {
           pending = parsed.rest;
           const name = parsed.args.map((arg) => arg.toUpperCase()).slice(0, 2).join(" ");
           this.commands.push(name);
-          await connection.write(encoder.encode(reply(name)));
+          await connection.write(encoder.encode(reply(name, this.info)));
         }
       }
     } catch {
@@ -82,9 +86,9 @@ const INFO_6_0 = [
   "",
 ].join("\r\n");
 
-function reply(command: string): string {
+function reply(command: string, info: string): string {
   if (command.startsWith("INFO")) {
-    return `$${new TextEncoder().encode(INFO_6_0).length}\r\n${INFO_6_0}\r\n`;
+    return `$${new TextEncoder().encode(info).length}\r\n${info}\r\n`;
   }
   if (command.startsWith("CONFIG")) return "*2\r\n$16\r\nreplica-priority\r\n$3\r\n100\r\n";
   return "+OK\r\n";
@@ -111,14 +115,10 @@ function takeCommand(text: string): { args: string[]; rest: string } | undefined
 Deno.test("an agent beside a Redis older than 6.2 refuses to start (exit 2), says why, and leaves Consul alone", async () => {
   await using consul = await ConsulServer.start();
   await using redis = new OldRedisStandIn();
-  const result = await Promise.race([
-    AgentProcess.run({
-      env: { CONSUL_HTTP_ADDR: consul.address, REDIS_ADDR: `127.0.0.1:${redis.port}` },
-      label: "agent-old-redis",
-    }),
-    new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000)),
-  ]);
-  assert.ok(result, "the agent was still running 20 s after it started beside Redis 6.0");
+  const result = await AgentProcess.runToExit({
+    env: { CONSUL_HTTP_ADDR: consul.address, REDIS_ADDR: `127.0.0.1:${redis.port}` },
+    label: "agent-old-redis",
+  });
   assert.equal(result.code, 2, result.output);
   assert.match(result.output, /6\.0\.16, older than 6\.2.*CLIENT PAUSE/s);
   // Nothing was sent that changes Redis.
@@ -128,6 +128,20 @@ Deno.test("an agent beside a Redis older than 6.2 refuses to start (exit 2), say
   const keys = await fetch(`${consul.url}/v1/kv/resec/?recurse`);
   await keys.body?.cancel();
   assert.equal(keys.status, 404, "no key under resec/");
+});
+
+Deno.test("an agent beside a Redis naming no version it can read refuses to start (exit 2) and says why", async () => {
+  await using consul = await ConsulServer.start();
+  await using redis = new OldRedisStandIn(
+    INFO_6_0.replace("redis_version:6.0.16", "redis_version:x"),
+  );
+  const result = await AgentProcess.runToExit({
+    env: { CONSUL_HTTP_ADDR: consul.address, REDIS_ADDR: `127.0.0.1:${redis.port}` },
+    label: "agent-unknown-redis",
+  });
+  assert.equal(result.code, 2, result.output);
+  assert.match(result.output, /names no version resec can read \(redis_version \\?"x\\?"\)/);
+  assert.deepEqual(redis.commands.filter((command) => !/^(CLIENT SETNAME|INFO)/.test(command)), []);
 });
 
 Deno.test("the observer reports a Redis older than 6.2 as down, with the reason", async () => {

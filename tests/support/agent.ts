@@ -82,6 +82,33 @@ export class AgentProcess {
     return { code: status.code, output: agent.log() };
   }
 
+  /**
+   * Runs an agent that should exit on its own (a refused start); stops it and throws when it is still
+   * running `withinMs` after it started.
+   */
+  static async runToExit(
+    options: AgentProcessOptions,
+    withinMs = 20_000,
+  ): Promise<{ code: number; output: string }> {
+    const agent = new AgentProcess(options);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      agent.#process.status.then(() => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), withinMs)),
+    ]);
+    clearTimeout(timer);
+    const status = await agent.#process.stop();
+    if (!exited) {
+      throw new Error(
+        `${
+          options.label ?? "the agent"
+        } was still running ${withinMs} ms after it started; log:\n` +
+          agent.log().slice(-3000),
+      );
+    }
+    return { code: status.code, output: agent.log() };
+  }
+
   get process(): ManagedProcess {
     return this.#process;
   }

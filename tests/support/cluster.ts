@@ -35,9 +35,17 @@ export interface ClusterOptions {
   consulAcl?: boolean;
 }
 
+/**
+ * What an agent logs for an error that escaped every handler: lib/agent/process.ts's crash guard
+ * (`unhandled rejection`, `unexpected error`) and Deno's own report of one (`Uncaught`).
+ */
+export const ESCAPED_ERROR = /unhandled rejection|unexpected error|\bUncaught\b/i;
+
 /** One node: a Redis and the agent beside it (ours, or the Go resec for mixed clusters). */
 export class ClusterNode {
   #agent: AgentProcess | GoResecProcess | undefined;
+  /** Every agent of ours started on this node, restarts included. */
+  readonly #ours: AgentProcess[] = [];
 
   constructor(
     readonly index: number,
@@ -60,7 +68,15 @@ export class ClusterNode {
   startAgent(): AgentProcess {
     const agent = AgentProcess.start({ env: this.env, label: `agent-${this.index}` });
     this.#agent = agent;
+    this.#ours.push(agent);
     return agent;
+  }
+
+  /** The log lines of this node's agents (every run of ours) that report an escaped error. */
+  escapedErrors(): string[] {
+    return this.#ours.flatMap((agent) =>
+      agent.log().split("\n").filter((line) => ESCAPED_ERROR.test(line))
+    );
   }
 
   /**
@@ -224,6 +240,13 @@ export class Cluster implements AsyncDisposable {
     ).join("\n");
   }
 
+  /** Every agent log line, on any node, that reports an error which escaped every handler. */
+  escapedErrors(): string[] {
+    return this.nodes.flatMap((node) =>
+      node.escapedErrors().map((line) => `agent ${node.index}: ${line}`)
+    );
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await Promise.all(
       this.nodes.filter((node) => node.started).map((node) => node.agent.stop().catch(() => {})),
@@ -236,7 +259,9 @@ export class Cluster implements AsyncDisposable {
 
 /**
  * Starts a cluster, runs `body` with it and always disposes it; when the body fails, every agent's
- * log is printed before the error goes on, so a failing test shows what the agents decided.
+ * log is printed before the error goes on, so a failing test shows what the agents decided. A body
+ * that passes still fails when any agent of ours logged an error that escaped every handler
+ * (`ESCAPED_ERROR`), up to and including its graceful stop.
  *
  * @example
  * ```ts
@@ -251,13 +276,22 @@ export async function withCluster<T>(
   options: ClusterOptions,
   body: (cluster: Cluster) => Promise<T>,
 ): Promise<T> {
-  await using cluster = await Cluster.start(options);
+  const cluster = await Cluster.start(options);
+  let result: T;
   try {
-    return await body(cluster);
+    result = await body(cluster);
   } catch (error) {
     console.error(cluster.logs());
+    await cluster[Symbol.asyncDispose]();
     throw error;
   }
+  await cluster[Symbol.asyncDispose]();
+  const escaped = cluster.escapedErrors();
+  if (escaped.length > 0) {
+    console.error(cluster.logs());
+    throw new Error(`An agent let an error escape every handler:\n${escaped.join("\n")}`);
+  }
+  return result;
 }
 
 interface HealthEntry {

@@ -18,6 +18,7 @@ export {
   Cluster,
   type ClusterNode,
   type ClusterOptions,
+  ESCAPED_ERROR,
   FAST_AGENT_ENV,
   withCluster,
 } from "./cluster.ts";

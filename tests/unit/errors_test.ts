@@ -19,7 +19,12 @@ import { LagSyntaxError } from "../../lib/http/lag.ts";
 import { HttpListenError } from "../../lib/http/server.ts";
 import { MetricsError } from "../../lib/metrics/registry.ts";
 import { InvalidRecordError } from "../../lib/record.ts";
-import { RedisError, RedisTimeoutError, RedisVersionError } from "../../lib/redis/errors.ts";
+import {
+  RedisError,
+  RedisMissingPermissionError,
+  RedisTimeoutError,
+  RedisVersionError,
+} from "../../lib/redis/errors.ts";
 
 Deno.test("every error family is a ResecError and keeps its own name and base", () => {
   const cases: [Error, string, (abstract new (...args: never[]) => Error)[]][] = [
@@ -36,6 +41,11 @@ Deno.test("every error family is a ResecError and keeps its own name and base", 
     [new LockLostError("k", "s", "session-gone", "gone"), "LockLostError", []],
     [new RedisTimeoutError("INFO", 100), "RedisTimeoutError", [RedisError]],
     [new RedisVersionError("127.0.0.1:6379", "6.0.0"), "RedisVersionError", [RedisError]],
+    [
+      new RedisMissingPermissionError("127.0.0.1:6379", undefined, ["client|pause"]),
+      "RedisMissingPermissionError",
+      [RedisError],
+    ],
     [new ConfigError([]), "ConfigError", []],
     [new DurationSyntaxError("5x"), "DurationSyntaxError", []],
     [new AddressSyntaxError("x", "bad"), "AddressSyntaxError", []],

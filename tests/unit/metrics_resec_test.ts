@@ -111,6 +111,14 @@ Deno.test("winning the lock and completing a failover count up and record durati
   assert.equal(samples(metrics).get("resec_lock_held"), 0);
 });
 
+Deno.test("each backoff after a failed lock acquire is counted", () => {
+  const metrics = new ResecMetrics();
+  assert.equal(samples(metrics).get("resec_lock_acquire_backoffs_total"), 0);
+  metrics.lockAcquireBackoff();
+  metrics.lockAcquireBackoff();
+  assert.equal(samples(metrics).get("resec_lock_acquire_backoffs_total"), 2);
+});
+
 Deno.test("a Redis observation sets role, health, link and offset; a down Redis clears them", () => {
   const metrics = new ResecMetrics();
   metrics.redisObserved(upView({ linkUp: false, offset: 123 }));

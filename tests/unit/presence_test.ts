@@ -5,6 +5,7 @@
  * recorder of the presence's own port; no I/O.
  */
 import assert from "node:assert/strict";
+import { ConsulAnomalies } from "../../lib/agent/consul_anomalies.ts";
 import { withAgentCheck } from "../../lib/agent/loop.ts";
 import { earlierRunSessions } from "../../lib/agent/earlier_run.ts";
 import { AgentPresence, type PresencePort } from "../../lib/agent/presence.ts";
@@ -179,4 +180,40 @@ Deno.test("Consul's refusal of a session for a missing or critical check is told
     false,
   );
   assert.equal(isSessionCheckNotReady(new Error(missing)), false);
+});
+
+Deno.test("the presence heartbeats its check with the output of the moment", async () => {
+  const clock = new ManualClock(0);
+  const beats: string[] = [];
+  const anomalies = new ConsulAnomalies();
+  const presence = new AgentPresence({
+    port: {
+      register: () => Promise.resolve(),
+      beat: (_id, output) => {
+        beats.push(output);
+        return Promise.resolve();
+      },
+      deregister: () => Promise.resolve(),
+      isUnknownCheck: () => false,
+      isPermissionDenied: () => false,
+    },
+    definition: DEFINITION,
+    output: () => anomalies.checkOutput(DEFINITION.check.output ?? ""),
+    heartbeatMs: 4_000,
+    clock,
+    logger: silentLogger,
+  });
+  await presence.start();
+  await clock.advance(4_000);
+  anomalies.requestDone({
+    endpoint: "kv.read",
+    method: "GET",
+    status: 200,
+    outcome: "malformed",
+    durationMs: 1,
+  });
+  await clock.advance(4_000);
+  await presence.stop();
+  assert.equal(beats[0], DEFINITION.check.output);
+  assert.match(beats[1] ?? "", /1 malformed Consul answer \(last: kv\.read\)/);
 });

@@ -7,9 +7,11 @@ import { ReplyError } from "ioredis";
 import {
   type AuthFailure,
   classifyRedisError,
+  isPermissionDenied,
   RedisAuthError,
   RedisCommandError,
   type RedisError,
+  RedisMissingPermissionError,
   RedisTimeoutError,
   RedisTlsError,
   RedisUnavailableError,
@@ -78,6 +80,25 @@ Deno.test("classifyRedisError names the ACL user a refusal is about", () => {
     username: "resec",
   });
   assert.match(classified.message, /ACL user "resec"/);
+});
+
+Deno.test("a NOPERM refusal names the command as the ACL does, and the missing-permission error the grant", () => {
+  const classified = classifyRedisError(
+    reply("NOPERM this user has no permissions to run the 'client|pause' command"),
+    { ...context, command: "CLIENT PAUSE", username: "resec" },
+  );
+  assert.ok(isPermissionDenied(classified));
+  assert.equal(classified.command, "client|pause");
+  const missing = new RedisMissingPermissionError("127.0.0.1:6379", "resec", [
+    "client|pause",
+    "failover",
+  ]);
+  assert.match(
+    missing.message,
+    /^Redis at 127\.0\.0\.1:6379 does not allow ACL user "resec" to run CLIENT PAUSE, FAILOVER \(NOPERM\)/,
+  );
+  assert.match(missing.message, /ACL SETUSER resec \+client\|pause \+failover /);
+  assert.ok(!isPermissionDenied(missing));
 });
 
 type RedisErrorClass = abstract new (...args: never[]) => RedisError;

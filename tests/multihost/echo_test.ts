@@ -23,6 +23,19 @@ Deno.test("a rejoined host listed beside the new master is an echo only within t
   ]]);
 });
 
+Deno.test("a rejoined host listed alone within the grace is an echo too, not a change of master", () => {
+  const comeback = { port: 0, at: 1_000 };
+  const samples = [
+    { at: 900, masters: [1] },
+    { at: 1_500, masters: [0, 1] },
+    { at: 1_600, masters: [0] }, // the new master between two checks: still the rejoined host's echo
+    { at: 1_700, masters: [1] },
+  ];
+  const cleaned = withoutRejoinEcho(samples, [comeback]);
+  assert.equal(cleaned.echoPolls, 2);
+  assert.deepEqual(cleaned.samples.map((sample) => sample.masters), [[1], [1], [], [1]]);
+});
+
 Deno.test("without a comeback two passing masters stay two", () => {
   const samples = [{ at: 10, masters: [0, 1] }];
   assert.deepEqual(withoutRejoinEcho(samples, []).samples, samples);

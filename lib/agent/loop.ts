@@ -145,7 +145,7 @@ const GLOBAL_TIMERS: AgentTimers = {
 /** A snapshot of the agent for SIGUSR2 and /state. Never holds a secret. */
 export interface AgentSnapshot {
   readonly decision: Decision | undefined;
-  readonly observed: Omit<Observed, "settings"> | undefined;
+  readonly observed: Observed | undefined;
   readonly evaluations: number;
   readonly startedAt: string;
   /** When the loop last evaluated, on the agent's monotonic clock (lib/clock.ts); a stuck loop shows here. */
@@ -218,7 +218,7 @@ export class Agent implements AsyncDisposable {
     const observed = this.#observed;
     return {
       decision: this.#decision,
-      observed: observed ? withoutSettings(observed) : undefined,
+      observed,
       evaluations: this.#evaluations,
       startedAt: new Date(this.#startedAt).toISOString(),
       lastEvaluatedAt: observed?.now,
@@ -364,10 +364,9 @@ export class Agent implements AsyncDisposable {
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
       ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
       ...(handover ? { handover } : {}),
-      settings: this.#options.settings,
     };
     this.#logStateChanges(observed);
-    const decision = decide(observed);
+    const decision = decide(observed, this.#options.settings);
     this.#evaluations++;
     this.#observed = observed;
     const previous = this.#decision;
@@ -641,16 +640,11 @@ export class Agent implements AsyncDisposable {
 
 /** The observed state without the parts that change on every evaluation. */
 function stateForDiff(observed: Observed): Record<string, unknown> {
-  const { now: _now, settings: _settings, ...rest } = observed;
+  const { now: _now, ...rest } = observed;
   if (rest.lock.phase === "held") {
     const { confirmedAt: _confirmedAt, ...lock } = rest.lock;
     return { ...rest, lock };
   }
-  return rest;
-}
-
-function withoutSettings(observed: Observed): Omit<Observed, "settings"> {
-  const { settings: _settings, ...rest } = observed;
   return rest;
 }
 

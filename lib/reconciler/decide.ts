@@ -9,18 +9,26 @@
 import { decideAsFollower } from "./follower.ts";
 import { decideAsHolder } from "./holder.ts";
 import { NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
-import type { Decision, Observed, RedisView, ServiceIntent } from "./model.ts";
+import type {
+  Decision,
+  DecisionSettings,
+  Observed,
+  RedisView,
+  ServiceIntent,
+  Situation,
+} from "./model.ts";
 
 /**
  * Decides what the agent should do now.
  *
  * @example
  * ```ts
- * const decision = decide(observed);
+ * const decision = decide(observed, settings);
  * if (decision.redis.kind === "promote") await commander.promote();
  * ```
  */
-export function decide(observed: Observed): Decision {
+export function decide(observation: Observed, settings: DecisionSettings): Decision {
+  const observed: Situation = { ...observation, settings };
   const { redis, lock } = observed;
   const held = lock.phase === "held";
 
@@ -73,7 +81,7 @@ export function decide(observed: Observed): Decision {
  * fenced yet and within the fence bound since it failed; undefined when the lock may go now.
  */
 function fenceBeforeRelease(
-  observed: Observed,
+  observed: Situation,
   redis: Extract<RedisView, { kind: "down" }>,
 ): number | undefined {
   if (!redis.mayServe || redis.since === undefined || observed.fenced) return undefined;

@@ -9,7 +9,7 @@
 import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
 import { electionStanding, type Standing } from "./election.ts";
 import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
-import type { Decision, LeaderView, Observed, RunningRedis, ServiceIntent } from "./model.ts";
+import type { Decision, LeaderView, RunningRedis, ServiceIntent, Situation } from "./model.ts";
 
 /**
  * Decides what a node that does not hold the lock does.
@@ -19,7 +19,7 @@ import type { Decision, LeaderView, Observed, RunningRedis, ServiceIntent } from
  * decideAsFollower(observed, redis).name; // "replica" while Redis replicates from the leader
  * ```
  */
-export function decideAsFollower(observed: Observed, redis: RunningRedis): Decision {
+export function decideAsFollower(observed: Situation, redis: RunningRedis): Decision {
   if (observed.paused) return paused(observed, redis);
   const handover = observed.handover;
   if (handover && observed.consulReachable !== false) {
@@ -51,7 +51,7 @@ export function decideAsFollower(observed: Observed, redis: RunningRedis): Decis
   return followingLeader(observed, redis, leader);
 }
 
-function paused(observed: Observed, redis: RunningRedis): Decision {
+function paused(observed: Situation, redis: RunningRedis): Decision {
   return {
     name: "paused",
     reason: "maintenance mode: no promotion or demotion",
@@ -79,7 +79,7 @@ function paused(observed: Observed, redis: RunningRedis): Decision {
  * the lock refuses them.
  */
 function duringSwitchover(
-  observed: Observed,
+  observed: Situation,
   redis: RunningRedis,
   handover: { readonly target: HostPort },
 ): Decision {
@@ -95,7 +95,7 @@ function duringSwitchover(
   };
 }
 
-function consulUnreachable(observed: Observed, redis: RunningRedis): Decision {
+function consulUnreachable(observed: Situation, redis: RunningRedis): Decision {
   return {
     name: "consul_unreachable",
     reason: "Consul cannot be reached; Redis is left as it is",
@@ -117,7 +117,7 @@ function consulUnreachable(observed: Observed, redis: RunningRedis): Decision {
 }
 
 /** Another node leads: replicate from its announced address. */
-function followingLeader(observed: Observed, redis: RunningRedis, leader: LeaderView): Decision {
+function followingLeader(observed: Situation, redis: RunningRedis, leader: LeaderView): Decision {
   const isMaster = redis.role === "master";
   const following = !isMaster && redis.master !== undefined &&
     sameHostPort(redis.master, leader.address);
@@ -150,7 +150,7 @@ function followingLeader(observed: Observed, redis: RunningRedis, leader: Leader
 }
 
 /** Nobody holds the lock: a replica detaches; a master-role Redis competes only when it should. */
-function withoutLeader(observed: Observed, redis: RunningRedis): Decision {
+function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
   if (redis.role !== "master") {
     // The leader is gone: stop replicating before the old master's address can come back empty and
     // full-sync its emptiness into us (the empty-restart trap). Writes stay refused meanwhile.
@@ -186,7 +186,7 @@ function withoutLeader(observed: Observed, redis: RunningRedis): Decision {
 }
 
 /** This node's standing in the election for the free lock (any healthy node without elections). */
-function standingFor(observed: Observed): Standing {
+function standingFor(observed: Situation): Standing {
   const election = observed.election;
   if (!election) return { kind: "compete", reason: "any healthy node may lead" };
   return electionStanding({
@@ -203,7 +203,7 @@ function standingFor(observed: Observed): Standing {
 /** The slave registration of a replica, with a status that follows its replication link. */
 function replicaRegistration(
   redis: RunningRedis,
-  observed: Observed,
+  observed: Situation,
   note?: string,
 ): ServiceIntent {
   const role = "slave";

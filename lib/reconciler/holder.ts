@@ -5,7 +5,7 @@
  */
 import { formatHostPort, sameHostPort } from "../address.ts";
 import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
-import type { Decision, HeldLockView, Observed, RunningRedis } from "./model.ts";
+import type { Decision, HeldLockView, RunningRedis, Situation } from "./model.ts";
 
 /**
  * Decides what a lock holder does; each rule answers or leaves it to the next.
@@ -16,7 +16,7 @@ import type { Decision, HeldLockView, Observed, RunningRedis } from "./model.ts"
  * ```
  */
 export function decideAsHolder(
-  observed: Observed,
+  observed: Situation,
   redis: RunningRedis,
   lock: HeldLockView,
 ): Decision {
@@ -27,12 +27,12 @@ export function decideAsHolder(
 }
 
 /** When to fence ourselves: the last confirmation plus the fence bound. */
-function fenceDeadline(observed: Observed, lock: HeldLockView): number {
+function fenceDeadline(observed: Situation, lock: HeldLockView): number {
   return lock.confirmedAt + observed.settings.fenceAfterMs;
 }
 
 function restartedUnderLock(
-  observed: Observed,
+  observed: Situation,
   redis: RunningRedis,
   lock: HeldLockView,
 ): Decision | undefined {
@@ -54,7 +54,7 @@ function restartedUnderLock(
 
 /** A lock that Consul contradicts, or has not confirmed for longer than the fence bound. */
 function unsettledLock(
-  observed: Observed,
+  observed: Situation,
   redis: RunningRedis,
   lock: HeldLockView,
 ): Decision | undefined {
@@ -88,7 +88,7 @@ function unsettledLock(
 
 /** A planned switchover away from this node: FAILOVER TO the target, then release the lock. */
 function switchingOver(
-  observed: Observed,
+  observed: Situation,
   redis: RunningRedis,
   lock: HeldLockView,
 ): Decision | undefined {
@@ -127,7 +127,7 @@ function switchingOver(
 }
 
 /** A settled lock: be master, unless someone demoted our Redis under it. */
-function leading(observed: Observed, redis: RunningRedis, lock: HeldLockView): Decision {
+function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): Decision {
   if (observed.demotedUnderLock) {
     // Someone pointed our Redis elsewhere while we believe we lead: another node leads, and Consul
     // has not told us yet (e.g. it restarted without its state). Give up rather than fight back.
@@ -189,7 +189,7 @@ function leading(observed: Observed, redis: RunningRedis, lock: HeldLockView): D
 function holdingWrites(
   redis: RunningRedis,
   lock: HeldLockView,
-  observed: Observed,
+  observed: Situation,
   why: string,
 ): Pick<Decision, "lock" | "redis" | "service"> {
   return {

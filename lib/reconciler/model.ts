@@ -137,6 +137,10 @@ export interface Observed {
     readonly target: HostPort;
     readonly failover: "pending" | "running" | "completed" | "failed";
   };
+}
+
+/** What the rules read: the observation, and the settings `decide()` was called with. */
+export interface Situation extends Observed {
   readonly settings: DecisionSettings;
 }
 

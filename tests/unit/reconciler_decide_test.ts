@@ -2,8 +2,8 @@
  * decide(): every rule of the reconciler as plain data in, plain data out.
  */
 import assert from "node:assert/strict";
-import { decide } from "../../lib/reconciler/decide.ts";
-import type { Observed, RedisView } from "../../lib/reconciler/model.ts";
+import { decide as decideWith } from "../../lib/reconciler/decide.ts";
+import type { DecisionSettings, Observed, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
 
@@ -26,9 +26,19 @@ function observed(overrides: Partial<Observed>): Observed {
     registration: undefined,
     fenced: false,
     paused: false,
-    settings: { fenceAfterMs: 7_500, peerFenceWaitMs: 7_500, replicaLinkGraceMs: 30_000 },
     ...overrides,
   };
+}
+
+const SETTINGS: DecisionSettings = {
+  fenceAfterMs: 7_500,
+  peerFenceWaitMs: 7_500,
+  replicaLinkGraceMs: 30_000,
+};
+
+/** decide() with this file's settings. */
+function decide(observation: Observed) {
+  return decideWith(observation, SETTINGS);
 }
 
 const OTHER_LEADS = { address: OTHER, session: "s-other", lockIndex: 7 };

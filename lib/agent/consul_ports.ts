@@ -18,10 +18,10 @@ import {
 } from "../consul/service.ts";
 import { destroySession, sessionInfo } from "../consul/session.ts";
 import type { Logger } from "../log.ts";
-import type { HolderHostPort } from "./holder_watch.ts";
-import { LockDriver } from "./lock_driver.ts";
-import type { PresencePort } from "./presence.ts";
-import type { CatalogPort } from "./registrar.ts";
+import type { HolderHostPort } from "./watch/holder_watch.ts";
+import { LockDriver } from "./apply/lock_driver.ts";
+import type { PresencePort } from "./apply/presence.ts";
+import type { CatalogPort } from "./apply/registrar.ts";
 import { consulRequestTimeoutMs, HOLDER_WAIT_MS } from "./timings.ts";
 
 /** The agent's Consul client: every request is reported to `onRequest` (the metrics count them). */

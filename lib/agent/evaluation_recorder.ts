@@ -8,7 +8,7 @@ import type { Logger } from "../log.ts";
 import type { ResecMetrics } from "../metrics/resec.ts";
 import type { Decision, Observed } from "../reconciler/model.ts";
 import { replicationLag } from "./node_status.ts";
-import type { AgentPresence } from "./presence.ts";
+import type { AgentPresence } from "./apply/presence.ts";
 
 export interface EvaluationRecorderOptions {
   metrics: ResecMetrics;

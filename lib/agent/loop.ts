@@ -30,11 +30,15 @@ import type {
   Observed,
   RedisView,
 } from "../reconciler/model.ts";
-import type { LockDriver } from "./lock_driver.ts";
-import type { RedisActuator } from "./redis_actuator.ts";
-import type { ServiceRegistrar } from "./registrar.ts";
+import type { LockDriver } from "./apply/lock_driver.ts";
+import type { RedisActuator } from "./apply/redis_actuator.ts";
+import type { ServiceRegistrar } from "./apply/registrar.ts";
 import { diffState } from "./state_diff.ts";
-import { type ControlPort, type FailoverOutcome, SwitchoverCoordinator } from "./switchover.ts";
+import {
+  type ControlPort,
+  type FailoverOutcome,
+  SwitchoverCoordinator,
+} from "./apply/switchover.ts";
 
 export type { ControlPort, FailoverOutcome };
 

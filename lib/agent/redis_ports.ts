@@ -16,8 +16,8 @@ import {
 import { isSupportedRedisVersion, type RedisInfo } from "../redis/info.ts";
 import type { RedisObserver } from "../redis/observer.ts";
 import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loop.ts";
-import type { RedisActuator, RedisCommandPort } from "./redis_actuator.ts";
-import { toRedisView } from "./redis_view.ts";
+import type { RedisActuator, RedisCommandPort } from "./apply/redis_actuator.ts";
+import { toRedisView } from "./watch/redis_view.ts";
 
 /** The observer as the loop reads it. */
 export function observerPort(observer: RedisObserver): RedisObserverPort {

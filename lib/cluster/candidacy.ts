@@ -1,7 +1,7 @@
 /**
  * A candidacy: where one agent's Redis stands (offset, history, priority, health), published under
  * `<lock key>.candidates/<announce address>` so a free lock goes to the node with the most data. This
- * file is the record's key and format; lib/agent/candidacy_board.ts publishes and follows them.
+ * file is the record's key and format; lib/agent/apply/candidacy_board.ts publishes and follows them.
  */
 import { formatHostPort } from "../address.ts";
 import type { Candidacy } from "../reconciler/election.ts";
@@ -67,7 +67,7 @@ export function parseCandidacy(value: string, address: string): Candidacy {
     synced: fields.boolean("synced"),
     priority: fields.integer("priority", { min: 0, max: MAX_PRIORITY }),
     forced: fields.boolean("forced"),
-    // -1: published while the lock key was missing (lib/agent/leader_source.ts).
+    // -1: published while the lock key was missing (lib/agent/watch/leader_source.ts).
     vacancy: fields.integer("vacancy", { min: -1 }),
     updatedAt: fields.timestamp("updatedAt"),
   };

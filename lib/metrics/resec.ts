@@ -307,7 +307,7 @@ export class ResecMetrics {
     this.#paused.set(paused ? 1 : 0);
   }
 
-  /** Call with whether the agent check (see lib/agent/presence.ts) is registered. */
+  /** Call with whether the agent check (see lib/agent/apply/presence.ts) is registered. */
   setAgentCheckRegistered(registered: boolean): void {
     this.#agentCheck.set(registered ? 1 : 0);
   }

@@ -3,7 +3,7 @@
  * check, so a steady agent writes nothing and a dead one is seen gone when its check lapses.
  */
 import assert from "node:assert/strict";
-import { CandidacyBoard } from "../../lib/agent/candidacy_board.ts";
+import { CandidacyBoard } from "../../lib/agent/apply/candidacy_board.ts";
 import { type Candidacy, isLive } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { ConsulClient } from "../../lib/consul/client.ts";

@@ -11,7 +11,7 @@ import { ConsulClient } from "../../lib/consul/client.ts";
 import { registerService } from "../../lib/consul/service.ts";
 import { createSession, destroySession, sessionInfo } from "../../lib/consul/session.ts";
 import { nodeGossipHealth } from "../../lib/consul/health.ts";
-import { HolderHostWatch } from "../../lib/agent/holder_watch.ts";
+import { HolderHostWatch } from "../../lib/agent/watch/holder_watch.ts";
 import { parseHostPort } from "../../lib/address.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { CapturingLogger } from "../../lib/log.ts";

@@ -3,7 +3,7 @@
  * lock is held by someone whose address only the health catalog can tell.
  */
 import assert from "node:assert/strict";
-import { LeaderSource } from "../../lib/agent/leader_source.ts";
+import { LeaderSource } from "../../lib/agent/watch/leader_source.ts";
 import { ConsulClient } from "../../lib/consul/client.ts";
 import { acquireKey, releaseKey } from "../../lib/consul/kv.ts";
 import { registerService, updateCheck } from "../../lib/consul/service.ts";

@@ -14,10 +14,10 @@ import {
   type RedisObserverPort,
 } from "../../lib/agent/loop.ts";
 import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
-import type { HeldLock, LockPort } from "../../lib/agent/lock_driver.ts";
-import { LockDriver } from "../../lib/agent/lock_driver.ts";
-import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
-import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
+import type { HeldLock, LockPort } from "../../lib/agent/apply/lock_driver.ts";
+import { LockDriver } from "../../lib/agent/apply/lock_driver.ts";
+import { RedisActuator } from "../../lib/agent/apply/redis_actuator.ts";
+import { ServiceRegistrar } from "../../lib/agent/apply/registrar.ts";
 import type { AgentTimings } from "../../lib/agent/timings.ts";
 import type { Candidacy, SeenCandidacy } from "../../lib/reconciler/election.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -32,7 +32,7 @@ import type { Random, Scheduler } from "./scheduler.ts";
 export const LOCK_KEY = "resec/.lock";
 export const PAUSE_KEY = `${LOCK_KEY}.paused`;
 export const CANDIDATES_PREFIX = `${LOCK_KEY}.candidates/`;
-/** As lib/agent/candidacy_board.ts: a vanished entry is kept this long. */
+/** As lib/agent/apply/candidacy_board.ts: a vanished entry is kept this long. */
 const FORGET_AFTER_MS = 600_000;
 
 /** Consul's node check (gossip): lock sessions are tied to it by default. */

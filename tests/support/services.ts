@@ -21,7 +21,7 @@ export function masterService(): ServiceDefinition {
   };
 }
 
-/** The agent's presence service (lib/agent/presence.ts), its TTL check passing. */
+/** The agent's presence service (lib/agent/apply/presence.ts), its TTL check passing. */
 export function presenceService(checkTtlMs: number): ServiceDefinition {
   const id = "redis-agent@127.0.0.1:6379";
   return {

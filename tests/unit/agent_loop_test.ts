@@ -11,10 +11,10 @@ import {
   type LeaderSourcePort,
   type RedisObserverPort,
 } from "../../lib/agent/loop.ts";
-import { type HeldLock, LockDriver } from "../../lib/agent/lock_driver.ts";
-import { RedisActuator } from "../../lib/agent/redis_actuator.ts";
-import { ServiceRegistrar } from "../../lib/agent/registrar.ts";
-import type { ControlPort } from "../../lib/agent/switchover.ts";
+import { type HeldLock, LockDriver } from "../../lib/agent/apply/lock_driver.ts";
+import { RedisActuator } from "../../lib/agent/apply/redis_actuator.ts";
+import { ServiceRegistrar } from "../../lib/agent/apply/registrar.ts";
+import type { ControlPort } from "../../lib/agent/apply/switchover.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";

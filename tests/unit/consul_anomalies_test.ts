@@ -2,7 +2,7 @@
  * The agent check's output names the invalid records and malformed Consul answers the agent met.
  */
 import assert from "node:assert/strict";
-import { ConsulAnomalies } from "../../lib/agent/consul_anomalies.ts";
+import { ConsulAnomalies } from "../../lib/agent/watch/consul_anomalies.ts";
 import type { ConsulRequestEvent } from "../../lib/consul/client.ts";
 
 const BASE = "resec 1.0.0 manages the Redis at 10.0.0.1:6379";

@@ -3,8 +3,8 @@
  * candidacies, and how a candidacy entry's session tells whether its agent lives.
  */
 import assert from "node:assert/strict";
-import { entryState } from "../../lib/agent/candidacy_board.ts";
-import { sameEntry, splitGroupKeys } from "../../lib/agent/group_keys.ts";
+import { entryState } from "../../lib/agent/apply/candidacy_board.ts";
+import { sameEntry, splitGroupKeys } from "../../lib/agent/watch/group_keys.ts";
 import type { KvEntry } from "../../lib/consul/kv.ts";
 
 function entry(key: string, overrides: Partial<KvEntry> = {}): KvEntry {

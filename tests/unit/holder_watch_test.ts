@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseHostPort } from "../../lib/address.ts";
-import { HolderHostWatch } from "../../lib/agent/holder_watch.ts";
+import { HolderHostWatch } from "../../lib/agent/watch/holder_watch.ts";
 import type { CheckStatus } from "../../lib/consul/health.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";

@@ -5,13 +5,13 @@
  * nothing. The sources read a small in-memory KV through the real Consul client; no server.
  */
 import assert from "node:assert/strict";
-import { CandidacyBoard } from "../../lib/agent/candidacy_board.ts";
-import { ControlSource } from "../../lib/agent/control_source.ts";
+import { CandidacyBoard } from "../../lib/agent/apply/candidacy_board.ts";
+import { ControlSource } from "../../lib/agent/watch/control_source.ts";
 import {
   INVALID_RECORD_REMINDER_MS,
   InvalidRecordReporter,
-} from "../../lib/agent/invalid_records.ts";
-import { LeaderSource } from "../../lib/agent/leader_source.ts";
+} from "../../lib/agent/watch/invalid_records.ts";
+import { LeaderSource } from "../../lib/agent/watch/leader_source.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { ConsulClient, type FetchLike } from "../../lib/consul/client.ts";

@@ -3,7 +3,7 @@
  * only while following a leader, only for that leader, and unknown once the last read is too old.
  */
 import assert from "node:assert/strict";
-import { LeaderOffsetProbe } from "../../lib/agent/leader_offset.ts";
+import { LeaderOffsetProbe } from "../../lib/agent/watch/leader_offset.ts";
 import { replicationLag } from "../../lib/agent/node_status.ts";
 import type { HostPort } from "../../lib/address.ts";
 import { ManualClock } from "../../lib/clock.ts";

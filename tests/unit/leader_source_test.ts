@@ -3,7 +3,7 @@
  * nothing (a Go resec), and when the catalog does not tell.
  */
 import assert from "node:assert/strict";
-import { masterOfUnannouncedHolder } from "../../lib/agent/leader_source.ts";
+import { masterOfUnannouncedHolder } from "../../lib/agent/watch/leader_source.ts";
 import type { HealthEntry } from "../../lib/consul/health.ts";
 
 function entry(overrides: Partial<HealthEntry> & { port: number }): HealthEntry {

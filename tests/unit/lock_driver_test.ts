@@ -8,7 +8,7 @@ import {
   LOCK_ACQUIRE_BACKOFF,
   LockDriver,
   type LockPort,
-} from "../../lib/agent/lock_driver.ts";
+} from "../../lib/agent/apply/lock_driver.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
 import { silentLogger } from "../../lib/log.ts";

@@ -5,10 +5,10 @@
  * recorder of the presence's own port; no I/O.
  */
 import assert from "node:assert/strict";
-import { ConsulAnomalies } from "../../lib/agent/consul_anomalies.ts";
+import { ConsulAnomalies } from "../../lib/agent/watch/consul_anomalies.ts";
 import { withAgentCheck } from "../../lib/agent/loop.ts";
 import { earlierRunSessions } from "../../lib/agent/earlier_run.ts";
-import { AgentPresence, type PresencePort } from "../../lib/agent/presence.ts";
+import { AgentPresence, type PresencePort } from "../../lib/agent/apply/presence.ts";
 import { ConsulHttpError, ConsulPermissionDeniedError } from "../../lib/consul/errors.ts";
 import type { ServiceDefinition } from "../../lib/consul/service.ts";
 import { isSessionCheckNotReady, type SessionInfo } from "../../lib/consul/session.ts";

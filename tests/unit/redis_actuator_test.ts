@@ -3,7 +3,7 @@
  * left (INFO cannot show one) never outlives the moment Redis turns replica or is promoted.
  */
 import assert from "node:assert/strict";
-import { RedisActuator, type RedisCommandPort } from "../../lib/agent/redis_actuator.ts";
+import { RedisActuator, type RedisCommandPort } from "../../lib/agent/apply/redis_actuator.ts";
 import { silentLogger } from "../../lib/log.ts";
 
 function recordingActuator(): { actuator: RedisActuator; calls: string[] } {

@@ -3,7 +3,7 @@
  * when it failed; a refused connection is not.
  */
 import assert from "node:assert/strict";
-import { mayServe, toRedisView } from "../../lib/agent/redis_view.ts";
+import { mayServe, toRedisView } from "../../lib/agent/watch/redis_view.ts";
 import {
   RedisAuthError,
   RedisCommandError,

@@ -3,7 +3,7 @@
  * in-memory recorder of the registrar's own port (no Consul involved: this is the unit's boundary).
  */
 import assert from "node:assert/strict";
-import { type CatalogPort, ServiceRegistrar } from "../../lib/agent/registrar.ts";
+import { type CatalogPort, ServiceRegistrar } from "../../lib/agent/apply/registrar.ts";
 import type { ServiceDefinition } from "../../lib/consul/service.ts";
 import { silentLogger } from "../../lib/log.ts";
 import type { CheckStatus, Role } from "../../lib/reconciler/model.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseHostPort } from "../../lib/address.ts";
-import { SwitchoverCoordinator } from "../../lib/agent/switchover.ts";
+import { SwitchoverCoordinator } from "../../lib/agent/apply/switchover.ts";
 import type { SwitchoverRecord } from "../../lib/cluster/controls.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";

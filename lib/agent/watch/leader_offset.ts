@@ -4,13 +4,13 @@
  * Raft apply on the Consul servers), so the agent of a replica reads it there itself: `INFO
  * replication` on a connection of its own, once per interval while it follows a leader.
  */
-import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
-import type { Clock } from "../clock.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import { RedisClient } from "../redis/client.ts";
-import type { RedisConnectionConfig } from "../redis/connection.ts";
-import { parseInfo } from "../redis/info.ts";
+import { formatHostPort, type HostPort, sameHostPort } from "../../address.ts";
+import type { Clock } from "../../clock.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import { RedisClient } from "../../redis/client.ts";
+import type { RedisConnectionConfig } from "../../redis/connection.ts";
+import { parseInfo } from "../../redis/info.ts";
 
 /** Reads a Redis's `master_repl_offset`; rejects when it cannot. */
 export type OffsetReader = (address: HostPort, signal: AbortSignal) => Promise<number>;

@@ -10,11 +10,11 @@
  * but cut off has fenced itself at the fence bound (0.6 × TTL), with the margin it keeps before a
  * session that expires: no peer can lead before the old master stopped taking writes.
  */
-import type { Clock } from "../clock.ts";
-import type { CheckStatus } from "../consul/health.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import type { LeaderView } from "../reconciler/model.ts";
+import type { Clock } from "../../clock.ts";
+import type { CheckStatus } from "../../consul/health.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import type { LeaderView } from "../../reconciler/model.ts";
 
 /** The Consul calls the watch makes. */
 export interface HolderHostPort {

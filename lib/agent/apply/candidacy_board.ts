@@ -5,29 +5,29 @@
  *
  * An agent writes its entry only when its position changes (every Consul KV write is a Raft apply on
  * the servers), never on a timer. Its liveness comes from the session that holds the entry: a session
- * without TTL tied to the agent check (lib/agent/presence.ts) and to the node's `serfHealth`. When the
+ * without TTL tied to the agent check (lib/agent/apply/presence.ts) and to the node's `serfHealth`. When the
  * agent dies, its check lapses; when its host dies, gossip fails; either way Consul ends the session
  * and releases the entry, and every peer sees it in the same watch. Agents of earlier versions wrote
  * without a session and republished every few seconds: their entries count while they keep changing,
  * and this agent republishes on the same beat while any of them is about.
  */
-import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
-import { type Candidacy, isLive, type SeenCandidacy } from "../reconciler/election.ts";
-import type { Clock } from "../clock.ts";
-import type { ConsulClient } from "../consul/client.ts";
-import { acquireKey, deleteKey, type KvEntry } from "../consul/kv.ts";
+import { backoffDelay, type BackoffPolicy } from "../../backoff.ts";
+import { type Candidacy, isLive, type SeenCandidacy } from "../../reconciler/election.ts";
+import type { Clock } from "../../clock.ts";
+import type { ConsulClient } from "../../consul/client.ts";
+import { acquireKey, deleteKey, type KvEntry } from "../../consul/kv.ts";
 import {
   createSession,
   destroySession,
   isSessionInvalid,
   SessionKeeper,
-} from "../consul/session.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import { candidatesPrefix, encodeCandidacy, parseCandidacy } from "../cluster/candidacy.ts";
-import { InvalidRecordError } from "../record.ts";
-import { type GroupKeys, GroupKeysWatch } from "./group_keys.ts";
-import { InvalidRecordReporter } from "./invalid_records.ts";
+} from "../../consul/session.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import { candidatesPrefix, encodeCandidacy, parseCandidacy } from "../../cluster/candidacy.ts";
+import { InvalidRecordError } from "../../record.ts";
+import { type GroupKeys, GroupKeysWatch } from "../watch/group_keys.ts";
+import { InvalidRecordReporter } from "../watch/invalid_records.ts";
 
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
 const FORGET_AFTER_MS = 600_000;

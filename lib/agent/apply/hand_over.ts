@@ -2,19 +2,23 @@
  * A graceful stop of the master: once another node leads, make our fenced Redis its replica, as that
  * node's agent would.
  */
-import { formatHostPort, sameHostPort } from "../address.ts";
-import type { Clock } from "../clock.ts";
-import { masterServiceQuery, presenceDefinition, slaveServiceQuery } from "../cluster/services.ts";
-import type { Config } from "../config.ts";
-import type { ConsulClient } from "../consul/client.ts";
-import { ConsulError } from "../consul/errors.ts";
-import { healthService } from "../consul/health.ts";
-import type { Logger } from "../log.ts";
-import type { RedisCommander } from "../redis/commander.ts";
-import { RedisError } from "../redis/errors.ts";
-import type { LeaderSource } from "./leader_source.ts";
+import { formatHostPort, sameHostPort } from "../../address.ts";
+import type { Clock } from "../../clock.ts";
+import {
+  masterServiceQuery,
+  presenceDefinition,
+  slaveServiceQuery,
+} from "../../cluster/services.ts";
+import type { Config } from "../../config.ts";
+import type { ConsulClient } from "../../consul/client.ts";
+import { ConsulError } from "../../consul/errors.ts";
+import { healthService } from "../../consul/health.ts";
+import type { Logger } from "../../log.ts";
+import type { RedisCommander } from "../../redis/commander.ts";
+import { RedisError } from "../../redis/errors.ts";
+import type { LeaderSource } from "../watch/leader_source.ts";
 import type { RedisActuator } from "./redis_actuator.ts";
-import { type AgentTimings, HAND_OVER_WAIT_MS } from "./timings.ts";
+import { type AgentTimings, HAND_OVER_WAIT_MS } from "../timings.ts";
 
 export interface HandOverOptions {
   config: Config;

@@ -4,10 +4,10 @@
  * run of the agent left (a graceful stop fences a master for a minute) is lifted whenever Redis turns
  * replica or is promoted before this run has paused it itself.
  */
-import { formatHostPort, type HostPort } from "../address.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import type { RedisAction } from "../reconciler/model.ts";
+import { formatHostPort, type HostPort } from "../../address.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import type { RedisAction } from "../../reconciler/model.ts";
 
 /** The commands the actuator sends to the local Redis. */
 export interface RedisCommandPort {

@@ -3,17 +3,17 @@
  * chosen on fresh positions, or refused), every agent follows an in-progress handover until it ends
  * or times out, the old master runs Redis FAILOVER once, and reports the outcome in Consul KV.
  */
-import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../address.ts";
-import { chooseSwitchoverTarget } from "../reconciler/election.ts";
-import type { Clock } from "../clock.ts";
-import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../cluster/controls.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import type { LeaderView } from "../reconciler/model.ts";
-import type { ElectionView } from "../reconciler/model.ts";
+import { formatHostPort, type HostPort, parseHostPort, sameHostPort } from "../../address.ts";
+import { chooseSwitchoverTarget } from "../../reconciler/election.ts";
+import type { Clock } from "../../clock.ts";
+import { advance, handoverOf, isFinished, type SwitchoverRecord } from "../../cluster/controls.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import type { LeaderView } from "../../reconciler/model.ts";
+import type { ElectionView } from "../../reconciler/model.ts";
 import type { LockDriver } from "./lock_driver.ts";
 
-/** Operator controls from Consul KV (lib/agent/control_source.ts). */
+/** Operator controls from Consul KV (lib/agent/watch/control_source.ts). */
 export interface ControlPort {
   paused(): boolean;
   switchover(): { record: SwitchoverRecord; modifyIndex: number } | undefined;

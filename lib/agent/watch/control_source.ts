@@ -2,8 +2,8 @@
  * Follows the operator controls in Consul KV (maintenance mode and switchover requests) and writes the
  * switchover's progress back, with check-and-set so two writers never overwrite each other.
  */
-import type { ConsulClient } from "../consul/client.ts";
-import { type KvEntry, putKey } from "../consul/kv.ts";
+import type { ConsulClient } from "../../consul/client.ts";
+import { type KvEntry, putKey } from "../../consul/kv.ts";
 import {
   encodeSwitchoverRecord,
   parsePauseNote,
@@ -11,9 +11,9 @@ import {
   pauseKey,
   switchoverKey,
   type SwitchoverRecord,
-} from "../cluster/controls.ts";
-import type { Logger } from "../log.ts";
-import { InvalidRecordError } from "../record.ts";
+} from "../../cluster/controls.ts";
+import type { Logger } from "../../log.ts";
+import { InvalidRecordError } from "../../record.ts";
 import { type GroupKeys, GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 

@@ -4,11 +4,11 @@
  * "warning"), heartbeats the TTL check well inside its TTL, re-registers when the Consul agent forgot
  * us, and deregisters when asked.
  */
-import type { ServiceDefinition } from "../consul/service.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import type { CheckStatus, Registration, Role } from "../reconciler/model.ts";
-import type { ServiceIntent } from "../reconciler/model.ts";
+import type { ServiceDefinition } from "../../consul/service.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import type { CheckStatus, Registration, Role } from "../../reconciler/model.ts";
+import type { ServiceIntent } from "../../reconciler/model.ts";
 
 /**
  * A refresh falls due this share of the heartbeat early. The loop's ticks come every heartbeat, a few

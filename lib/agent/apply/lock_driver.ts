@@ -4,13 +4,13 @@
  * that fails (the lock retries transient errors itself, so a 403, a 400 or a malformed answer) is not
  * tried again before a backoff has passed.
  */
-import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
-import { type Clock, systemClock } from "../clock.ts";
-import type { LockHold } from "../consul/lock.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
-import type { LockIntent } from "../reconciler/model.ts";
-import type { LockView } from "../reconciler/model.ts";
+import { backoffDelay, type BackoffPolicy } from "../../backoff.ts";
+import { type Clock, systemClock } from "../../clock.ts";
+import type { LockHold } from "../../consul/lock.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
+import type { LockIntent } from "../../reconciler/model.ts";
+import type { LockView } from "../../reconciler/model.ts";
 
 /** A held lock, as the Consul layer hands it out (the parts the driver uses). */
 export type HeldLock = Pick<

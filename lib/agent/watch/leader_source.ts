@@ -4,21 +4,21 @@
  * migration): the lock is held all the same, never free, and its address comes from the health
  * catalog, watched only meanwhile, once the catalog names that holder's master unambiguously.
  */
-import type { HostPort } from "../address.ts";
-import type { ConsulClient } from "../consul/client.ts";
-import { type HealthEntry, watchHealthService } from "../consul/health.ts";
-import type { KvEntry } from "../consul/kv.ts";
-import { sessionInfo } from "../consul/session.ts";
-import type { BlockingWatch } from "../consul/watch.ts";
-import type { Milliseconds } from "../duration.ts";
-import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../cluster/lock_value.ts";
-import type { Logger } from "../log.ts";
-import type { LeaderView } from "../reconciler/model.ts";
-import { InvalidRecordError } from "../record.ts";
-import type { LeaderSourcePort } from "./loop.ts";
+import type { HostPort } from "../../address.ts";
+import type { ConsulClient } from "../../consul/client.ts";
+import { type HealthEntry, watchHealthService } from "../../consul/health.ts";
+import type { KvEntry } from "../../consul/kv.ts";
+import { sessionInfo } from "../../consul/session.ts";
+import type { BlockingWatch } from "../../consul/watch.ts";
+import type { Milliseconds } from "../../duration.ts";
+import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../../cluster/lock_value.ts";
+import type { Logger } from "../../log.ts";
+import type { LeaderView } from "../../reconciler/model.ts";
+import { InvalidRecordError } from "../../record.ts";
+import type { LeaderSourcePort } from "../loop.ts";
 import { GroupKeysWatch, sameEntry } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
-import { RESEC_META_KEY } from "../cluster/services.ts";
+import { RESEC_META_KEY } from "../../cluster/services.ts";
 
 export interface LeaderSourceOptions {
   client: ConsulClient;

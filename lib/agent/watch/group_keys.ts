@@ -5,13 +5,13 @@
  * one connection) open for all of them, and a quiet group costs one read per wait. The leader source,
  * the control source and the candidacy board each take their part of every answer.
  */
-import type { ConsulClient } from "../consul/client.ts";
-import { type KvEntry, listPrefix } from "../consul/kv.ts";
-import { BlockingWatch } from "../consul/watch.ts";
-import { candidatesPrefix } from "../cluster/candidacy.ts";
-import { pauseKey, switchoverKey } from "../cluster/controls.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
+import type { ConsulClient } from "../../consul/client.ts";
+import { type KvEntry, listPrefix } from "../../consul/kv.ts";
+import { BlockingWatch } from "../../consul/watch.ts";
+import { candidatesPrefix } from "../../cluster/candidacy.ts";
+import { pauseKey, switchoverKey } from "../../cluster/controls.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
 
 /** One answer of the watch, split by record. */
 export interface GroupKeys {

@@ -1,15 +1,15 @@
 /**
  * Turns the Redis observer's observation into the reconciler's RedisView: only what decisions use.
  */
-import type { RedisView } from "../reconciler/model.ts";
+import type { RedisView } from "../../reconciler/model.ts";
 import {
   RedisAuthError,
   RedisCommandError,
   type RedisError,
   RedisTimeoutError,
   RedisTlsError,
-} from "../redis/errors.ts";
-import type { RedisObservation } from "../redis/observer.ts";
+} from "../../redis/errors.ts";
+import type { RedisObservation } from "../../redis/observer.ts";
 
 /**
  * Maps one observation; a Redis whose INFO names no role we understand counts as down.

@@ -9,11 +9,11 @@
  * The check's TTL runs in the local Consul agent, so it does not help when that agent dies too (a
  * whole host): then the session TTL, or a `serfHealth` node check, decides.
  */
-import { backoffDelay } from "../backoff.ts";
-import type { Clock } from "../clock.ts";
-import type { ServiceDefinition } from "../consul/service.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
+import { backoffDelay } from "../../backoff.ts";
+import type { Clock } from "../../clock.ts";
+import type { ServiceDefinition } from "../../consul/service.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
 
 /** The Consul agent's endpoints, as the presence needs them. */
 export interface PresencePort {

@@ -3,9 +3,9 @@
  * watch answer, and its readers go on without it, so each one is reported when it first appears and
  * then at most once a minute while it stays.
  */
-import type { Clock } from "../clock.ts";
-import type { Milliseconds } from "../duration.ts";
-import type { Logger } from "../log.ts";
+import type { Clock } from "../../clock.ts";
+import type { Milliseconds } from "../../duration.ts";
+import type { Logger } from "../../log.ts";
 
 /** A bad value that stays is reported again this often, so it is not forgotten in the logs. */
 export const INVALID_RECORD_REMINDER_MS: Milliseconds = 60_000;

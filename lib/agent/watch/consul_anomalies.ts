@@ -3,7 +3,7 @@
  * check's output: Consul's UI and `/v1/health` show them where operators look first, not only in the
  * log and the metrics.
  */
-import type { ConsulRequestEvent } from "../consul/client.ts";
+import type { ConsulRequestEvent } from "../../consul/client.ts";
 
 /** Counts the anomalies; one per agent, fed by the Consul client and the record readers. */
 export class ConsulAnomalies {

@@ -115,12 +115,15 @@ Deno.test("the bed: namespaces on a bridge, three Consul servers and agents, Red
         assert.ok(raft.Servers.every((s) => s.Voter));
         const leader = await bed.consulLeader();
         assert.ok(leader !== undefined && leader >= 0 && leader < 3, `leader ${leader}`);
-        // Each host's own agent, which resec reaches at 127.0.0.1:8500, knows the whole pool.
+        // Each host's own agent, which resec reaches at 127.0.0.1:8500, knows the whole pool once
+        // gossip has spread (a moment after the joins on a loaded machine: 6 of 7 was seen in CI).
         for (const host of bed.hosts) {
-          const members = await host.consul.api.get<{ Name: string; Status: number }[]>(
-            "/v1/agent/members",
-          );
-          assert.equal(members.filter((m) => m.Status === 1).length, 7, host.name);
+          await waitFor(async () => {
+            const members = await host.consul.api.get<{ Name: string; Status: number }[]>(
+              "/v1/agent/members",
+            );
+            return members.filter((m) => m.Status === 1).length === 7;
+          }, { timeoutMs: 20_000, message: `${host.name}'s agent to see all 7 members alive` });
         }
         const local = await bed.network.exec(bed.host(2).machine, "bash", [
           "-c",

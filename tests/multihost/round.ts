@@ -230,25 +230,36 @@ export function withoutRejoinEcho(
 
 /** One passing master, every other host a passing slave with its link up: returns the master. */
 async function converged(bed: Bed, timeoutMs: number): Promise<number> {
+  // Held for CONVERGED_STABLE_MS: right after a quorum comes back, the catalog still shows the state
+  // from before the outage until the agents update it (seen in CI: "converged" on a fenced master).
+  let since: { master: number; at: number } | undefined;
   return await waitFor(async () => {
     const [masters, slaves] = await Promise.all([bed.passingMasters(), bed.passingSlaves()]);
     const master = masters.length === 1 ? masters[0]!.host : undefined;
-    if (master === undefined || slaves.length !== bed.hosts.length - 1) return false;
+    if (master === undefined || slaves.length !== bed.hosts.length - 1) return since = undefined;
     for (const host of bed.hosts.filter((host) => host.index !== master)) {
       const info = await host.redis.info().catch(() => ({} as Record<string, string>));
-      if (info.master_link_status !== "up") return false;
+      if (info.master_link_status !== "up") return since = undefined;
     }
-    return master;
+    if (since?.master !== master) since = { master, at: Date.now() };
+    return Date.now() - since.at >= CONVERGED_STABLE_MS ? master : false;
   }, { timeoutMs, intervalMs: 250, message: "one master and every other host its replica" });
 }
+
+/** How long readRetried keeps trying. */
+const READ_RETRY_MS = 15_000;
+
+/** How long the converged state must hold before a round counts it. */
+const CONVERGED_STABLE_MS = 3_000;
 
 /**
  * A read through a host's probe client, retried for a few seconds: that client queues nothing, so a
  * read that lands while it reconnects fails at once.
  */
 async function readRetried<T>(read: () => Promise<T>, what: string): Promise<T> {
+  // Long enough for a read queued behind a probe write that a fence holds until it is lifted.
   let lastError: unknown;
-  const giveUpAt = Date.now() + 5_000;
+  const giveUpAt = Date.now() + READ_RETRY_MS;
   while (Date.now() < giveUpAt) {
     try {
       return await read();

@@ -26,7 +26,12 @@ import type { Milliseconds } from "../../duration.ts";
 import type { Logger } from "../../log.ts";
 import { candidatesPrefix, encodeCandidacy, parseCandidacy } from "../../cluster/candidacy.ts";
 import { InvalidRecordError } from "../../record.ts";
-import { type GroupKeys, GroupKeysWatch } from "../watch/group_keys.ts";
+import {
+  type GroupKeys,
+  type GroupKeysWatch,
+  OWN_KEYS_WAIT_MS,
+  sharedOrOwnKeys,
+} from "../watch/group_keys.ts";
 import { InvalidRecordReporter } from "../watch/invalid_records.ts";
 
 /** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
@@ -151,13 +156,8 @@ export class CandidacyBoard implements AsyncDisposable {
       // One label for the whole prefix: anyone may write any number of keys under it.
       ...(onInvalidRecord ? { onInvalid: () => onInvalidRecord(this.#prefix) } : {}),
     });
-    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
-      client: options.client,
-      lockKey: options.lockKey,
-      waitMs: 60_000,
-      logger: options.logger,
-    });
-    const keys = options.keys ?? this.#ownKeys!;
+    const { keys, own } = sharedOrOwnKeys({ ...options, waitMs: OWN_KEYS_WAIT_MS });
+    this.#ownKeys = own;
     this.#unsubscribe = keys.subscribe((answer) => this.#onKeys(answer));
   }
 

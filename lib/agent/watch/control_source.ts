@@ -14,7 +14,13 @@ import {
 } from "../../cluster/controls.ts";
 import type { Logger } from "../../log.ts";
 import { InvalidRecordError } from "../../record.ts";
-import { type GroupKeys, GroupKeysWatch, sameEntry } from "./group_keys.ts";
+import {
+  type GroupKeys,
+  type GroupKeysWatch,
+  OWN_KEYS_WAIT_MS,
+  sameEntry,
+  sharedOrOwnKeys,
+} from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 
 export interface ControlSourceOptions {
@@ -53,13 +59,8 @@ export class ControlSource implements AsyncDisposable {
       clock: options.client.clock,
       ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
     });
-    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
-      client: options.client,
-      lockKey: options.lockKey,
-      waitMs: 60_000,
-      logger: options.logger,
-    });
-    const keys = options.keys ?? this.#ownKeys!;
+    const { keys, own } = sharedOrOwnKeys({ ...options, waitMs: OWN_KEYS_WAIT_MS });
+    this.#ownKeys = own;
     this.#unsubscribe = keys.subscribe((answer) => this.#apply(answer));
   }
 

@@ -72,6 +72,26 @@ export interface GroupKeysWatchOptions {
 }
 
 /** The one watch on `<lock key>`; shared by its readers, owned (and closed) by whoever made it. */
+/**
+ * The group watch a reader uses: the shared one when it was given one, else a watch of its own, which
+ * the reader closes with itself (`own`). The readers share one in the agent; tests build them alone.
+ */
+export function sharedOrOwnKeys(options: {
+  keys?: GroupKeysWatch;
+  client: ConsulClient;
+  lockKey: string;
+  waitMs: Milliseconds;
+  logger: Logger;
+}): { keys: GroupKeysWatch; own: GroupKeysWatch | undefined } {
+  if (options.keys) return { keys: options.keys, own: undefined };
+  const { client, lockKey, waitMs, logger } = options;
+  const own = new GroupKeysWatch({ client, lockKey, waitMs, logger });
+  return { keys: own, own };
+}
+
+/** The blocking wait of a reader's own group watch when it is not told one. */
+export const OWN_KEYS_WAIT_MS = 60_000;
+
 export class GroupKeysWatch implements AsyncDisposable {
   readonly lockKey: string;
   readonly #options: GroupKeysWatchOptions;

@@ -16,7 +16,7 @@ import type { Logger } from "../../log.ts";
 import type { LeaderView } from "../../reconciler/model.ts";
 import { InvalidRecordError } from "../../record.ts";
 import type { LeaderSourcePort } from "../loop.ts";
-import { GroupKeysWatch, sameEntry } from "./group_keys.ts";
+import { type GroupKeysWatch, sameEntry, sharedOrOwnKeys } from "./group_keys.ts";
 import { InvalidRecordReporter } from "./invalid_records.ts";
 import { RESEC_META_KEY } from "../../cluster/services.ts";
 
@@ -106,13 +106,9 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
       clock: options.client.clock,
       ...(options.onInvalidRecord ? { onInvalid: options.onInvalidRecord } : {}),
     });
-    this.#ownKeys = options.keys ? undefined : new GroupKeysWatch({
-      client: options.client,
-      lockKey: options.lockKey,
-      waitMs: options.waitMs,
-      logger: options.logger,
-    });
-    this.#keys = options.keys ?? this.#ownKeys!;
+    const { keys, own } = sharedOrOwnKeys(options);
+    this.#keys = keys;
+    this.#ownKeys = own;
     this.#unsubscribe = [
       this.#keys.subscribe((keys) => this.#onLockKey(keys.lock)),
       this.#keys.onReachability(() => this.#notify()),

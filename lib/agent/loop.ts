@@ -367,6 +367,14 @@ export class Agent implements AsyncDisposable {
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
       ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
+      ...(leader === null && this.#memory.lastLeader && this.#memory.freeSince !== undefined
+        ? {
+          vanishedLeader: {
+            address: this.#memory.lastLeader.address,
+            freeSince: this.#memory.freeSince,
+          },
+        }
+        : {}),
       ...(handover ? { handover } : {}),
     };
     this.#logStateChanges(observed);

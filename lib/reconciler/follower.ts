@@ -162,7 +162,7 @@ function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
       service: { kind: "absent" },
     };
   }
-  const standing = standingFor(observed);
+  const standing = vanishedLeaderWait(observed) ?? standingFor(observed);
   const fence = fenceIfMaster(redis, observed.fenced);
   if (standing.kind === "compete") {
     return {
@@ -182,6 +182,27 @@ function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
     redis: fence,
     service: { kind: "absent" },
     ...(standing.kind === "wait" ? { wakeAt: standing.until } : {}),
+  };
+}
+
+/**
+ * A lock key that vanished under a leader (Consul lost its state, or someone deleted the key) frees
+ * the lock at once, without the TTL and lock delay that give a cut-off master time to fence itself:
+ * wait out its fence bound, counted from when this node first saw the lock free, before competing.
+ */
+function vanishedLeaderWait(observed: Situation): Standing | undefined {
+  const vanished = observed.vanishedLeader;
+  if (!observed.lockKeyMissing || !vanished || sameHostPort(vanished.address, observed.self)) {
+    return undefined;
+  }
+  const until = vanished.freeSince + observed.settings.peerFenceWaitMs;
+  if (observed.now >= until) return undefined;
+  return {
+    kind: "wait",
+    reason: `the lock key vanished while ${
+      formatHostPort(vanished.address)
+    } led; waiting until it has fenced itself`,
+    until,
   };
 }
 

@@ -132,6 +132,12 @@ export interface Observed {
   readonly demotedUnderLock?: boolean;
   /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */
   readonly lockKeyMissing?: boolean;
+  /**
+   * The leader this node last saw, when the lock key then vanished: that term ended without Consul's
+   * TTL and lock delay, so its master may not have fenced itself yet. `freeSince`: when this node
+   * first saw the lock free.
+   */
+  readonly vanishedLeader?: { readonly address: HostPort; readonly freeSince: number };
   /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
   readonly handover?: {
     readonly target: HostPort;

@@ -477,6 +477,25 @@ Deno.test("a holder whose lock key vanished from Consul refuses writes and is no
   assert.equal(decision.lock, "hold", "the lock monitor settles it");
 });
 
+Deno.test("after the lock key vanished under another leader, a master-role Redis waits out that leader's fence bound before competing", () => {
+  const vanished = { lockKeyMissing: true, vanishedLeader: { address: OTHER, freeSince: 99_000 } };
+  const early = decide(observed({ ...vanished, fenced: true }));
+  assert.equal(early.name, "stepping_aside");
+  assert.equal(early.lock, "idle");
+  assert.equal(early.wakeAt, 99_000 + SETTINGS.peerFenceWaitMs);
+  assert.match(early.reason, /vanished/);
+  const later = decide(
+    observed({ ...vanished, fenced: true, now: 99_000 + SETTINGS.peerFenceWaitMs }),
+  );
+  assert.equal(later.lock, "compete");
+  const ownTerm = decide(
+    observed({ lockKeyMissing: true, vanishedLeader: { address: SELF, freeSince: 99_000 } }),
+  );
+  assert.equal(ownTerm.lock, "compete", "the former leader itself has nothing to wait for");
+  const released = decide(observed({ vanishedLeader: { address: OTHER, freeSince: 99_000 } }));
+  assert.equal(released.lock, "compete", "a released key kept the lock delay: no extra wait");
+});
+
 Deno.test("a holder that sees another session on the lock refuses writes; its own session is fine", () => {
   const other = decide(observed({ lock: { ...HELD, session: "mine" }, leader: OTHER_LEADS }));
   assert.equal(other.name, "lock_contested");

@@ -361,6 +361,9 @@ export function describeEffectiveConfig(config: Config, env: Environment): strin
       formatDuration(config.healthcheckTimeoutMs)
     }`,
     `log              ${config.logLevel} ${config.logFormat}`,
+    `failsafe         ${
+      config.failsafe ? "on (key from FAILSAFE_KEY_FILE; peers call /v1/failsafe)" : "off"
+    }`,
     "",
     "variables set:",
   ];

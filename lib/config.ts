@@ -26,6 +26,7 @@ import {
   type RedisConnectionConfig,
 } from "./redis/connection.ts";
 import { parseHttpAddr } from "./http/addr.ts";
+import { MIN_KEY_BYTES } from "./failsafe/call.ts";
 import { MAX_ADDRESS_CHARS, MAX_TEXT_CHARS } from "./record.ts";
 
 /**
@@ -80,6 +81,11 @@ export interface Config {
   };
   /** Where the health and metrics endpoints listen; off when undefined. */
   readonly httpAddress: HostPort | undefined;
+  /**
+   * FAILSAFE_MODE: while Consul cannot confirm the lock, the master keeps taking writes as long as
+   * every peer's agent confirms it follows it (docs/failsafe.md). `key` is FAILSAFE_KEY_FILE's secret.
+   */
+  readonly failsafe: { readonly key: string } | undefined;
   /** ON_ROLE_CHANGE: a command run after every role change. */
   readonly roleChangeHook:
     | { readonly command: string; readonly timeoutMs: Milliseconds }
@@ -119,6 +125,8 @@ export const ENVIRONMENT_VARIABLES = [
   "HTTP_ADDR",
   "ON_ROLE_CHANGE",
   "ON_ROLE_CHANGE_TIMEOUT",
+  "FAILSAFE_MODE",
+  "FAILSAFE_KEY_FILE",
   ...REDIS_ENV_VARIABLES,
   "CONSUL_HTTP_ADDR",
   "CONSUL_HTTP_TOKEN",
@@ -239,6 +247,7 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     describe: "between 10ms and 1h",
   });
 
+  const httpAddress = parseHttpAddress(reader);
   const config: Config = {
     consul,
     redis,
@@ -263,7 +272,8 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
         : reader.integer("REPLICA_PRIORITY", 100, { min: 0, max: 2_147_483_647 }),
       forceFailover: reader.boolean("FORCE_FAILOVER", false),
     },
-    httpAddress: parseHttpAddress(reader),
+    httpAddress,
+    failsafe: parseFailsafe(reader, httpAddress, readTextFile),
     roleChangeHook: parseRoleChangeHook(reader),
   };
   return reader.problems.length > 0
@@ -296,6 +306,47 @@ function parseRoleChangeHook(
   });
   const command = reader.raw("ON_ROLE_CHANGE");
   return command === undefined ? undefined : { command, timeoutMs };
+}
+
+function parseFailsafe(
+  reader: EnvReader,
+  httpAddress: HostPort | undefined,
+  readTextFile: (path: string) => string,
+): { key: string } | undefined {
+  if (!reader.boolean("FAILSAFE_MODE", false)) return undefined;
+  if (reader.raw("HTTP_ADDR") === undefined) {
+    reader.problem(
+      "HTTP_ADDR",
+      "FAILSAFE_MODE needs HTTP_ADDR: peers' agents call this one's /v1/failsafe on it",
+    );
+  }
+  const path = reader.raw("FAILSAFE_KEY_FILE");
+  if (path === undefined) {
+    reader.problem(
+      "FAILSAFE_KEY_FILE",
+      "FAILSAFE_MODE needs FAILSAFE_KEY_FILE: a file holding the secret every agent of the group shares",
+    );
+    return undefined;
+  }
+  let key: string;
+  try {
+    key = readTextFile(path).trim();
+  } catch (error) {
+    reader.problem(
+      "FAILSAFE_KEY_FILE",
+      `Cannot read FAILSAFE_KEY_FILE: ${(error as Error).message}`,
+    );
+    return undefined;
+  }
+  const bytes = new TextEncoder().encode(key).length;
+  if (bytes < MIN_KEY_BYTES) {
+    reader.problem(
+      "FAILSAFE_KEY_FILE",
+      `FAILSAFE_KEY_FILE holds ${bytes} bytes: the key needs at least ${MIN_KEY_BYTES}`,
+    );
+    return undefined;
+  }
+  return httpAddress ? { key } : undefined;
 }
 
 function parseHttpAddress(reader: EnvReader): HostPort | undefined {

@@ -6,7 +6,7 @@ import { formatHostPort } from "../address.ts";
 import { type HookRole, RoleChangeHook, type RoleChangeHookOptions } from "../hooks.ts";
 import type { Logger } from "../log.ts";
 import type { ResecMetrics } from "../metrics/resec.ts";
-import type { Decision, Observed } from "../reconciler/model.ts";
+import { actsAsMaster, type Decision, type Observed } from "../reconciler/model.ts";
 import { replicationLag } from "./node_status.ts";
 import type { AgentPresence } from "./apply/presence.ts";
 
@@ -54,7 +54,7 @@ export class EvaluationRecorder {
     this.#runHook(observed, decision);
     const freeSince = observed.election?.freeSince;
     if (freeSince !== undefined) this.#freeSinceSeen = freeSince;
-    if (decision.name === "master" && previous?.name !== "master") {
+    if (actsAsMaster(decision.name) && !actsAsMaster(previous?.name)) {
       metrics.electionWon();
       if (this.#freeSinceSeen !== undefined) {
         metrics.failoverCompleted(observed.now - this.#freeSinceSeen);
@@ -68,7 +68,7 @@ export class EvaluationRecorder {
 
   /** Calls ON_ROLE_CHANGE when this node becomes master, or a replica following a leader. */
   #runHook(observed: Observed, decision: Decision): void {
-    const role: HookRole | undefined = decision.name === "master"
+    const role: HookRole | undefined = actsAsMaster(decision.name)
       ? "master"
       : decision.name === "replica"
       ? "slave"

@@ -7,6 +7,8 @@ import type { Config } from "../config.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { StatusSource } from "../http/status.ts";
 import { endEarlierRunSessions } from "./earlier_run.ts";
+import { FAILSAFE_PATH } from "../failsafe/call.ts";
+import { failsafeApiAddress } from "./failsafe_wiring.ts";
 import { handOver } from "./apply/hand_over.ts";
 import type { RedisActuator } from "./apply/redis_actuator.ts";
 import { inspectRedis } from "./redis_ports.ts";
@@ -36,14 +38,22 @@ export class AgentLifecycle implements AsyncDisposable {
   async start(): Promise<void> {
     const { clients, watches, logger, agent, clock, node } = this.#parts;
     const role = await inspectRedis(clients.commander, clients.actuator, logger);
+    const failsafe = clients.failsafe;
     if (this.config.httpAddress) {
       this.#http = await startHttpServer({
         address: this.config.httpAddress,
         status: this.#parts.status,
         metrics: this.#parts.metrics,
         logger: logger.child("http"),
+        ...(failsafe
+          ? { routes: { [FAILSAFE_PATH]: (request) => failsafe.peer.handle(request) } }
+          : {}),
       });
       logger.info("HTTP endpoints listening", { url: this.#http.url });
+      if (failsafe) {
+        failsafe.api.current = failsafeApiAddress(this.#http.address, this.config.announce);
+        logger.info("failsafe mode on: peers call this agent", { api: failsafe.api.current });
+      }
     }
     // Before this run makes any session of its own, so none of them can be mistaken for old ones.
     // Ending a session frees the lock it holds: a Redis still master from the earlier run's term
@@ -64,6 +74,7 @@ export class AgentLifecycle implements AsyncDisposable {
     await clients.presence.start();
     watches.holderWatch.start();
     watches.leaderOffset.start();
+    failsafe?.master.start();
     clients.observer.start();
     agent.start();
   }
@@ -74,6 +85,7 @@ export class AgentLifecycle implements AsyncDisposable {
     this.#stopped ??= (async () => {
       await watches.holderWatch.stop();
       await watches.leaderOffset.stop();
+      await clients.failsafe?.master.stop();
       watches.offsetReader.close();
       await agent.stop();
       // No longer a candidate: its entry goes at once (its session ends), or peers would wait for a

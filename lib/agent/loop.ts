@@ -89,6 +89,16 @@ export interface ElectionOptions {
   forced: boolean;
   /** While a peer of an earlier version is about, republish this often (it needs changes to see us). */
   heartbeatMs: Milliseconds;
+  /** FAILSAFE_MODE: where this agent answers failsafe calls, published in its candidacy. */
+  failsafeApi?: () => string | undefined;
+}
+
+/** FAILSAFE_MODE's two sides, as the loop reads them (lib/failsafe/). */
+export interface FailsafePort {
+  /** On the holder: until when every peer's grant lets it take writes without Consul. */
+  until(): number | undefined;
+  /** On a peer: until when it promised the master not to compete. */
+  promisedUntil(): number | undefined;
 }
 
 export interface AgentOptions {
@@ -127,6 +137,7 @@ export interface AgentOptions {
   onEvaluationFailed?: (error: unknown) => void;
   /** The ticker and wake-up timers; the global ones by default (the simulator passes its own). */
   timers?: AgentTimers;
+  failsafe?: FailsafePort;
 }
 
 /** The timer functions the loop uses, injectable so a simulated scheduler can drive it. */
@@ -366,6 +377,7 @@ export class Agent implements AsyncDisposable {
         }
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
+      ...this.#failsafe(),
       ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
       ...(leader === null && this.#memory.lastLeader && this.#memory.freeSince !== undefined
         ? {
@@ -471,6 +483,18 @@ export class Agent implements AsyncDisposable {
     }
   }
 
+  /** Failsafe mode's grants and promises, when it is on. */
+  #failsafe(): Pick<Observed, "failsafeUntil" | "promisedUntil"> {
+    const failsafe = this.#options.failsafe;
+    if (!failsafe) return {};
+    const until = failsafe.until();
+    const promised = failsafe.promisedUntil();
+    return {
+      ...(until !== undefined ? { failsafeUntil: until } : {}),
+      ...(promised !== undefined ? { promisedUntil: promised } : {}),
+    };
+  }
+
   /** The leader's offset read now, if the agent reads it (an error there only loses the reading). */
   #leaderOffset(): { leaderOffset?: number } {
     let offset: number | undefined;
@@ -491,7 +515,8 @@ export class Agent implements AsyncDisposable {
   ): ElectionView | undefined {
     const options = this.#options.election;
     if (!options) return undefined;
-    const self = this.#candidacy(redis, lock, options);
+    const api = options.failsafeApi?.();
+    const self = { ...this.#candidacy(redis, lock, options), ...(api ? { failsafeApi: api } : {}) };
     // The offset moves with every write: outside an election it rides on the heartbeat only, so a
     // busy master does not turn each poll into a Consul write.
     const { updatedAt: _updatedAt, offset, ...rest } = self;

@@ -5,7 +5,7 @@
 import type { Clock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { NodeStatus, StatusSource } from "../http/status.ts";
-import type { Observed } from "../reconciler/model.ts";
+import { actsAsMaster, type Observed } from "../reconciler/model.ts";
 import type { Agent } from "./loop.ts";
 
 /**
@@ -38,7 +38,7 @@ export function nodeStatus(
     role: up ? up.role : "unknown",
     // A holder that is holding writes (unconfirmed or contested lock, a switchover's FAILOVER) is
     // not a master a load balancer should send writes to.
-    holdsLock: observed?.lock.phase === "held" && snapshot.decision?.name === "master",
+    holdsLock: observed?.lock.phase === "held" && actsAsMaster(snapshot.decision?.name),
     redisHealthy: up !== undefined && !up.loading,
     agentHealthy: loopAlive && observed?.consulReachable !== false,
     linkUp: up?.role === "replica" && up.linkUp,

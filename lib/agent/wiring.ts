@@ -17,7 +17,8 @@ import { GroupKeysWatch } from "./watch/group_keys.ts";
 import { HolderHostWatch } from "./watch/holder_watch.ts";
 import { LeaderOffsetProbe, redisOffsetReader } from "./watch/leader_offset.ts";
 import { LeaderSource } from "./watch/leader_source.ts";
-import { Agent } from "./loop.ts";
+import { Agent, withAgentCheck } from "./loop.ts";
+import { wireFailsafe } from "./failsafe_wiring.ts";
 import { agentStatusSource } from "./node_status.ts";
 import { AgentPresence } from "./apply/presence.ts";
 import { ConsulAnomalies } from "./watch/consul_anomalies.ts";
@@ -117,6 +118,17 @@ export function wireAgent(config: Config, options: WiringOptions) {
     clock,
     logger: log("election"),
   });
+  const failsafe = wireFailsafe({
+    config,
+    fenceAfterMs,
+    lock: () => withAgentCheck(lock.view(), presence.confirmedAt()),
+    leader: () => leaderSource.leader(),
+    peers: () => board.peers(),
+    election: timings.election,
+    clock,
+    logger: log("failsafe"),
+    onChange: evaluate,
+  });
   const hook = config.roleChangeHook;
   const recorder = new EvaluationRecorder({ metrics, hook, presence, leaderOffsetNow, logger });
   const { priorityOverride, forceFailover: forced } = config.election;
@@ -134,7 +146,15 @@ export function wireAgent(config: Config, options: WiringOptions) {
     leaderOffset: leaderOffsetNow,
     settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs },
     tickMs,
-    election: { board, settings: timings.election, priorityOverride, forced, heartbeatMs: tickMs },
+    election: {
+      board,
+      settings: timings.election,
+      priorityOverride,
+      forced,
+      heartbeatMs: tickMs,
+      ...(failsafe ? { failsafeApi: () => failsafe.api.current } : {}),
+    },
+    ...(failsafe ? { failsafe: failsafe.port } : {}),
     fencePeer: (peer, self) => redisPorts.fencePeer(config, logger, peer, self),
     control,
     failover: redisPorts.failoverPort(commander),
@@ -142,7 +162,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
   });
   const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow, clock);
   const watches = { keys, leaderSource, board, control, holderWatch, leaderOffset, offsetReader };
-  const clients = { consul, observer, commander, actuator, presence };
+  const clients = { consul, observer, commander, actuator, presence, failsafe };
   const parts = { config, timings, clock, logger, node, metrics, recorder, agent, status };
   return { ...parts, watches, clients };
 }

@@ -55,6 +55,7 @@ export function parseCandidacy(value: string, address: string): Candidacy {
     );
   }
   const id = (name: string) => fields.text(name, { maxChars: MAX_ID_CHARS, empty: true });
+  const failsafeApi = fields.optionalAddress("failsafeApi");
   return {
     address: announced,
     runId: id("runId"),
@@ -70,5 +71,6 @@ export function parseCandidacy(value: string, address: string): Candidacy {
     // -1: published while the lock key was missing (lib/agent/watch/leader_source.ts).
     vacancy: fields.integer("vacancy", { min: -1 }),
     updatedAt: fields.timestamp("updatedAt"),
+    ...(failsafeApi ? { failsafeApi: formatHostPort(failsafeApi) } : {}),
   };
 }

@@ -3,6 +3,7 @@
  * namespace, puts a deadline on every call, reads Consul's index headers and turns failures into the
  * typed errors of errors.ts.
  */
+import { readBoundedText } from "../http/body.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { Milliseconds } from "../duration.ts";
 import { type Logger, silentLogger } from "../log.ts";
@@ -209,7 +210,7 @@ export class ConsulClient {
     let text: string | undefined;
     try {
       response = await this.#fetch(url, init);
-      text = await readBody(response, this.maxResponseBytes);
+      text = await readBoundedText(response, this.maxResponseBytes);
     } catch (error) {
       if (request.signal?.aborted) {
         report(0, "cancelled");
@@ -336,44 +337,6 @@ export class ConsulClient {
  */
 export function encodePath(key: string): string {
   return key.split("/").map(encodeURIComponent).join("/");
-}
-
-/**
- * The body as text, or undefined when it is longer than `limit` bytes: then it is read no further (a
- * Content-Length over the limit is not read at all) and the stream is cancelled.
- */
-async function readBody(response: Response, limit: number): Promise<string | undefined> {
-  const body = response.body;
-  if (body === null) return "";
-  const declared = Number(response.headers.get("Content-Length") ?? "0");
-  if (declared > limit) {
-    await body.cancel().catch(() => {});
-    return undefined;
-  }
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      length += value.byteLength;
-      if (length > limit) {
-        await reader.cancel().catch(() => {});
-        return undefined;
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 function clampWait(waitMs: Milliseconds): Milliseconds {

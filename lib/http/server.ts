@@ -17,6 +17,8 @@ export interface HttpServerOptions {
   logger?: Logger;
   /** Stops the server when aborted (as `close()` does). */
   signal?: AbortSignal;
+  /** Paths answered by their own handler instead (the failsafe call, lib/failsafe/peer.ts). */
+  routes?: Readonly<Record<string, (request: Request) => Promise<Response>>>;
 }
 
 /** A running HTTP API. `close()` or `await using` stops it. */
@@ -85,7 +87,13 @@ export function startHttpServer(options: HttpServerOptions): Promise<HttpServer>
           headers: { "Content-Type": "application/json; charset=utf-8" },
         });
       },
-    }, handler);
+    }, (request) => {
+      const path = new URL(request.url).pathname;
+      const route = options.routes && Object.hasOwn(options.routes, path)
+        ? options.routes[path]
+        : undefined;
+      return route ? route(request) : handler(request);
+    });
   } catch (error) {
     return Promise.reject(new HttpListenError(options.address, error));
   }

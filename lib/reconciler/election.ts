@@ -38,6 +38,8 @@ export interface Candidacy {
   readonly vacancy: number;
   /** ISO time of publication, for people reading the key. */
   readonly updatedAt: string;
+  /** FAILSAFE_MODE: where this agent answers failsafe calls (`host:port` of its HTTP API). */
+  readonly failsafeApi?: string;
 }
 
 /** A peer's candidacy as this agent saw it. */

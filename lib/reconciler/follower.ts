@@ -162,7 +162,7 @@ function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
       service: { kind: "absent" },
     };
   }
-  const standing = vanishedLeaderWait(observed) ?? standingFor(observed);
+  const standing = promiseWait(observed) ?? vanishedLeaderWait(observed) ?? standingFor(observed);
   const fence = fenceIfMaster(redis, observed.fenced);
   if (standing.kind === "compete") {
     return {
@@ -182,6 +182,17 @@ function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
     redis: fence,
     service: { kind: "absent" },
     ...(standing.kind === "wait" ? { wakeAt: standing.until } : {}),
+  };
+}
+
+/** A failsafe promise to the master (FAILSAFE_MODE): no competing before it runs out. */
+function promiseWait(observed: Situation): Standing | undefined {
+  const until = observed.promisedUntil;
+  if (until === undefined || observed.now >= until) return undefined;
+  return {
+    kind: "wait",
+    reason: "this node promised the master, in failsafe mode, not to compete yet",
+    until,
   };
 }
 

@@ -26,8 +26,16 @@ export function decideAsHolder(
     leading(observed, redis, lock);
 }
 
-/** When to fence ourselves: the last confirmation plus the fence bound. */
+/**
+ * When to fence ourselves: the last confirmation plus the fence bound, or later while every peer's
+ * failsafe grant covers us (lib/reconciler/failsafe.ts).
+ */
 function fenceDeadline(observed: Situation, lock: HeldLockView): number {
+  return Math.max(consulDeadline(observed, lock), observed.failsafeUntil ?? -Infinity);
+}
+
+/** The fence deadline Consul's confirmations alone give. */
+function consulDeadline(observed: Situation, lock: HeldLockView): number {
   return lock.confirmedAt + observed.settings.fenceAfterMs;
 }
 
@@ -162,9 +170,15 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
       wakeAt,
     };
   }
+  // Past Consul's bound, yet not fenced: every peer's failsafe grant covers this node (FAILSAFE_MODE).
+  const failsafe = observed.now >= consulDeadline(observed, lock);
   return {
-    name: "master",
-    reason: `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
+    name: failsafe ? "failsafe_master" : "master",
+    reason: failsafe
+      ? `Consul last confirmed the lock ${
+        observed.now - lock.confirmedAt
+      }ms ago, and every peer confirmed it follows this node: taking writes in failsafe mode`
+      : `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
     lock: "hold",
     // Our own fence comes off only once the former master was pointed at us or the fence bound
     // passed: a failed attempt proves nothing, and both could take writes meanwhile.
@@ -176,7 +190,9 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
       status: "passing",
       // No offset: an output that changes on every refresh is synced to the Consul servers (a Raft
       // apply) every check_update_interval; one that only changes with the state costs nothing.
-      output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}`,
+      output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}${
+        failsafe ? " failsafe" : ""
+      }`,
     },
     wakeAt,
   };

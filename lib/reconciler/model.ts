@@ -130,6 +130,13 @@ export interface Observed {
   readonly previousLeaderSince?: number;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
+  /**
+   * FAILSAFE_MODE, on the lock holder: every peer confirmed it follows this node, so it may take
+   * writes until this time even without Consul's confirmation (lib/reconciler/failsafe.ts).
+   */
+  readonly failsafeUntil?: number;
+  /** FAILSAFE_MODE, on a peer: it promised the master not to compete for the lock before this time. */
+  readonly promisedUntil?: number;
   /** The lock key does not exist at all (Consul lost its state, or someone deleted it). */
   readonly lockKeyMissing?: boolean;
   /**
@@ -203,6 +210,8 @@ export const DECISIONS = {
   demoted_under_lock: "Someone made our Redis a replica while we led: give the lock up.",
   promoting: "We hold the lock and Redis is not master yet: promote it.",
   master: "We hold the lock and Redis is master: register as a passing master.",
+  failsafe_master:
+    "Consul has not confirmed the lock within the fence bound, but every peer has (FAILSAFE_MODE): keep taking writes.",
   // Not holding the lock (follower.ts), in order of precedence.
   paused: "Maintenance mode: no promotion or demotion; a master-role Redis refuses writes.",
   taking_over: "Planned switchover to this node: compete for the lock.",
@@ -223,6 +232,14 @@ export const DECISIONS = {
 
 /** Names of decisions, logged when they change. */
 export type DecisionName = keyof typeof DECISIONS;
+
+/**
+ * Whether a decision has this node act as the writable master: `master`, or `failsafe_master` while
+ * its peers' grants stand in for Consul (lib/reconciler/failsafe.ts).
+ */
+export function actsAsMaster(name: DecisionName | undefined): boolean {
+  return name === "master" || name === "failsafe_master";
+}
 
 /** What the agent should do now, and why. */
 export interface Decision {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ClusterNode, delay, waitFor, withCluster } from "../support/mod.ts";
 import { DEFAULT_FULL_SYNC_DELAY } from "../support/redis.ts";
-import { ContinuousWriter } from "../support/writer.ts";
+import { describeRound, partitionMaster } from "../support/partition.ts";
 
 const PASSWORD = "e2e-secret";
 
@@ -114,35 +114,16 @@ Deno.test("a replica with replica-priority 0 is never promoted, even as the only
 Deno.test("a master cut off from Consul stops taking writes before another is elected", async () => {
   // Every agent reaches Consul through its own proxy, so the test can partition any one of them.
   await withCluster({ consulThroughProxy: true }, async (cluster) => {
-    const master = await cluster.waitForConvergence();
-    const writer = new ContinuousWriter(cluster);
-    writer.start();
-    await delay(500);
-    const cutAt = Date.now();
-    master.proxy!.cut();
-    await master.agent.waitForLog(/fencing_unconfirmed_lock/, 20_000);
-    const fencedAfter = Date.now() - cutAt;
-    const newMaster = await cluster.waitForMaster(30_000, master);
-    const electedAfter = Date.now() - cutAt;
-    await delay(1_000);
-    master.proxy!.heal();
-    await cluster.waitForConvergence();
-    await delay(500);
-    const report = await writer.stop();
-    const lost = await ContinuousWriter.lostOn(newMaster.redis, report);
-    console.log(
-      `partition: fenced after ${fencedAfter} ms, new master after ${electedAfter} ms (TTL 2s); ` +
-        `${report.acknowledged.length} writes acknowledged, ${lost.length} lost; ` +
-        `${report.splitBrainRounds} of ${report.probeRounds} probe rounds saw two writable masters`,
-    );
+    const round = await partitionMaster(cluster);
+    console.log(describeRound("partition (TTL 2s)", round));
     assert.ok(
-      fencedAfter < electedAfter,
+      round.fencedAfterMs < round.electedAfterMs,
       "the old master was fenced before the new one was elected",
     );
-    assert.equal(report.splitBrainRounds, 0, "never two writable masters");
-    assert.equal(lost.length, 0, `acknowledged writes lost: ${lost.slice(0, 10).join(",")}`);
+    assert.equal(round.report.splitBrainRounds, 0, "never two writable masters");
+    assert.equal(round.lost.length, 0, `acknowledged writes lost: ${round.lost.slice(0, 10)}`);
     assert.equal(
-      (await master.redis.info()).role,
+      (await round.oldMaster.redis.info()).role,
       "slave",
       "the cut-off master rejoined as a replica",
     );

@@ -264,3 +264,22 @@ Deno.test("an announced address or a session name too long for the lock value ot
   ]);
   assert.equal(configOf({ ANNOUNCE_ADDR: `${"h".repeat(295)}:6379` }).announce.port, 6379);
 });
+
+Deno.test("FAILSAFE_MODE needs HTTP_ADDR and a key file of at least 16 bytes; off by default", () => {
+  assert.equal(configOf({}).failsafe, undefined);
+  const problems = problemsOf({ FAILSAFE_MODE: "true" });
+  assert.ok(
+    problems.some((problem) => /FAILSAFE_MODE needs HTTP_ADDR/.test(problem)),
+    problems.join(),
+  );
+  assert.ok(problems.some((problem) => /FAILSAFE_KEY_FILE/.test(problem)), problems.join());
+  const keyed = (key: string) =>
+    parseConfig(
+      { FAILSAFE_MODE: "true", HTTP_ADDR: ":8008", FAILSAFE_KEY_FILE: "/etc/resec/failsafe.key" },
+      { readTextFile: () => key },
+    );
+  const short = keyed("too short\n");
+  assert.ok(!short.ok && short.problems.some((problem) => /at least 16/.test(problem.message)));
+  const ok = keyed("  sixteen bytes or more  \n");
+  assert.ok(ok.ok && ok.config.failsafe?.key === "sixteen bytes or more");
+});

@@ -144,6 +144,47 @@ Deno.test("a master whose lock was not confirmed within the fence bound refuses 
   assert.equal(decision.lock, "hold", "keeps the lock in case Consul comes back in time");
 });
 
+Deno.test("failsafe mode: past the fence bound a master keeps taking writes while its peers' grants last, then fences", () => {
+  const unconfirmed = { lock: HELD, consulReachable: false, fenced: true };
+  const covered = decide(observed({
+    ...unconfirmed,
+    now: HELD.confirmedAt + 8_000,
+    failsafeUntil: HELD.confirmedAt + 12_000,
+  }));
+  assert.equal(covered.name, "failsafe_master");
+  assert.deepEqual(covered.redis, { kind: "unfence" }, "writes open again once peers confirm");
+  assert.equal(covered.wakeAt, HELD.confirmedAt + 12_000, "re-decided when the grants run out");
+  assert.match(covered.service.kind === "registered" ? covered.service.output : "", /failsafe/);
+  const ranOut = decide(observed({
+    ...unconfirmed,
+    fenced: false,
+    now: HELD.confirmedAt + 12_000,
+    failsafeUntil: HELD.confirmedAt + 12_000,
+  }));
+  assert.equal(ranOut.name, "fencing_unconfirmed_lock");
+  assert.deepEqual(ranOut.redis, { kind: "fence" });
+  const contested = decide(observed({
+    lock: { ...HELD, session: "mine" },
+    leader: OTHER_LEADS,
+    now: HELD.confirmedAt + 8_000,
+    failsafeUntil: HELD.confirmedAt + 12_000,
+  }));
+  assert.equal(
+    contested.name,
+    "lock_contested",
+    "grants never outrank Consul naming another holder",
+  );
+});
+
+Deno.test("failsafe mode: a node that promised the master not to compete waits out its promise", () => {
+  const promised = decide(observed({ fenced: true, promisedUntil: 104_000 }));
+  assert.equal(promised.name, "stepping_aside");
+  assert.equal(promised.lock, "idle");
+  assert.equal(promised.wakeAt, 104_000);
+  const kept = decide(observed({ fenced: true, promisedUntil: 100_000 }));
+  assert.equal(kept.lock, "compete");
+});
+
 Deno.test("a master just inside the fence bound keeps taking writes", () => {
   const decision = decide(observed({ lock: HELD, now: HELD.confirmedAt + 7_499 }));
   assert.equal(decision.name, "master");

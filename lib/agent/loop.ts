@@ -547,6 +547,9 @@ export class Agent implements AsyncDisposable {
       vacancy: this.#options.leaderSource.vacancy(),
       settings: options.settings,
       ...(this.#memory.leaderPosition ? { leaderPosition: this.#memory.leaderPosition } : {}),
+      ...(this.#memory.lastLeader
+        ? { lastHolder: formatHostPort(this.#memory.lastLeader.address) }
+        : {}),
     };
   }
 

@@ -78,7 +78,12 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const board = new CandidacyBoard({
     ...shared,
     self: formatHostPort(config.announce),
-    session: { name: config.lock.sessionName, serviceChecks, ttlMs: config.lock.ttlMs },
+    session: {
+      name: config.lock.sessionName,
+      serviceChecks,
+      ttlMs: config.lock.ttlMs,
+      beforeCreate: () => presence.beatNow(),
+    },
     staleAfterMs: timings.election.staleAfterMs,
     clock,
     logger: log("election"),

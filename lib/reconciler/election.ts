@@ -54,17 +54,24 @@ export interface SeenCandidacy {
    * while it keeps changing.
    */
   readonly held?: boolean;
+  /**
+   * Consul released the entry (its session ended: the agent died, its host left gossip, or it was
+   * cut off from Consul until its agent check lapsed); `seenChangedAt` is when the release was seen.
+   * Never live, but a host back from a cut may publish again soon (see `electionStanding`).
+   */
+  readonly released?: boolean;
 }
 
 /**
  * Whether a peer's agent is alive: its entry is held by its session, or, for an entry no session
- * holds, it changed within `staleAfterMs`.
+ * holds and Consul did not release, it changed within `staleAfterMs`.
  */
 export function isLive(
   peer: SeenCandidacy,
   now: number,
   settings: Pick<ElectionSettings, "staleAfterMs">,
 ): boolean {
+  if (peer.released === true) return false;
   return peer.held === true || now - peer.seenChangedAt <= settings.staleAfterMs;
 }
 
@@ -182,20 +189,29 @@ export function electionStanding(options: {
   settings: ElectionSettings;
   /** The last leader's offset this node read while replicating from it. */
   leaderPosition?: LeaderPosition;
+  /** The address of the last other node seen holding the lock: its entry went with the vacancy. */
+  lastHolder?: string;
 }): Standing {
   const { self, now, freeSince, vacancy, settings, leaderPosition } = options;
-  const fresh = options.peers
-    .filter((peer) => peer.candidacy.address !== self.address)
-    .filter((peer) => isLive(peer, now, settings));
+  const others = options.peers.filter((peer) => peer.candidacy.address !== self.address);
+  const fresh = others.filter((peer) => isLive(peer, now, settings));
   const peers = fresh.map((peer) => peer.candidacy);
 
   const selfProblem = disqualification(self, peers, settings, leaderPosition);
   if (selfProblem) return { kind: "ineligible", reason: selfProblem };
 
   // Give peers a moment to publish positions taken after the lock was freed. An unhealthy peer
-  // cannot lead, so there is nothing to wait for from it.
+  // cannot lead, so there is nothing to wait for from it. A peer whose entry Consul released may
+  // be coming back with the latest writes: a host back from a Consul cut, whose agent can publish
+  // again only once a heartbeat passed its agent check, or a restarted agent, which ended its
+  // earlier run's session. It is waited for the same while (a dead one costs that window, no more),
+  // unless it is the last holder released with the vacancy (its host or agent died).
   const collectUntil = freeSince + settings.collectMs;
-  const silent = fresh.filter((peer) =>
+  const returning = others.filter((peer) =>
+    peer.released === true && peer.candidacy.priority !== 0 &&
+    !(peer.candidacy.address === options.lastHolder && peer.seenChangedAt <= freeSince)
+  );
+  const silent = [...fresh, ...returning].filter((peer) =>
     peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy
   );
   if (silent.length > 0 && now < collectUntil) {

@@ -229,6 +229,7 @@ function standingFor(observed: Situation): Standing {
     vacancy: election.vacancy,
     settings: election.settings,
     ...(election.leaderPosition ? { leaderPosition: election.leaderPosition } : {}),
+    ...(election.lastHolder ? { lastHolder: election.lastHolder } : {}),
   });
 }
 

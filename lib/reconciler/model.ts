@@ -102,6 +102,8 @@ export interface ElectionView {
   readonly settings: ElectionSettings;
   /** The last leader's offset this node read while replicating from it (MAX_LAG_ON_FAILOVER). */
   readonly leaderPosition?: LeaderPosition;
+  /** The address (`host:port`) of the last other node seen holding the lock. */
+  readonly lastHolder?: string;
 }
 
 /** Everything decide() looks at. */

@@ -78,13 +78,15 @@ Deno.test("a candidacy is held by a session tied to its agent check: written onc
   assert.equal((await readKey(client, keyA)).entry?.modifyIndex, written.entry?.modifyIndex);
   assert.equal(b.peers().length, 1);
 
-  // A's agent stops heartbeating: its check lapses, Consul ends the session, B sees A gone.
-  await waitFor(() => b.peers().length === 0, {
+  // A's agent stops heartbeating: its check lapses, Consul ends the session, B sees A released:
+  // never live, but an election waits a moment for it (A may be back from a cut).
+  await waitFor(() => b.peers().some((peer) => peer.released === true), {
     timeoutMs: 10_000,
     message: "A's candidacy to be released once its check lapsed",
   });
   const released = await readKey(client, keyA);
   assert.equal(released.entry?.session, undefined);
+  assert.equal(isLive(b.peers()[0]!, Date.now(), { staleAfterMs: 60_000 }), false);
 
   // Its check passes again: A's board notices its released entry and takes it with a new session.
   await updateCheck(client, checkA, "passing", "alive");

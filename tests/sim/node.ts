@@ -14,6 +14,7 @@ import {
   type RedisObserverPort,
 } from "../../lib/agent/loop.ts";
 import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
+import { type EntryState, entryState } from "../../lib/agent/apply/candidacy_board.ts";
 import type { HeldLock, LockPort } from "../../lib/agent/apply/lock_driver.ts";
 import { LockDriver } from "../../lib/agent/apply/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/apply/redis_actuator.ts";
@@ -162,7 +163,10 @@ export class Incarnation {
   readonly #held: SimHeldLock[] = [];
   readonly #leaderListeners = new Set<() => void>();
   readonly #redisListeners = new Set<() => void>();
-  readonly #seen = new Map<string, { modifyIndex: number; seen: SeenCandidacy }>();
+  readonly #seen = new Map<
+    string,
+    { modifyIndex: number; state: EntryState; seen: SeenCandidacy }
+  >();
   #lastDeliveryAt = 0;
   #presenceConfirmedAt: number | undefined;
   #pending: Candidacy | undefined;
@@ -350,19 +354,26 @@ export class Incarnation {
    * counts for the fence bound is when an accepted heartbeat was sent.
    */
   #beat(): void {
-    const { sched, consul, timings } = this.env;
+    const { sched, timings } = this.env;
     if (!this.alive) return;
-    const sentAt = this.node.clock.now();
-    this.request(
-      "agent check",
-      () => consul.passTtlCheck(agentCheck(this.node.name), timings.agentCheckTtlMs),
-    )
-      .then(() => this.#presenceConfirmedAt = sentAt, () => {});
+    this.#beatOnce().catch(() => {});
     sched.after(
       Math.max(10, Math.floor(timings.agentCheckTtlMs / 3)),
       "presence",
       () => this.#beat(),
     );
+  }
+
+  /** One heartbeat of the agent check (`AgentPresence#beatNow`). */
+  #beatOnce(): Promise<void> {
+    const { consul, timings } = this.env;
+    const sentAt = this.node.clock.now();
+    return this.request(
+      "agent check",
+      () => consul.passTtlCheck(agentCheck(this.node.name), timings.agentCheckTtlMs),
+    ).then(() => {
+      this.#presenceConfirmedAt = sentAt;
+    });
   }
 
   /** The watches answer with Consul's state as of now, in order, after the network delay. */
@@ -464,18 +475,25 @@ export class Incarnation {
         continue;
       }
       present.add(address);
+      const state = entryState(entry, this.#seen.get(address));
       this.#seen.set(address, {
         modifyIndex: entry.modifyIndex,
+        state,
         seen: {
           candidacy,
           seenChangedAt: now,
-          ...(this.env.legacyBoard ? {} : { held: entry.session !== undefined }),
+          ...(this.env.legacyBoard
+            ? {}
+            : { held: state === "held", ...(state === "released" ? { released: true } : {}) }),
         },
       });
       changed = true;
     }
     for (const [address, entry] of this.#seen) {
-      if (!present.has(address) && now - entry.seen.seenChangedAt > FORGET_AFTER_MS) {
+      if (
+        !present.has(address) &&
+        (entry.state === "released" || now - entry.seen.seenChangedAt > FORGET_AFTER_MS)
+      ) {
         this.#seen.delete(address);
         changed = true;
       }
@@ -579,7 +597,15 @@ export class Incarnation {
       return legacy;
     }
     return {
-      peers: () => [...this.#seen.values()].map((entry) => entry.seen),
+      // As CandidacyBoard#peers: a released entry is marked, and forgotten after a while.
+      peers: () => {
+        const now = this.node.clock.now();
+        return [...this.#seen.values()]
+          .filter((entry) =>
+            entry.state !== "released" || now - entry.seen.seenChangedAt <= FORGET_AFTER_MS
+          )
+          .map((entry) => entry.seen);
+      },
       publish: (candidacy) => {
         this.#pending = candidacy;
         this.#publishing ??= this.#flush().finally(() => this.#publishing = undefined);
@@ -602,6 +628,10 @@ export class Incarnation {
       const key = CANDIDATES_PREFIX + candidacy.address;
       const value = JSON.stringify(candidacy);
       try {
+        if (!this.#boardSession || !consul.hasSession(this.#boardSession)) {
+          // As the board's `beforeCreate`: a heartbeat of the agent check first.
+          await this.#beatOnce().catch(() => {});
+        }
         await this.request("publish", () => {
           if (!this.#boardSession || !consul.hasSession(this.#boardSession)) {
             this.#boardSession = consul.createSession(name, 0, [serfCheck(name), agentCheck(name)]);

@@ -207,8 +207,12 @@ export class World {
         fresh: false,
       };
       this.#disturbed.set(`n${i}`, disturbance);
+      const node = this.nodes[i]!;
       redis.onReceive = (ids) => {
         if (disturbance.fresh && redis.role === "master") return;
+        // Taken by a restarted Redis before its agent saw the process (invariant 1's unsupervised
+        // window) while another node holds the lock: no agent could have stopped it (seed 1369).
+        if (redis.role === "master" && !node.supervises() && !this.#holds(node)) return;
         disturbance.fresh = false;
         for (const id of ids) disturbance.received.add(id);
       };
@@ -515,6 +519,11 @@ export class World {
       `term ${term}: ${master.name} leads without ${lost.length} acknowledged write(s) that only ` +
         `disturbed nodes held (allowed)`,
     );
+  }
+
+  /** True when `node`'s session holds the lock. */
+  #holds(node: SimNode): boolean {
+    return this.consul.kv.get(LOCK_KEY)?.session?.endsWith(`-${node.name}`) === true;
   }
 
   /** Up, its agent running and reaching Consul, and no fault on it in force. */

@@ -284,3 +284,51 @@ Deno.test("the leader's last offset this node read holds a lagging node back onc
   assert.equal(disqualification(lagging, [], SETTINGS, otherHistory), undefined);
   assert.equal(disqualification(lagging, [], SETTINGS), undefined, "without it, alone it leads");
 });
+
+Deno.test("a peer whose entry Consul released before the vacancy (a host back from a Consul cut) is waited for during the collection window", () => {
+  // Seed 982 of the simulator: n2's agent check lapsed while it was cut off, so Consul released its
+  // candidacy; it is back, holds the latest write, and cannot publish until a heartbeat passed.
+  const back: SeenCandidacy = {
+    candidacy: candidate("c:1", { offset: 1_000_001, vacancy: 0 }),
+    seenChangedAt: 500,
+    released: true,
+  };
+  const waiting = standing(candidate("a:1"), [back], 1_000, 900);
+  assert.equal(waiting.kind, "wait");
+  assert.match(waiting.reason, /waiting for c:1 to publish/);
+  assert.equal(waiting.kind === "wait" && waiting.until, 1_400);
+  // Bounded: a node that is really gone costs the collection window, no more.
+  assert.equal(standing(candidate("a:1"), [back], 1_400, 900).kind, "compete");
+  // Never live: its old position neither ranks nor disqualifies anyone.
+  assert.equal(isLive(back, 600, SETTINGS), false);
+});
+
+Deno.test("the entry of the last holder released with the vacancy holds nobody back, but one it released later (its agent restarted) is waited for", () => {
+  const holder: SeenCandidacy = {
+    candidacy: candidate("c:1", { vacancy: 0 }),
+    seenChangedAt: 899,
+    released: true,
+  };
+  const withHolder = electionStanding({
+    self: candidate("a:1"),
+    peers: [holder],
+    now: 1_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings: SETTINGS,
+    lastHolder: "c:1",
+  });
+  assert.equal(withHolder.kind, "compete");
+  // Seed 807 of the agent-crash run: the master's agent restarted after its lock session expired,
+  // and ended its earlier run's sessions, which released its entry.
+  const restarted = electionStanding({
+    self: candidate("a:1"),
+    peers: [{ ...holder, seenChangedAt: 950 }],
+    now: 1_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings: SETTINGS,
+    lastHolder: "c:1",
+  });
+  assert.equal(restarted.kind, "wait");
+});

@@ -34,7 +34,10 @@ import {
 } from "../watch/group_keys.ts";
 import { InvalidRecordReporter } from "../watch/invalid_records.ts";
 
-/** A vanished peer is dropped from memory after this long (it is ignored long before, as stale). */
+/**
+ * A vanished peer is dropped from memory after this long (it is ignored long before, as stale); a
+ * released one is no longer waited for by an election (lib/reconciler/election.ts) after this long.
+ */
 const FORGET_AFTER_MS = 600_000;
 
 /** Retries of a publication Consul refused: soon at first, then every few seconds. */
@@ -90,6 +93,11 @@ export interface CandidacySessionOptions {
    * TTL and the board renews it.
    */
   ttlMs: Milliseconds;
+  /**
+   * Called before a new session is made: a heartbeat of the agent check, so that a host back from a
+   * Consul cut, whose check lapsed, publishes at once rather than at its next heartbeat.
+   */
+  beforeCreate?: () => Promise<void>;
 }
 
 export interface CandidacyBoardOptions {
@@ -161,10 +169,16 @@ export class CandidacyBoard implements AsyncDisposable {
     this.#unsubscribe = keys.subscribe((answer) => this.#onKeys(answer));
   }
 
-  /** Live peers' candidacies (a released entry is left out), with when each last changed (local time). */
+  /**
+   * Peers' candidacies, with when each last changed (local time); a released entry is marked so, and
+   * left out once released longer than FORGET_AFTER_MS ago.
+   */
   peers(): SeenCandidacy[] {
+    const now = this.#options.clock.now();
     return [...this.#seen.values()]
-      .filter((entry) => entry.state !== "released")
+      .filter((entry) =>
+        entry.state !== "released" || now - entry.seen.seenChangedAt <= FORGET_AFTER_MS
+      )
       .map((entry) => entry.seen);
   }
 
@@ -214,6 +228,7 @@ export class CandidacyBoard implements AsyncDisposable {
       const candidacy = this.#pending;
       this.#pending = undefined;
       const value = encodeCandidacy(candidacy);
+      const earlierSession = this.#session !== undefined;
       try {
         const session = await this.#ensureSession();
         if (!(await acquireKey(client, this.#key, session, value))) {
@@ -225,8 +240,15 @@ export class CandidacyBoard implements AsyncDisposable {
         failures = 0;
       } catch (error) {
         if (this.#stop.signal.aborted) return;
-        // Consul ended our session (its check failed): the next attempt makes a new one.
-        if (isSessionInvalid(error)) await this.#endSession();
+        if (isSessionInvalid(error)) {
+          // Consul ended our session (its check lapsed): a new one, at once when the one refused
+          // was made before this attempt (a host back from a cut must be seen soon).
+          await this.#endSession();
+          if (earlierSession) {
+            this.#pending ??= candidacy;
+            continue;
+          }
+        }
         if (!this.#publishFailed) logger.warn("cannot publish the candidacy", { error });
         this.#publishFailed = true;
         this.#pending ??= candidacy;
@@ -260,6 +282,7 @@ export class CandidacyBoard implements AsyncDisposable {
     }
     if (this.#session) return this.#session.id;
     const tied = checks.length > 0;
+    if (tied) await options.beforeCreate?.().catch(() => {});
     const sentAt = clock.now();
     const id = await createSession(client, {
       name: options.name,
@@ -294,6 +317,8 @@ export class CandidacyBoard implements AsyncDisposable {
   }
 
   #onKeys(keys: GroupKeys): void {
+    // Consul answers again: a publication waiting to retry goes now (a host back from a cut).
+    if (this.#publishFailed) this.#retryNow?.abort();
     this.#followOwn(keys);
     this.#apply(keys.candidacies);
   }
@@ -350,7 +375,11 @@ export class CandidacyBoard implements AsyncDisposable {
       this.#seen.set(address, {
         modifyIndex: entry.modifyIndex,
         state,
-        seen: { candidacy, seenChangedAt: now, ...(state === "held" ? { held: true } : {}) },
+        seen: {
+          candidacy,
+          seenChangedAt: now,
+          ...(state === "held" ? { held: true } : state === "released" ? { released: true } : {}),
+        },
       });
       changed = true;
     }

@@ -67,6 +67,14 @@ export class AgentPresence {
     return this.#registered ? this.#confirmedAt : undefined;
   }
 
+  /**
+   * Heartbeats now, outside the timer: a session is about to be tied to the check, which may have
+   * lapsed while Consul was out of reach. Never rejects; does nothing before registration.
+   */
+  async beatNow(): Promise<void> {
+    if (this.#registered && !this.#stop.signal.aborted) await this.#step();
+  }
+
   /** Registers once (so the first lock session can be tied), then heartbeats in the background. */
   async start(): Promise<void> {
     await this.#step();

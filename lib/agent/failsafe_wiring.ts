@@ -10,7 +10,7 @@ import { FailsafeKey } from "../failsafe/call.ts";
 import { FailsafeMaster, type FailsafeTarget } from "../failsafe/master.ts";
 import { FailsafePeer } from "../failsafe/peer.ts";
 import type { Logger } from "../log.ts";
-import { type ElectionSettings, isLive, type SeenCandidacy } from "../reconciler/election.ts";
+import type { SeenCandidacy } from "../reconciler/election.ts";
 import { grantReliedMs } from "../reconciler/failsafe.ts";
 import type { LeaderView, LockView } from "../reconciler/model.ts";
 import type { FailsafePort } from "./loop.ts";
@@ -34,9 +34,8 @@ export interface FailsafeWiringOptions {
   /** Our lock, as the loop sees it (the agent check's confirmation included). */
   lock: () => LockView;
   leader: () => LeaderView | null | undefined;
-  /** The peers' candidacies and when they count as live. */
+  /** The peers' candidacies, released ones included (the candidacy board). */
   peers: () => readonly SeenCandidacy[];
-  election: Pick<ElectionSettings, "staleAfterMs">;
   clock: Clock;
   logger: Logger;
   onChange: () => void;
@@ -74,7 +73,7 @@ export function wireFailsafe(options: FailsafeWiringOptions): FailsafeParts | un
     key,
     self,
     lock: options.lock,
-    peers: () => failsafeTargets(options.peers(), self, clock.now(), options.election),
+    peers: () => failsafeTargets(options.peers(), self),
     leaseMs: fenceAfterMs,
     startAfterMs: Math.max(0, fenceAfterMs - ROUNDS_BEFORE_FENCE * intervalMs),
     intervalMs,
@@ -92,18 +91,15 @@ export function wireFailsafe(options: FailsafeWiringOptions): FailsafeParts | un
 }
 
 /**
- * Every peer that could take over: the live candidacies but our own, with where each answers calls
- * (a peer that publishes none can never grant, which keeps failsafe mode off for the group).
+ * Every peer that could take over: every candidacy the board holds but our own, live or released
+ * (the board forgets released ones after ten minutes). A released peer may be alive and cut off
+ * from Consul only for now, and a peer that publishes no address can never grant: either keeps
+ * failsafe mode off for the group, which is the safe side.
  */
-export function failsafeTargets(
-  peers: readonly SeenCandidacy[],
-  self: HostPort,
-  now: number,
-  settings: Pick<ElectionSettings, "staleAfterMs">,
-): FailsafeTarget[] {
+export function failsafeTargets(peers: readonly SeenCandidacy[], self: HostPort): FailsafeTarget[] {
   const own = formatHostPort(self);
   return peers
-    .filter((peer) => peer.candidacy.address !== own && isLive(peer, now, settings))
+    .filter((peer) => peer.candidacy.address !== own)
     .map((peer) => ({
       address: peer.candidacy.address,
       api: peer.candidacy.failsafeApi ? parseHostPort(peer.candidacy.failsafeApi) : undefined,

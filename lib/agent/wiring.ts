@@ -129,7 +129,6 @@ export function wireAgent(config: Config, options: WiringOptions) {
     lock: () => withAgentCheck(lock.view(), presence.confirmedAt()),
     leader: () => leaderSource.leader(),
     peers: () => board.peers(),
-    election: timings.election,
     clock,
     logger: log("failsafe"),
     onChange: evaluate,

@@ -14,6 +14,7 @@ import {
 } from "../../lib/failsafe/call.ts";
 import { type CallSender, FailsafeMaster } from "../../lib/failsafe/master.ts";
 import { FailsafePeer, MAX_CALL_BYTES } from "../../lib/failsafe/peer.ts";
+import { failsafeTargets } from "../../lib/agent/failsafe_wiring.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { answerCall, grantReliedMs, writesAllowedUntil } from "../../lib/reconciler/failsafe.ts";
 import type { LeaderView, LockView } from "../../lib/reconciler/model.ts";
@@ -210,4 +211,34 @@ Deno.test("a master whose peer no longer sees it as the holder loses its failsaf
   await pass(clock, LEASE_MS);
   assert.ok(side.until()! < clock.now(), "the failsafe ran out");
   await side.stop();
+});
+
+Deno.test("the master calls every peer the board has seen, released ones too, and never itself", () => {
+  const candidacy = (address: string, failsafeApi?: string) => ({
+    address,
+    runId: "r",
+    replicationId: "a",
+    replicationId2: "",
+    offset: 1,
+    role: "replica" as const,
+    healthy: true,
+    datasetEmpty: false,
+    synced: true,
+    priority: 100,
+    forced: false,
+    vacancy: 0,
+    updatedAt: "2026-11-25T00:00:00.000Z",
+    ...(failsafeApi ? { failsafeApi } : {}),
+  });
+  const targets = failsafeTargets([
+    { candidacy: candidacy("10.0.0.1:6379", "10.0.0.1:8008"), seenChangedAt: 0, held: true },
+    { candidacy: candidacy("10.0.0.2:6379", "10.0.0.2:8008"), seenChangedAt: 0, held: true },
+    { candidacy: candidacy("10.0.0.3:6379", "10.0.0.3:8008"), seenChangedAt: 0, released: true },
+    { candidacy: candidacy("10.0.0.4:6379"), seenChangedAt: 0, held: true },
+  ], SELF);
+  assert.deepEqual(targets, [
+    { address: "10.0.0.2:6379", api: { host: "10.0.0.2", port: 8008 } },
+    { address: "10.0.0.3:6379", api: { host: "10.0.0.3", port: 8008 } },
+    { address: "10.0.0.4:6379", api: undefined },
+  ]);
 });

@@ -3,6 +3,8 @@
  * and applies its answer through the lock driver, the Redis actuator and the service registrar.
  * Everything it talks to comes in through small ports, so the loop itself has no I/O of its own.
  */
+import { encodeReleaseNote, type ReleaseNote } from "../cluster/lock_value.ts";
+import { writesStopped } from "../reconciler/intents.ts";
 import { formatHostPort, type HostPort } from "../address.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
@@ -65,6 +67,8 @@ export interface LeaderSourcePort {
   /** false while Consul cannot be reached; undefined before the first answer. */
   reachable(): boolean | undefined;
   onChange(listener: () => void): () => void;
+  /** While the lock is free: the note its last holder left as it gave it back, if any. */
+  releaseNote?(): ReleaseNote | undefined;
 }
 
 /** Where candidacies are published and read (Consul KV in production). */
@@ -374,6 +378,7 @@ export class Agent implements AsyncDisposable {
         ? {
           previousLeader: this.#memory.peerToFence.address,
           previousLeaderSince: this.#memory.peerToFence.since,
+          ...(this.#memory.peerToFence.writesStopped ? { previousLeaderStopped: true } : {}),
         }
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
@@ -432,7 +437,15 @@ export class Agent implements AsyncDisposable {
     }
     // Consul and remote peers can hang for a request timeout: they run beside the loop, so a fence
     // or a promotion is never stuck behind them.
-    this.#background("lock", () => lock.apply(decision.lock));
+    const releaseValue = decision.lock === "release"
+      ? encodeReleaseNote({
+        released: this.#options.config.announce,
+        // After the Redis step above: a fence it just set counts.
+        writesStopped: writesStopped({ redis: redisView, fenced: actuator.isFenced(now, runId) }),
+        now: this.#options.clock.wallNow(),
+      })
+      : undefined;
+    this.#background("lock", () => lock.apply(decision.lock, releaseValue));
     this.#background("service", () => registrar.apply(decision.service, clock.now()));
     if (decision.fencePeer && this.#options.fencePeer) {
       const peer = decision.fencePeer;
@@ -476,6 +489,7 @@ export class Agent implements AsyncDisposable {
       lock,
       lockTtlMs: this.#options.config.lock.ttlMs,
       ...this.#leaderOffset(),
+      ...this.#releaseNote(leader),
     });
     if (before.freeSince === undefined && this.#memory.freeSince !== undefined) {
       // Our candidacy answers this vacancy only with an observation made after it (see #vacancy).
@@ -493,6 +507,13 @@ export class Agent implements AsyncDisposable {
       ...(until !== undefined ? { failsafeUntil: until } : {}),
       ...(promised !== undefined ? { promisedUntil: promised } : {}),
     };
+  }
+
+  /** The free lock's release note, if its last holder left one. */
+  #releaseNote(leader: LeaderView | null | undefined): { releaseNote?: ReleaseNote } {
+    if (leader !== null) return {};
+    const note = this.#options.leaderSource.releaseNote?.();
+    return note ? { releaseNote: note } : {};
   }
 
   /** The leader's offset read now, if the agent reads it (an error there only loses the reading). */

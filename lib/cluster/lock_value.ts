@@ -73,3 +73,50 @@ export function parseLeaderAnnouncement(value: string | undefined): LeaderAnnoun
     ...(epoch !== undefined ? { epoch } : {}),
   };
 }
+
+/**
+ * What a holder writes into the lock key as it gives the lock back: whether its Redis had stopped
+ * taking writes (fenced, down, or a replica). A new master need not wait out the fence bound for a
+ * former master that said so; one that did not (its session expired, or its Redis may still serve)
+ * leaves the announcement in place, and the new master waits.
+ */
+export interface ReleaseNote {
+  /** The former holder's announce address. */
+  readonly released: HostPort;
+  readonly writesStopped: boolean;
+}
+
+/**
+ * Encodes a release note.
+ *
+ * @example
+ * ```ts
+ * encodeReleaseNote({ released: { host: "10.0.0.5", port: 6379 }, writesStopped: true, now: 0 });
+ * // '{"released":"10.0.0.5:6379","writesStopped":true,"at":"1970-01-01T00:00:00.000Z"}'
+ * ```
+ */
+export function encodeReleaseNote(
+  options: { released: HostPort; writesStopped: boolean; now: number },
+): string {
+  return JSON.stringify({
+    released: formatHostPort(options.released),
+    writesStopped: options.writesStopped,
+    at: new Date(options.now).toISOString(),
+  });
+}
+
+/**
+ * Reads a free lock key's value as a release note; undefined when it is none (an expired holder's
+ * announcement, a Go resec's empty value, or anything else), which a new master reads as "may still
+ * take writes".
+ */
+export function parseReleaseNote(value: string | undefined): ReleaseNote | undefined {
+  if (!value) return undefined;
+  try {
+    const fields = RecordFields.parse("release note", value);
+    if (!fields.has("released")) return undefined;
+    return { released: fields.address("released"), writesStopped: fields.boolean("writesStopped") };
+  } catch {
+    return undefined;
+  }
+}

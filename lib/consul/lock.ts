@@ -109,11 +109,12 @@ export interface LockHold extends AsyncDisposable {
   /** Replaces the key's value; rejects with LockLostError when the lock is no longer ours. */
   updateValue(value: string): Promise<void>;
   /**
-   * Gives the lock back (`?release=`, no lock-delay) and destroys the session. Never rejects. Resolves
-   * after the first attempt; while Consul is unreachable, the destroy is retried in the background
-   * until Consul confirms it or the session has expired anyway.
+   * Gives the lock back (`?release=`, no lock-delay), leaving `value` in the key (empty by default),
+   * and destroys the session. Never rejects. Resolves after the first attempt; while Consul is
+   * unreachable, the destroy is retried in the background until Consul confirms it or the session
+   * has expired anyway.
    */
-  release(): Promise<void>;
+  release(value?: string): Promise<void>;
 }
 
 /**
@@ -380,8 +381,8 @@ class Hold implements LockHold {
     }
   }
 
-  release(): Promise<void> {
-    this.#released ??= this.#release();
+  release(value = ""): Promise<void> {
+    this.#released ??= this.#release(value);
     return this.#released;
   }
 
@@ -389,7 +390,7 @@ class Hold implements LockHold {
     await this.release();
   }
 
-  async #release(): Promise<void> {
+  async #release(value: string): Promise<void> {
     const wasLost = this.#lost.signal.aborted;
     await this.#end();
     const logger = this.#options.logger;
@@ -397,7 +398,7 @@ class Hold implements LockHold {
       try {
         // A release rewrites the flags too: keep ours, or the Go resec's lock helper (which refuses a
         // key with other flags) could never take the key again.
-        await releaseKey(this.#client, this.key, this.session, "", {
+        await releaseKey(this.#client, this.key, this.session, value, {
           flags: this.#options.lock.flags,
         });
       } catch (error) {

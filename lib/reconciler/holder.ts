@@ -151,10 +151,12 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
     ? observed.previousLeader
     : undefined;
   // Until the former master was pointed at us, or the fence bound passed since we took the lock (by
-  // then its agent, if alive, fenced it), it may still take writes: ours stay refused meanwhile.
+  // then its agent, if alive, fenced it), it may still take writes: ours stay refused meanwhile. A
+  // former master that gave the lock back saying its Redis stopped taking writes needs no wait.
   const peerFenceEnds = (observed.previousLeaderSince ?? observed.now) +
     observed.settings.peerFenceWaitMs;
-  const peerPending = peer !== undefined && observed.now < peerFenceEnds;
+  const peerPending = peer !== undefined && observed.previousLeaderStopped !== true &&
+    observed.now < peerFenceEnds;
   const wakeAt = peerPending
     ? Math.min(peerFenceEnds, fenceDeadline(observed, lock))
     : fenceDeadline(observed, lock);

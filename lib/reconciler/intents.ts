@@ -1,7 +1,7 @@
 /**
  * The Redis and catalog intents that decisions on both sides of the lock share.
  */
-import type { RedisAction, RunningRedis, ServiceIntent } from "./model.ts";
+import type { Observed, RedisAction, RunningRedis, ServiceIntent } from "./model.ts";
 
 /** Leave the local Redis as it is. */
 export const NO_REDIS_ACTION: RedisAction = { kind: "none" };
@@ -19,4 +19,21 @@ export const SERVICE_UNCHANGED: ServiceIntent = { kind: "unchanged" };
  */
 export function fenceIfMaster(redis: RunningRedis, fenced: boolean): RedisAction {
   return redis.role === "master" && !fenced ? { kind: "fence" } : NO_REDIS_ACTION;
+}
+
+/**
+ * Whether the local Redis takes no writes as the lock is given back: down without serving clients
+ * (not merely unresponsive), a replica, or fenced by us. The release note says so, and the next
+ * master then need not wait out our fence bound (lib/cluster/lock_value.ts).
+ *
+ * @example
+ * ```ts
+ * writesStopped({ ...observed, redis: { kind: "down", reason: "connection refused" } }); // true
+ * ```
+ */
+export function writesStopped(observed: Pick<Observed, "redis" | "fenced">): boolean {
+  const redis = observed.redis;
+  if (redis.kind === "down") return redis.mayServe !== true;
+  if (redis.kind !== "up") return false;
+  return redis.role !== "master" || observed.fenced;
 }

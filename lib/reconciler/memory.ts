@@ -8,6 +8,7 @@ import { type HostPort, sameHostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { LeaderPosition } from "./election.ts";
 import type { LeaderView, LockView, RedisView } from "./model.ts";
+import type { ReleaseNote } from "../cluster/lock_value.ts";
 
 /**
  * A new master keeps trying to point the former leader at itself for this many lock TTLs: the
@@ -24,6 +25,11 @@ export interface PeerToFence {
   readonly until: number;
   /** One attempt has finished (the loop decides again then). */
   readonly tried: boolean;
+  /**
+   * The former master gave the lock back saying its Redis no longer took writes (its release note):
+   * nothing to wait for, though it is still pointed at us.
+   */
+  readonly writesStopped?: boolean;
 }
 
 /** The safety state an agent keeps between evaluations. */
@@ -36,6 +42,8 @@ export interface Memory {
   readonly freeSince: number | undefined;
   /** The last other node seen holding the lock, until we lead after it. */
   readonly lastLeader: LeaderView | undefined;
+  /** The free lock's release note says `lastLeader` gave it back with its Redis's writes stopped. */
+  readonly lastLeaderStoppedWrites: boolean;
   /** The former master to point at us, once we lead after it. */
   readonly peerToFence: PeerToFence | undefined;
   /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
@@ -53,6 +61,7 @@ export const EMPTY_MEMORY: Memory = {
   neverSyncedRunIds: new Set(),
   freeSince: undefined,
   lastLeader: undefined,
+  lastLeaderStoppedWrites: false,
   peerToFence: undefined,
   masterEpoch: undefined,
   leaderPosition: undefined,
@@ -71,6 +80,8 @@ export interface Observation {
   readonly lockTtlMs: Milliseconds;
   /** The leader's replication offset as last read from its Redis, if known now. */
   readonly leaderOffset?: number;
+  /** While the lock is free: the note its last holder left as it gave it back, if any. */
+  readonly releaseNote?: ReleaseNote;
 }
 
 /**
@@ -178,24 +189,35 @@ function freeSinceAfter(
 function rememberLeaders(
   memory: Memory,
   observation: Observation,
-): Pick<Memory, "lastLeader" | "peerToFence"> {
-  const { leader, lock, now } = observation;
+): Pick<Memory, "lastLeader" | "lastLeaderStoppedWrites" | "peerToFence"> {
+  const { leader, lock, now, releaseNote } = observation;
   if (leader && !sameHostPort(leader.address, observation.self)) {
-    return { lastLeader: leader, peerToFence: undefined };
+    return { lastLeader: leader, lastLeaderStoppedWrites: false, peerToFence: undefined };
   }
   if (lock.phase === "held" && memory.lastLeader) {
-    // We lead now: the former leader may still take writes from clients that missed the change.
+    // We lead now: the former leader may still take writes from clients that missed the change,
+    // unless it said otherwise as it gave the lock back.
     return {
       lastLeader: undefined,
+      lastLeaderStoppedWrites: false,
       peerToFence: {
         address: memory.lastLeader.address,
         since: now,
         until: now + PEER_FENCE_TTLS * observation.lockTtlMs,
         tried: false,
+        ...(memory.lastLeaderStoppedWrites ? { writesStopped: true } : {}),
       },
     };
   }
-  return { lastLeader: memory.lastLeader, peerToFence: memory.peerToFence };
+  // Only a note the last leader itself left counts: its own acquisition overwrote any older one.
+  const stopped = leader === null && memory.lastLeader !== undefined && releaseNote !== undefined
+    ? sameHostPort(releaseNote.released, memory.lastLeader.address) && releaseNote.writesStopped
+    : memory.lastLeaderStoppedWrites;
+  return {
+    lastLeader: memory.lastLeader,
+    lastLeaderStoppedWrites: stopped,
+    peerToFence: memory.peerToFence,
+  };
 }
 
 /** The term in which our Redis led under our lock; forgotten once we do not hold the lock. */

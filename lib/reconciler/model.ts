@@ -130,6 +130,8 @@ export interface Observed {
    * pointed at us or the fence bound passed since (undefined: just now).
    */
   readonly previousLeaderSince?: number;
+  /** `previousLeader` gave the lock back with its Redis's writes stopped: no fence bound to wait. */
+  readonly previousLeaderStopped?: boolean;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
   /**

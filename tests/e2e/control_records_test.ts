@@ -8,8 +8,8 @@
  * unhandled rejection in any agent's log is how that showed, so it fails this test on its own.
  */
 import assert from "node:assert/strict";
-import { type ClusterNode, delay, ESCAPED_ERROR, waitFor, withCluster } from "../support/mod.ts";
-import { firstAcceptedWrite } from "../support/writes.ts";
+import { type ClusterNode, delay, ESCAPED_ERROR, withCluster } from "../support/mod.ts";
+import { firstAcceptedWrite, seedReplicatedKey } from "../support/writes.ts";
 
 /** The record a user wrote: in progress, with a `from` that is not host:port. */
 const MALFORMED_SWITCHOVER = {
@@ -52,11 +52,8 @@ Deno.test("a malformed switchover record is ignored: the master's Redis dies and
 
     // Data on the replicas, as in the usual failover test (with none, the election waits out its
     // whole collect window, 2 s here, for positions: a separate matter).
-    await oldMaster.redis.cli("SET", "before-failover", "kept");
     const survivors = cluster.nodes.filter((node) => node !== oldMaster);
-    for (const node of survivors) {
-      await waitFor(async () => (await node.redis.cli("GET", "before-failover")) === "kept");
-    }
+    await seedReplicatedKey(oldMaster.redis, survivors.map((node) => node.redis));
 
     const killedAt = Date.now();
     await oldMaster.redis.kill();

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type Cluster, type RedisServer, waitFor, withCluster } from "../support/mod.ts";
-import { firstAcceptedWrite } from "../support/writes.ts";
+import { firstAcceptedWrite, seedReplicatedKey } from "../support/writes.ts";
 
 Deno.test("three agents elect one master, two replicas link up, and data written on the master reaches both", async () => {
   await withCluster({}, async (cluster) => {
@@ -41,11 +41,8 @@ Deno.test("three agents elect one master, two replicas link up, and data written
 Deno.test("kill -9 of the master's Redis: a replica takes over, the other follows it, and the old Redis rejoins as a replica", async () => {
   await withCluster({}, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();
-    await oldMaster.redis.cli("SET", "before-failover", "kept");
     const survivors = cluster.nodes.filter((node) => node !== oldMaster);
-    for (const node of survivors) {
-      await waitFor(async () => (await node.redis.cli("GET", "before-failover")) === "kept");
-    }
+    await seedReplicatedKey(oldMaster.redis, survivors.map((node) => node.redis));
 
     const killedAt = Date.now();
     await oldMaster.redis.kill();
@@ -69,6 +66,31 @@ Deno.test("kill -9 of the master's Redis: a replica takes over, the other follow
     assert.equal(converged, newMaster, "the restarted Redis rejoins without taking over");
     assert.equal((await oldMaster.redis.info()).role, "slave");
     assert.equal((await cluster.passingMasters()).length, 1);
+  });
+});
+
+Deno.test("with the default 15 s lock TTL, kill -9 of the master's Redis: the new master takes writes long before the fence bound, because the old master's agent said its Redis was down", async () => {
+  // The fence bound is 0.6 × 15 s = 9 s: a new master that waited it out for a dead former master
+  // would refuse writes that long after every Redis crash.
+  const fenceBoundMs = 9_000;
+  await withCluster({ env: { CONSUL_LOCK_TTL: "15s" } }, async (cluster) => {
+    const oldMaster = await cluster.waitForConvergence();
+    // Data on every node: an empty replica would rightly wait for the dead master to come back.
+    const survivors = cluster.nodes.filter((node) => node !== oldMaster);
+    await seedReplicatedKey(oldMaster.redis, survivors.map((node) => node.redis));
+    const killedAt = Date.now();
+    await oldMaster.redis.kill();
+    const { elapsedMs } = await firstAcceptedWrite(survivors.map((node) => node.redis), killedAt);
+    console.log(`failover (TTL 15s): first accepted write ${elapsedMs} ms after kill -9`);
+    assert.ok(
+      elapsedMs < fenceBoundMs / 2,
+      `first write ${elapsedMs} ms after the crash: the new master waited for a dead Redis`,
+    );
+    assert.match(
+      cluster.nodes.map((node) => node.agent.log()).join("\n"),
+      /lock released/,
+      "the old master's agent gave the lock back",
+    );
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import type { Redis } from "ioredis";
 import type { RedisServer } from "./redis.ts";
-import { delay } from "./wait.ts";
+import { delay, waitFor } from "./wait.ts";
 
 /** Tries one SET with a short deadline; true when Redis acknowledged it. */
 export async function acceptsWrite(client: Redis, key: string, value: string): Promise<boolean> {
@@ -46,5 +46,22 @@ export async function firstAcceptedWrite(
     throw new Error(`No server accepted a write within ${timeoutMs} ms`);
   } finally {
     for (const client of clients) client.disconnect();
+  }
+}
+
+/**
+ * Writes `before-failover = kept` on the master and waits until every replica has it: the data a
+ * failover test expects the new master to keep (an empty replica would rightly wait for the dead
+ * master to come back instead of leading).
+ */
+export async function seedReplicatedKey(
+  master: RedisServer,
+  replicas: readonly RedisServer[],
+): Promise<void> {
+  await master.cli("SET", "before-failover", "kept");
+  for (const replica of replicas) {
+    await waitFor(async () => (await replica.cli("GET", "before-failover")) === "kept", {
+      message: `${replica.address} to replicate the seeded key`,
+    });
   }
 }

@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
 import { handoverOf, parseSwitchoverRecord } from "../../lib/cluster/controls.ts";
-import { parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
+import {
+  encodeLeaderAnnouncement,
+  encodeReleaseNote,
+  parseLeaderAnnouncement,
+  parseReleaseNote,
+} from "../../lib/cluster/lock_value.ts";
 
 /** Refused as an invalid record whose reason matches `reason`. */
 function assertInvalid(parse: () => unknown, reason: RegExp, label = ""): void {
@@ -293,4 +298,17 @@ Deno.test("a candidacy that is not a JSON object, or is huge, is refused; unknow
     parseCandidacy(candidacyWith({ newerField: { x: 1 } }), CANDIDACY.address),
     CANDIDACY,
   );
+});
+
+Deno.test("a release note reads back as written; an announcement, an empty value or junk is no note", () => {
+  const released = { host: "10.0.0.5", port: 6379 };
+  const value = encodeReleaseNote({ released, writesStopped: true, now: 0 });
+  assert.deepEqual(parseReleaseNote(value), { released, writesStopped: true });
+  assert.equal(
+    parseReleaseNote(encodeLeaderAnnouncement({ address: released, agent: "resec", now: 0 })),
+    undefined,
+  );
+  assert.equal(parseReleaseNote(""), undefined);
+  assert.equal(parseReleaseNote("{not json"), undefined);
+  assert.equal(parseReleaseNote('{"released":"10.0.0.5:6379","writesStopped":"yes"}'), undefined);
 });

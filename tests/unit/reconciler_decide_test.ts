@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { decide as decideWith } from "../../lib/reconciler/decide.ts";
+import { writesStopped } from "../../lib/reconciler/intents.ts";
 import type { DecisionSettings, Observed, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
@@ -506,6 +507,35 @@ Deno.test("a replica that wins the lock while a former master may still take wri
   assert.deepEqual(decision.redis, { kind: "detach" });
   const plain = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD }));
   assert.deepEqual(plain.redis, { kind: "promote" });
+});
+
+Deno.test("a new master after a former master that gave the lock back with its writes stopped promotes and takes writes at once", () => {
+  const promoting = decide(observed({
+    redis: REPLICA_OF_OTHER,
+    lock: HELD,
+    previousLeader: OTHER,
+    previousLeaderStopped: true,
+  }));
+  assert.deepEqual(promoting.redis, { kind: "promote" });
+  const master = decide(observed({
+    lock: HELD,
+    fenced: true,
+    previousLeader: OTHER,
+    previousLeaderSince: 99_900,
+    previousLeaderStopped: true,
+  }));
+  assert.deepEqual(master.redis, { kind: "unfence" });
+  assert.deepEqual(master.fencePeer, OTHER, "it is still pointed at us");
+});
+
+Deno.test("a holder gives the lock back saying its writes stopped only when its Redis is down without serving, a replica, or fenced", () => {
+  const down = { kind: "down" as const, reason: "connection refused" };
+  assert.equal(writesStopped({ redis: down, fenced: false }), true);
+  assert.equal(writesStopped({ redis: { ...down, mayServe: true }, fenced: false }), false);
+  assert.equal(writesStopped({ redis: MASTER_REDIS, fenced: false }), false);
+  assert.equal(writesStopped({ redis: MASTER_REDIS, fenced: true }), true);
+  assert.equal(writesStopped({ redis: REPLICA_OF_OTHER, fenced: false }), true);
+  assert.equal(writesStopped({ redis: { kind: "unknown" }, fenced: false }), false);
 });
 
 Deno.test("a holder whose lock key vanished from Consul refuses writes and is no passing master", () => {

@@ -16,6 +16,7 @@ import {
 } from "../../lib/reconciler/memory.ts";
 import type { LeaderView, LockView, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
+import type { ReleaseNote } from "../../lib/cluster/lock_value.ts";
 
 const TTL_MS = 15_000;
 
@@ -46,6 +47,7 @@ function step(
     leader?: LeaderView | null;
     lock?: LockView;
     leaderOffset?: number;
+    releaseNote?: ReleaseNote;
   },
 ): Memory {
   return remember(memory, {
@@ -56,6 +58,7 @@ function step(
     lock: observation.lock ?? IDLE,
     lockTtlMs: TTL_MS,
     ...(observation.leaderOffset !== undefined ? { leaderOffset: observation.leaderOffset } : {}),
+    ...(observation.releaseNote ? { releaseNote: observation.releaseNote } : {}),
   });
 }
 
@@ -109,6 +112,23 @@ Deno.test("once this node leads after another, the former leader becomes the pee
   assert.equal(memory.peerToFence, peer, "a later observation keeps the same peer");
   memory = step(memory, { now: 4_000, leader: OTHER_LEADS });
   assert.equal(memory.peerToFence, undefined, "another leader ends the term");
+});
+
+Deno.test("a former leader that gave the lock back with its writes stopped is a peer to point at us, not one to wait for", () => {
+  const leadAfter = (note: ReleaseNote | undefined) => {
+    let memory = step(EMPTY_MEMORY, { leader: OTHER_LEADS, redis: LINKED_REPLICA });
+    memory = step(memory, { now: 1_500, leader: null, ...(note ? { releaseNote: note } : {}) });
+    return step(memory, { now: 2_000, leader: SELF_LEADS, lock: HELD }).peerToFence;
+  };
+  assert.equal(leadAfter({ released: OTHER, writesStopped: true })?.writesStopped, true);
+  assert.equal(leadAfter({ released: OTHER, writesStopped: false })?.writesStopped, undefined);
+  assert.equal(leadAfter(undefined)?.writesStopped, undefined, "an expired session leaves no note");
+  const stranger = { host: "10.0.0.9", port: 6379 };
+  assert.equal(
+    leadAfter({ released: stranger, writesStopped: true })?.writesStopped,
+    undefined,
+    "only the last leader's own note counts",
+  );
 });
 
 Deno.test("the first fence attempt that ends marks the peer tried; a fenced or expired peer is forgotten", () => {

@@ -94,8 +94,11 @@ export class LockDriver {
     return this.#held?.session;
   }
 
-  /** Moves towards the intent; returns once any release has finished. */
-  async apply(intent: LockIntent): Promise<void> {
+  /**
+   * Moves towards the intent; returns once any release has finished. `releaseValue` is what a
+   * release leaves in the key (a release note, lib/cluster/lock_value.ts).
+   */
+  async apply(intent: LockIntent, releaseValue?: string): Promise<void> {
     if (this.#closed) return;
     switch (intent) {
       case "compete":
@@ -108,7 +111,7 @@ export class LockDriver {
       case "idle":
       case "release":
         this.#stopCompeting();
-        await this.#release();
+        await this.#release(intent === "release" ? releaseValue : undefined);
         return;
     }
   }
@@ -177,12 +180,12 @@ export class LockDriver {
     this.#options.onChange();
   }
 
-  #release(): Promise<void> {
+  #release(value?: string): Promise<void> {
     const held = this.#held;
     if (!held) return this.#releasing ?? Promise.resolve();
     this.#held = undefined;
     this.#options.onChange();
-    this.#releasing = held.release().then(
+    this.#releasing = held.release(value).then(
       () => {},
       (error) =>
         this.#options.logger.warn("lock release failed; Consul frees it when the session expires", {

@@ -11,7 +11,12 @@ import type { KvEntry } from "../../consul/kv.ts";
 import { sessionInfo } from "../../consul/session.ts";
 import type { BlockingWatch } from "../../consul/watch.ts";
 import type { Milliseconds } from "../../duration.ts";
-import { type LeaderAnnouncement, parseLeaderAnnouncement } from "../../cluster/lock_value.ts";
+import {
+  type LeaderAnnouncement,
+  parseLeaderAnnouncement,
+  parseReleaseNote,
+  type ReleaseNote,
+} from "../../cluster/lock_value.ts";
 import type { Logger } from "../../log.ts";
 import type { LeaderView } from "../../reconciler/model.ts";
 import { InvalidRecordError } from "../../record.ts";
@@ -36,7 +41,7 @@ export interface LeaderSourceOptions {
 
 /** What the lock key says. */
 type LockState =
-  | { readonly kind: "free"; readonly vacancy: number }
+  | { readonly kind: "free"; readonly vacancy: number; readonly note?: ReleaseNote }
   | { readonly kind: "announced"; readonly leader: LeaderView }
   | {
     readonly kind: "unannounced";
@@ -137,6 +142,10 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
     return this.#state?.kind === "free" ? this.#state.vacancy : 0;
   }
 
+  releaseNote(): ReleaseNote | undefined {
+    return this.#state?.kind === "free" ? this.#state.note : undefined;
+  }
+
   reachable(): boolean | undefined {
     return this.#keys.reachable();
   }
@@ -198,7 +207,10 @@ export class LeaderSource implements LeaderSourcePort, AsyncDisposable {
     // Every agent reads the same ModifyIndex for the same vacancy: it names the election. A missing
     // key (Consul lost its state, or the key was deleted) is vacancy -1: never the 0 that marks
     // candidacies published while the lock was held.
-    if (!entry?.session) return { kind: "free", vacancy: entry?.modifyIndex ?? -1 };
+    if (!entry?.session) {
+      const note = parseReleaseNote(entry?.value);
+      return { kind: "free", vacancy: entry?.modifyIndex ?? -1, ...(note ? { note } : {}) };
+    }
     const holder = { session: entry.session, lockIndex: entry.lockIndex };
     const announced = this.#announcement(entry.value);
     if (announced) return { kind: "announced", leader: { address: announced.address, ...holder } };

@@ -132,7 +132,11 @@ async function measure(
   const samples = await monitor.stop();
   const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 600, faultAt });
   const promotions = await Promise.all(checks);
-  const held = await readBack(bed, after, report);
+  // A group that never converged has no master to read back from; its timings still stand (the Go
+  // resec can keep two passing masters after a pulled cable is plugged back in).
+  const held = after === undefined
+    ? { lost: [], lostByNode: {}, divergent: [] }
+    : await readBack(bed, after, report);
   const catalog = withoutRejoinEcho(samples, comebacks);
   if (catalog.echoPolls > 0) {
     note(
@@ -181,6 +185,7 @@ async function measure(
     newMasterAfterMs: firstOtherMaster(samples, before, faultAt),
     converged: after !== undefined,
     convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultAt,
+    ...(after === undefined ? { error: "no single master to read back from" } : {}),
   };
   return { result, longestWriteGapMs: longestGapAfter(report, faultAt) };
 }

@@ -13,6 +13,7 @@
  * arguments. The peers' rounds are judged by resec's promises too, and reported, not failed.
  */
 import { parseArgs } from "node:util";
+import type { RoundResult } from "../chaos/analysis.ts";
 import { type FaultRuns, replaceResults, resultsMarkdown } from "../chaos/report.ts";
 import { BED_FAULTS, type BedFault } from "./faults.ts";
 import { type BedRoundOutcome, runBedRound } from "./round.ts";
@@ -102,13 +103,18 @@ export function comparisonTable(runs: readonly SystemRuns[]): string {
       `| ${fault.name} | ${system.name} | ${
         seconds(outcomes.map((o) => o.result.newMasterAfterMs))
       } | ${seconds(outcomes.map((o) => o.longestWriteGapMs))} | ${
-        outcomes.map((o) => o.result.lost).join(" / ")
+        outcomes.map((o) => lostText(o.result)).join(" / ")
       } | ${outcomes.map((o) => o.result.splitBrain.length).join(" / ")} | ${
         broke === 0 ? "no" : `${broke} of ${outcomes.length} rounds`
       } |`,
     );
   }
   return lines.join("\n");
+}
+
+/** The writes lost, or "unknown" when the round had no single master to read back from. */
+function lostText(result: RoundResult): string {
+  return result.error ? "unknown" : String(result.lost);
 }
 
 /** Every round's raw figures and broken promises, one line each. */
@@ -118,7 +124,9 @@ function roundLines(runs: readonly SystemRuns[]): string {
     outcomes.map(({ result: r, longestWriteGapMs, violations }) =>
       `- ${fault.name}, ${system.name}, round ${r.round}: new master after ${
         ms(r.newMasterAfterMs)
-      }, longest write gap ${longestWriteGapMs} ms, ${r.acknowledged} acknowledged, ${r.lost} ` +
+      }, longest write gap ${longestWriteGapMs} ms, ${r.acknowledged} acknowledged, ${
+        lostText(r)
+      } ` +
       `lost, ${r.splitBrain.length} probes with two writable Redis, converged after ${
         ms(r.convergedAfterMs)
       }${violations.length > 0 ? `; broke: ${violations.join("; ")}` : ""}`

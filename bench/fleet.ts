@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { parseExposition } from "../lib/metrics/testing.ts";
 import { AgentProcess } from "../tests/support/agent.ts";
 import { consulBinary, ConsulServer } from "../tests/support/consul.ts";
+import { provisionGoResec } from "../tests/support/go_resec.ts";
 import { freePort } from "../tests/support/ports.ts";
 import { ManagedProcess } from "../tests/support/process.ts";
 import { RedisServer } from "../tests/support/redis.ts";
@@ -27,8 +28,6 @@ import { connectionsTo, cpuSeconds, measureUsage } from "./proc.ts";
 import { sleep, timeUntil, WriteProber } from "./probes.ts";
 import { formatMs } from "./report.ts";
 import { quantile, summarize } from "./stats.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
 
 /** Which agent runs beside each Redis. */
 type FleetKind = "resec" | "go-resec";
@@ -158,18 +157,6 @@ export interface FleetResults {
 
 function log(message: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
-}
-
-async function goResecBinary(): Promise<string> {
-  const fromEnv = Deno.env.get("GO_RESEC_BIN");
-  if (fromEnv) return fromEnv;
-  const output = await new Deno.Command(`${ROOT}scripts/provision-go-resec.sh`, {
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(output.success ? output.stdout : output.stderr).trim();
-  if (!output.success) throw new Error(`scripts/provision-go-resec.sh failed: ${text}`);
-  return text.split("\n").pop()!;
 }
 
 function startAgent(
@@ -519,7 +506,7 @@ async function main(): Promise<void> {
   Deno.env.set("RESEC_TEST_TMP", scratch);
   const out = options.out ?? Deno.makeTempDirSync({ prefix: "resec-fleet-results-" });
   Deno.mkdirSync(out, { recursive: true });
-  const goResecBin = options.kind === "go-resec" ? await goResecBinary() : undefined;
+  const goResecBin = options.kind === "go-resec" ? await provisionGoResec() : undefined;
   const { render: _render, out: _out, ...recorded } = options;
   const results: FleetResults = {
     startedAt: new Date().toISOString(),

@@ -11,21 +11,22 @@ import { writableTogether } from "../support/writability.ts";
 /** The key the writability probe sets; never the writer's list. */
 const PROBE_KEY = "resec:bed:probe";
 
-/** Polls the servers for the passing masters until stopped. */
+/** Polls discovery (Consul's servers, or the Sentinels) for the masters it names until stopped. */
 export class BedMasterMonitor implements AsyncDisposable {
   readonly #samples: MasterSample[] = [];
   readonly #listeners = new Set<(host: number, at: number) => void>();
   #running = false;
   #loop: Promise<void> | undefined;
 
-  constructor(readonly bed: Bed, readonly intervalMs = 100) {}
+  /** `masters` names the master hosts now (see Discovery.masters). */
+  constructor(readonly masters: () => Promise<number[]>, readonly intervalMs = 100) {}
 
   start(): void {
     this.#running = true;
     this.#loop = this.#poll();
   }
 
-  /** Called each time Consul starts naming `host` as the single master. */
+  /** Called each time discovery starts naming `host` as the single master. */
   onMasterAppeared(listener: (host: number, at: number) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -46,7 +47,7 @@ export class BedMasterMonitor implements AsyncDisposable {
     while (this.#running) {
       let masters: number[] | null;
       try {
-        masters = (await this.bed.passingMasters()).map((entry) => entry.host ?? -1);
+        masters = await this.masters();
       } catch {
         masters = null;
       }

@@ -1,6 +1,6 @@
 /**
- * One multi-host chaos round: a fresh bed (three hosts, resec with default settings), the client
- * workload writing from its own host, the master monitor and the writability probe; one fault; then
+ * One multi-host chaos round: a fresh bed (three hosts, resec with default settings, or a peer system
+ * from systems.ts), the client workload writing from its own host, the master monitor and the writability probe; one fault; then
  * every Redis read back and the round judged by the chaos suite's pure analysis (tests/chaos/analysis.ts).
  */
 import {
@@ -21,6 +21,7 @@ import { Bed, type BedWriterReport, WRITER_KEY } from "../support/bed/mod.ts";
 import { delay, waitFor } from "../support/wait.ts";
 import type { BedFault } from "./faults.ts";
 import { BedMasterMonitor, BedWritabilityProbe } from "./observe.ts";
+import { type Discovery, type HostSystem, RESEC_SYSTEM } from "./systems.ts";
 
 /** Default timings: HEALTHCHECK_INTERVAL 5 s + HEALTHCHECK_TIMEOUT 2 s, twice over (see comebackGraceMs). */
 export const DEFAULT_COMEBACK_GRACE_MS = 2 * (5_000 + 2_000);
@@ -41,6 +42,8 @@ export interface BedRoundOptions {
   warmupMs?: number;
   settleMs?: number;
   note?: (message: string) => void;
+  /** The system on the hosts (default: resec, the bed's own). */
+  system?: HostSystem;
 }
 
 /** Runs one round of `fault` on a fresh bed. */
@@ -51,11 +54,14 @@ export async function runBedRound(
   const round = options.round ?? 1;
   const note = (message: string) => options.note?.(`[${fault.name} #${round}] ${message}`);
   const startedAt = new Date().toISOString();
-  await using bed = await Bed.start();
+  const system = options.system ?? RESEC_SYSTEM;
+  await using bed = await Bed.start({ agent: system.agent });
+  await using discovery = system.discover(bed);
   let result: RoundResult;
   let gap = 0;
   try {
-    const measured = await measure(bed, fault, { round, startedAt, note, ...options });
+    await discovery.ready();
+    const measured = await measure(bed, discovery, fault, { ...options, round, startedAt, note });
     result = measured.result;
     gap = measured.longestWriteGapMs;
   } catch (error) {
@@ -72,17 +78,18 @@ export async function runBedRound(
 
 async function measure(
   bed: Bed,
+  discovery: Discovery,
   fault: BedFault,
   options: BedRoundOptions & { round: number; startedAt: string; note: (m: string) => void },
 ): Promise<{ result: RoundResult; longestWriteGapMs: number }> {
   const { note } = options;
-  const before = await converged(bed, 60_000);
+  const before = await converged(bed, discovery, 60_000);
   note(`converged on host ${before}`);
-  await using monitor = new BedMasterMonitor(bed);
+  await using monitor = new BedMasterMonitor(() => discovery.masters());
   monitor.start();
   await using probe = new BedWritabilityProbe(bed);
   probe.start();
-  const writer = bed.startWriter();
+  const writer = bed.startWriter((options.system ?? RESEC_SYSTEM).writerOptions(bed));
   let report: BedWriterReport;
   const checks: Promise<PromotionCheck>[] = [];
   const comebacks: Comeback[] = [];
@@ -103,13 +110,13 @@ async function measure(
       await fault.inject({
         bed,
         master: before,
-        newMaster: (timeoutMs = 60_000) => bed.waitForMaster({ exclude: before, timeoutMs }),
+        newMaster: (timeoutMs = 60_000) => otherMaster(discovery, before, timeoutMs),
         cameBack: (host) => comebacks.push({ port: host, at: Date.now() }),
         note,
       });
       note(`fault done after ${Date.now() - faultAt} ms; waiting for convergence`);
       try {
-        after = await converged(bed, CONVERGE_TIMEOUT_MS);
+        after = await converged(bed, discovery, CONVERGE_TIMEOUT_MS);
         convergedAt = Date.now();
         note(`converged on host ${after} after ${convergedAt - faultAt} ms`);
       } catch (error) {
@@ -125,7 +132,11 @@ async function measure(
   const samples = await monitor.stop();
   const probes = summarizeProbes(await probe.stop(), comebacks, { inFlightMs: 600, faultAt });
   const promotions = await Promise.all(checks);
-  const held = await readBack(bed, after, report);
+  // A group that never converged has no master to read back from; its timings still stand (the Go
+  // resec can keep two passing masters after a pulled cable is plugged back in).
+  const held = after === undefined
+    ? { lost: [], lostByNode: {}, divergent: [] }
+    : await readBack(bed, after, report);
   const catalog = withoutRejoinEcho(samples, comebacks);
   if (catalog.echoPolls > 0) {
     note(
@@ -174,6 +185,7 @@ async function measure(
     newMasterAfterMs: firstOtherMaster(samples, before, faultAt),
     converged: after !== undefined,
     convergedAfterMs: convergedAt === undefined ? undefined : convergedAt - faultAt,
+    ...(after === undefined ? { error: "no single master to read back from" } : {}),
   };
   return { result, longestWriteGapMs: longestGapAfter(report, faultAt) };
 }
@@ -228,14 +240,22 @@ export function withoutRejoinEcho(
   };
 }
 
-/** One passing master, every other host a passing slave with its link up: returns the master. */
-async function converged(bed: Bed, timeoutMs: number): Promise<number> {
+/** Waits until discovery names one master other than `old`; returns its host. */
+async function otherMaster(discovery: Discovery, old: number, timeoutMs: number): Promise<number> {
+  return await waitFor(async () => {
+    const masters = await discovery.masters().catch(() => []);
+    return masters.length === 1 && masters[0] !== old && masters[0]! >= 0 ? masters[0]! : false;
+  }, { timeoutMs, intervalMs: 200, message: `one master other than host ${old}` });
+}
+
+/** One master, every other host a replica with its link up, as discovery names them: the master. */
+async function converged(bed: Bed, discovery: Discovery, timeoutMs: number): Promise<number> {
   // Held for CONVERGED_STABLE_MS: right after a quorum comes back, the catalog still shows the state
   // from before the outage until the agents update it (seen in CI: "converged" on a fenced master).
   let since: { master: number; at: number } | undefined;
   return await waitFor(async () => {
-    const [masters, slaves] = await Promise.all([bed.passingMasters(), bed.passingSlaves()]);
-    const master = masters.length === 1 ? masters[0]!.host : undefined;
+    const [masters, slaves] = await Promise.all([discovery.masters(), discovery.replicas()]);
+    const master = masters.length === 1 && masters[0]! >= 0 ? masters[0] : undefined;
     if (master === undefined || slaves.length !== bed.hosts.length - 1) return since = undefined;
     for (const host of bed.hosts.filter((host) => host.index !== master)) {
       const info = await host.redis.info().catch(() => ({} as Record<string, string>));

@@ -20,6 +20,21 @@ export function goResecBinary(): string | undefined {
   }
 }
 
+/**
+ * The Go resec binary: GO_RESEC_BIN, else the one scripts/provision-go-resec.sh builds or has cached.
+ *
+ * @throws {Error} when the script fails (no Go, no source beside the repository).
+ */
+export async function provisionGoResec(): Promise<string> {
+  const fromEnv = Deno.env.get("GO_RESEC_BIN");
+  if (fromEnv) return fromEnv;
+  const script = new URL("../../scripts/provision-go-resec.sh", import.meta.url).pathname;
+  const output = await new Deno.Command(script, { stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(output.success ? output.stdout : output.stderr).trim();
+  if (!output.success) throw new Error(`scripts/provision-go-resec.sh failed: ${text}`);
+  return text.split("\n").pop()!;
+}
+
 /** A running Go resec agent; the same surface as AgentProcess, so a cluster node can run either. */
 export class GoResecProcess {
   readonly dir: string;

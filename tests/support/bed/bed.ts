@@ -8,6 +8,7 @@ import { cutConsul, healConsul, isConsulCut } from "./firewall.ts";
 import { BedConsulMachine, BedHost } from "./host.ts";
 import { logTails } from "./logs.ts";
 import { BedNetwork, type Machine } from "./network.ts";
+import type { BedAgentLaunch } from "./resec.ts";
 import { BedUnavailableError } from "./netns.ts";
 import { BedWriter, type BedWriterOptions } from "./writer.ts";
 
@@ -31,10 +32,22 @@ export interface BedOptions {
   resec?: boolean;
   /** Extra environment for resec, e.g. `{ LOG_LEVEL: "debug" }`; by default resec gets none. */
   resecEnv?: Record<string, string> | ((host: number) => Record<string, string>);
+  /**
+   * Another agent than resec on every host (the Go resec, redis-sentinel): how to launch it there, and
+   * what to set up once every Redis answers and before the agents start (e.g. replication for
+   * Sentinel). The bed starts, kills and reboots it as it does resec.
+   */
+  agent?: BedAgent;
   /** Extra redis-server arguments for every host, e.g. `["--appendonly", "yes"]`. */
   redisArgs?: string[];
   /** Log level of every Consul agent (default "info"). */
   consulLogLevel?: string;
+}
+
+/** Another agent than resec for the hosts; see BedOptions.agent. */
+export interface BedAgent {
+  launch(machine: Machine, dir: string): BedAgentLaunch;
+  prepare?(bed: Bed): Promise<void>;
 }
 
 /** A passing instance of a service, as Consul's health API reports it. */
@@ -101,16 +114,18 @@ export class Bed implements AsyncDisposable {
       bed = new Bed(
         network,
         of("server").map((m) => new BedConsulMachine(network, m, dirOf(m), serverIps, logLevel)),
-        of("host").map((m) =>
-          new BedHost(network, m, dirOf(m), {
+        of("host").map((m) => {
+          const dir = dirOf(m);
+          return new BedHost(network, m, dir, {
             serverIps,
             consulLogLevel: logLevel,
             redisArgs: options.redisArgs ?? [],
             resecEnv: typeof options.resecEnv === "function"
               ? options.resecEnv(m.index)
               : options.resecEnv ?? {},
-          })
-        ),
+            agent: options.agent?.launch(m, dir),
+          });
+        }),
         of("client").map((m) => new BedConsulMachine(network, m, dirOf(m), serverIps, logLevel)),
         options,
       );
@@ -358,6 +373,7 @@ export class Bed implements AsyncDisposable {
       host.redis.start();
       await host.redis.waitUntilReady();
     }));
+    await this.options.agent?.prepare?.(this);
     if (this.runsResec) { for (const host of this.hosts) host.resec.start(); }
   }
 

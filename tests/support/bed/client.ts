@@ -4,8 +4,9 @@
  *   ip netns exec <client ns> deno run --allow-net client.ts --consul=127.0.0.1:8500 \
  *     --service=redis-master --key=resec:bed:writes
  *
- * Like a real application it asks its local Consul agent for the passing master, pushes unique values
- * onto a list there with RPUSH, and looks the master up again after a failure. Every outcome is one
+ * Like a real application it asks its local Consul agent for the passing master (or, with
+ * --sentinels=ip:port,… --master-name=NAME, the Sentinels, as a Sentinel client does), pushes unique
+ * values onto a list there with RPUSH, and looks the master up again after a failure. Every outcome is one
  * JSON line on stdout (see WriterEvent). It speaks RESP itself so it needs nothing but --allow-net.
  * SIGTERM ends it after the write in flight.
  */
@@ -27,6 +28,10 @@ export type WriterEvent =
 interface ClientSettings {
   consul: string;
   service: string;
+  /** Sentinels to ask instead of Consul ("ip:port" each); empty: ask Consul. */
+  sentinels: string[];
+  /** The name the Sentinels monitor the master under. */
+  masterName: string;
   key: string;
   prefix: string;
   /** Pause between writes. */
@@ -41,6 +46,8 @@ function parseSettings(args: string[]): ClientSettings {
   const settings: ClientSettings = {
     consul: "127.0.0.1:8500",
     service: "redis-master",
+    sentinels: [],
+    masterName: "",
     key: "resec:bed:writes",
     prefix: "w",
     intervalMs: 5,
@@ -66,6 +73,10 @@ function parseSettings(args: string[]): ClientSettings {
       settings[numeric] = number;
     } else if (name === "consul" || name === "service" || name === "key" || name === "prefix") {
       settings[name] = value;
+    } else if (name === "sentinels") {
+      settings.sentinels = value.split(",").filter((address) => address !== "");
+    } else if (name === "master-name") {
+      settings.masterName = value;
     } else {
       throw new Error(`Unknown argument "--${name}"`);
     }
@@ -108,6 +119,37 @@ async function lookUp(settings: ClientSettings): Promise<{ address: string; node
   }));
 }
 
+/**
+ * The master the Sentinels name, as Sentinel clients find it: the first Sentinel that answers, starting
+ * with the one that answered last (clients move it to the front of their list), so an unreachable one
+ * costs a timeout once, not at every look-up.
+ */
+async function askSentinels(
+  settings: ClientSettings,
+  order: string[],
+): Promise<{ address: string; node: string }[]> {
+  let lastError: unknown = new Error("No Sentinel configured");
+  for (const sentinel of [...order]) {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.open(sentinel, settings.timeoutMs);
+      const args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", settings.masterName];
+      const head = await connection.command(args, settings.timeoutMs);
+      order.splice(order.indexOf(sentinel), 1);
+      order.unshift(sentinel);
+      if (head === "*-1" || head === "*0") return [];
+      if (head !== "*2") throw new Error(`Sentinel ${sentinel} answered "${head}"`);
+      const [, host, , port] = await connection.lines(4, settings.timeoutMs);
+      return [{ address: `${host}:${port}`, node: `sentinel ${sentinel}` }];
+    } catch (error) {
+      lastError = error;
+    } finally {
+      connection?.close();
+    }
+  }
+  throw lastError;
+}
+
 /** RESP encoding of one command. */
 function encodeCommand(args: string[]): Uint8Array {
   const encoder = new TextEncoder();
@@ -135,10 +177,15 @@ class Connection {
   /** Sends the command and returns the reply line: ":3" or "-READONLY …". */
   async command(args: string[], timeoutMs: number): Promise<string> {
     await deadline(this.conn.write(encodeCommand(args)), timeoutMs, "send");
+    return (await this.lines(1, timeoutMs))[0]!;
+  }
+
+  /** The next `count` reply lines, e.g. the rest of an array reply. */
+  async lines(count: number, timeoutMs: number): Promise<string[]> {
     const timer = setTimeout(() => this.close(), timeoutMs);
     try {
       const chunk = new Uint8Array(4096);
-      while (!this.#buffer.includes("\r\n")) {
+      while (this.#buffer.split("\r\n").length <= count) {
         let read: number | null;
         try {
           read = await this.conn.read(chunk);
@@ -151,10 +198,9 @@ class Connection {
     } finally {
       clearTimeout(timer);
     }
-    const end = this.#buffer.indexOf("\r\n");
-    const line = this.#buffer.slice(0, end);
-    this.#buffer = this.#buffer.slice(end + 2);
-    return line;
+    const lines = this.#buffer.split("\r\n");
+    this.#buffer = lines.slice(count).join("\r\n");
+    return lines.slice(0, count);
   }
 
   close(): void {
@@ -191,11 +237,14 @@ async function run(settings: ClientSettings): Promise<void> {
   let lookedUpAt = 0;
   let connection: Connection | undefined;
   let counter = 0;
+  const sentinelOrder = [...settings.sentinels];
   while (running) {
     if (!target || Date.now() - lookedUpAt >= settings.lookupMs) {
       lookedUpAt = Date.now();
       try {
-        const masters = await lookUp(settings);
+        const masters = settings.sentinels.length > 0
+          ? await askSentinels(settings, sentinelOrder)
+          : await lookUp(settings);
         target = masters.length === 1 ? masters[0] : undefined;
         lastLookupError = "";
         const address = target?.address ?? "";

@@ -5,7 +5,7 @@
 import { BedConsulAgent } from "./consul.ts";
 import type { BedNetwork, Machine } from "./network.ts";
 import { BedRedis } from "./redis.ts";
-import { BedResec } from "./resec.ts";
+import { type BedAgentLaunch, BedResec } from "./resec.ts";
 
 /** A machine that runs only a Consul agent: one of the servers, or a client's. */
 export class BedConsulMachine {
@@ -61,6 +61,8 @@ export interface BedHostSettings {
   redisArgs: string[];
   /** The extras a test gives the resec agent; by default none. */
   resecEnv: Record<string, string>;
+  /** Another agent to run instead of resec (see BedOptions.agent). */
+  agent?: BedAgentLaunch;
 }
 
 /** An application host: Consul client agent, redis-server on 6379, and the resec agent. */
@@ -71,7 +73,7 @@ export class BedHost extends BedConsulMachine {
   constructor(network: BedNetwork, machine: Machine, dir: string, settings: BedHostSettings) {
     super(network, machine, dir, settings.serverIps, settings.consulLogLevel);
     this.redis = new BedRedis(network, machine, dir, settings.redisArgs);
-    this.resec = new BedResec(network, machine, dir, settings.resecEnv);
+    this.resec = new BedResec(network, machine, dir, settings.resecEnv, settings.agent);
   }
 
   /**

@@ -18,11 +18,11 @@
  * const report = await writer.stop();
  * ```
  */
-export { Bed, type BedOptions, type BedServiceInstance } from "./bed.ts";
+export { Bed, type BedAgent, type BedOptions, type BedServiceInstance } from "./bed.ts";
 export { BedConsulMachine, BedHost } from "./host.ts";
 export { BedConsulAgent, ConsulApiError, ConsulSocket } from "./consul.ts";
 export { BedRedis, REDIS_PORT } from "./redis.ts";
-export { BedResec } from "./resec.ts";
+export { type BedAgentLaunch, BedResec } from "./resec.ts";
 export { BedWriter, type BedWriterOptions, type BedWriterReport, WRITER_KEY } from "./writer.ts";
 export type { WriterEvent } from "./client.ts";
 export { BED_SUBNET, BedNetwork, type Machine, machineIp, type MachineKind } from "./network.ts";

@@ -11,7 +11,19 @@ import type { BedNetwork, Machine } from "./network.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 
-/** The resec agent of one host; each start appends to the same log file. */
+/**
+ * Another agent than resec to run beside Redis on a host (the Go resec, redis-sentinel): its command,
+ * and the environment it gets besides PATH; nothing else is set.
+ */
+export interface BedAgentLaunch {
+  /** What the log calls it: "go-resec", "redis-sentinel". */
+  label: string;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+/** The resec agent of one host (or the agent `launch` names); each start appends to one log file. */
 export class BedResec {
   readonly logPath: string;
   #process: ManagedProcess | undefined;
@@ -25,6 +37,7 @@ export class BedResec {
     readonly machine: Machine,
     readonly dir: string,
     readonly env: Record<string, string>,
+    readonly launch?: BedAgentLaunch,
   ) {
     this.logPath = `${dir}/resec.log`;
   }
@@ -41,6 +54,7 @@ export class BedResec {
   start(): void {
     if (this.#process) throw new Error(`resec on ${this.machine.name} is already running`);
     this.#launches++;
+    if (this.launch) return this.#startOther(this.launch);
     const { command, args } = agentCommand();
     // As AgentProcess does: a bundle runs from an empty directory with an empty Deno cache, so a
     // dependency that is not inlined fails the test.
@@ -60,6 +74,18 @@ export class BedResec {
       },
       clearEnv: true,
       cwd: bundle ? this.dir : ROOT,
+    });
+  }
+
+  #startOther(launch: BedAgentLaunch): void {
+    startLog(this.logPath, `${launch.label}, launch ${this.#launches}`);
+    this.#logOffset = Deno.statSync(this.logPath).size;
+    this.#process = this.network.spawn(this.machine, launch.command, {
+      args: launch.args,
+      logPath: this.logPath,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...launch.env },
+      clearEnv: true,
+      cwd: this.dir,
     });
   }
 

@@ -19,6 +19,10 @@ export interface BedWriterOptions {
   key?: string;
   /** The Consul service the client writes to (default "redis-master", resec's default naming). */
   service?: string;
+  /** Sentinels ("ip:port") the client asks for the master instead of Consul (default none). */
+  sentinels?: string[];
+  /** The name the Sentinels monitor the master under (with `sentinels`). */
+  masterName?: string;
   /** Prefix of the unique values (default "w"). */
   prefix?: string;
   /** Pause between writes in ms (default 5). */
@@ -64,6 +68,12 @@ export class BedWriter implements AsyncDisposable {
       `--key=${this.key}`,
       `--service=${options.service ?? "redis-master"}`,
       `--prefix=${options.prefix ?? "w"}`,
+      ...(options.sentinels
+        ? [
+          `--sentinels=${options.sentinels.join(",")}`,
+          `--master-name=${options.masterName ?? ""}`,
+        ]
+        : []),
       `--interval-ms=${options.intervalMs ?? 5}`,
       `--timeout-ms=${options.timeoutMs ?? 1_000}`,
     ];

@@ -17,7 +17,13 @@ import {
   RedisUnavailableError,
   RedisVersionError,
 } from "./errors.ts";
-import { isDatasetEmpty, isSupportedRedisVersion, parseInfo, type RedisInfo } from "./info.ts";
+import {
+  isDatasetEmpty,
+  isSupportedRedisVersion,
+  parseInfo,
+  readableRedisVersion,
+  type RedisInfo,
+} from "./info.ts";
 
 /** Redis's default `replica-priority`, assumed when the server will not tell us. */
 export const DEFAULT_REPLICA_PRIORITY = 100;
@@ -27,6 +33,37 @@ export const DEFAULT_POLL_INTERVAL_MS = 5_000;
 
 /** The first reconnection attempt after a drop: soon, as a restarted Redis is back in moments. */
 const RECONNECT_INITIAL_MS = 100;
+
+/**
+ * The INFO sections that hold every field of `RedisInfo`: about a quarter of the full reply, which the
+ * agent would otherwise read and parse on every poll.
+ */
+export const OBSERVED_INFO_SECTIONS: readonly string[] = [
+  "server",
+  "persistence",
+  "replication",
+  "keyspace",
+];
+
+/** Redis answers INFO with several sections from 7.0 on; 6.2 refuses more than one (a syntax error). */
+const MULTI_SECTION_INFO_SINCE_MAJOR = 7;
+
+/**
+ * The INFO arguments for polling a Redis of `version`: the observed sections where it takes several,
+ * else none (the whole INFO).
+ *
+ * @example
+ * ```ts
+ * infoArguments("7.2.4"); // ["server", "persistence", "replication", "keyspace"]
+ * infoArguments("6.2.14"); // []
+ * ```
+ */
+export function infoArguments(version: string | undefined): readonly string[] {
+  const readable = readableRedisVersion(version);
+  return readable !== undefined && readable.major >= MULTI_SECTION_INFO_SINCE_MAJOR
+    ? OBSERVED_INFO_SECTIONS
+    : [];
+}
 
 /** No answer yet since the observer started. */
 export interface UnknownObservation {
@@ -291,9 +328,13 @@ export class RedisObserver {
       this.#client = client;
       // Wake the loop the moment the server or the network drops the connection.
       client.closed.then(() => this.#wake?.abort());
+      // A connection's first poll reads the whole INFO, which names the version; a restarted (perhaps
+      // downgraded) Redis comes back on a new connection.
+      let infoArgs: readonly string[] = [];
       while (!signal.aborted) {
         const attempt = ++this.#attempts;
-        const observation = await this.#snapshot(client);
+        const observation = await this.#snapshot(client, infoArgs);
+        infoArgs = infoArguments(observation.info.redisVersion);
         answered = true;
         this.#publish(observation);
         this.#settleRefreshes(attempt);
@@ -314,11 +355,11 @@ export class RedisObserver {
     }
   }
 
-  /** INFO and CONFIG GET replica-priority, side by side, each within the deadline. */
-  async #snapshot(client: RedisClient): Promise<UpObservation> {
+  /** INFO (`infoArgs`: its sections) and CONFIG GET replica-priority, side by side, within the deadline. */
+  async #snapshot(client: RedisClient, infoArgs: readonly string[]): Promise<UpObservation> {
     const started = this.#clock.now();
     const [infoReply, priority] = await Promise.all([
-      client.call("INFO"),
+      client.call("INFO", infoArgs),
       this.#replicaPriority(client),
     ]);
     if (typeof infoReply !== "string") {

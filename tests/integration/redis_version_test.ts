@@ -5,18 +5,20 @@
  * protocol: only Redis 7.0 is installed here.
  */
 import assert from "node:assert/strict";
-import { RedisObserver } from "../../lib/redis/observer.ts";
+import { OBSERVED_INFO_SECTIONS, RedisObserver } from "../../lib/redis/observer.ts";
 import { AgentProcess, ConsulServer, waitFor } from "../support/mod.ts";
 
 /**
- * Answers INFO as a Redis 6.0 master would (or with the INFO text given), CONFIG GET with a priority,
- * and anything else with OK.
+ * Answers INFO as a Redis 6.0 master would (or with the INFO text given), refusing sections as a Redis
+ * before 7.0 does, CONFIG GET with a priority, and anything else with OK.
  */
 class OldRedisStandIn implements AsyncDisposable {
   readonly #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
   readonly #served: Promise<void>;
   readonly #connections = new Set<Deno.TcpConn>();
   readonly commands: string[] = [];
+  /** The arguments of every INFO, in order. */
+  readonly infoArgs: string[][] = [];
 
   constructor(readonly info = INFO_6_0) {
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -48,7 +50,8 @@ class OldRedisStandIn implements AsyncDisposable {
           pending = parsed.rest;
           const name = parsed.args.map((arg) => arg.toUpperCase()).slice(0, 2).join(" ");
           this.commands.push(name);
-          await connection.write(encoder.encode(reply(name, this.info)));
+          if (/^INFO/.test(name)) this.infoArgs.push(parsed.args.slice(1));
+          await connection.write(encoder.encode(reply(parsed.args, this.info)));
         }
       }
     } catch {
@@ -86,7 +89,13 @@ const INFO_6_0 = [
   "",
 ].join("\r\n");
 
-function reply(command: string, info: string): string {
+function reply(args: string[], info: string): string {
+  const command = args.map((arg) => arg.toUpperCase()).slice(0, 2).join(" ");
+  const major = Number(/redis_version:(\d+)/.exec(info)?.[1]);
+  // Before 7.0, INFO takes one section at most.
+  if (command.startsWith("INFO") && args.length > 2 && !(major >= 7)) {
+    return "-ERR syntax error\r\n";
+  }
   if (command.startsWith("INFO")) {
     return `$${new TextEncoder().encode(info).length}\r\n${info}\r\n`;
   }
@@ -160,5 +169,28 @@ Deno.test("the observer reports a Redis older than 6.2 as down, with the reason"
     assert.match(current.kind === "down" ? current.reason : "", /6\.0\.16, older than 6\.2/);
   } finally {
     await observer.close();
+  }
+});
+
+Deno.test("the observer polls a Redis 6.2 with the whole INFO and, from 7.0 on, with only the sections it reads", async () => {
+  for (const [version, later] of [["6.2.14", []], ["7.0.15", OBSERVED_INFO_SECTIONS]] as const) {
+    await using redis = new OldRedisStandIn(INFO_6_0.replace("6.0.16", version));
+    const observer = new RedisObserver({
+      connection: { host: "127.0.0.1", port: redis.port },
+      intervalMs: 20,
+      timeoutMs: 1_000,
+    });
+    try {
+      observer.start();
+      await waitFor(() => redis.infoArgs.length >= 4, { timeoutMs: 5_000 });
+      const current = observer.current();
+      assert.equal(current.kind, "up", `Redis ${version}: ${JSON.stringify(current)}`);
+      assert.equal(current.kind === "up" ? current.info.role : undefined, "master");
+      // The first poll of a connection learns the version from the whole INFO.
+      assert.deepEqual(redis.infoArgs[0], [], `Redis ${version}`);
+      for (const args of redis.infoArgs.slice(1)) assert.deepEqual(args, later, `Redis ${version}`);
+    } finally {
+      await observer.close();
+    }
   }
 });

@@ -6,8 +6,8 @@ import { formatHostPort, type HostPort, isUnspecifiedHost, parseHostPort } from 
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
-import { FailsafeKey } from "../failsafe/call.ts";
-import { FailsafeMaster, type FailsafeTarget } from "../failsafe/master.ts";
+import { type CallSigner, FailsafeKey } from "../failsafe/call.ts";
+import { type CallSender, FailsafeMaster, type FailsafeTarget } from "../failsafe/master.ts";
 import { FailsafePeer } from "../failsafe/peer.ts";
 import type { Logger } from "../log.ts";
 import type { SeenCandidacy } from "../reconciler/election.ts";
@@ -39,6 +39,10 @@ export interface FailsafeWiringOptions {
   clock: Clock;
   logger: Logger;
   onChange: () => void;
+  /** Signs and checks calls: the group's key (FAILSAFE_KEY_FILE) unless given (the simulator). */
+  signer?: CallSigner;
+  /** Carries a call to a peer: HTTP (`sendCall`) unless given (the simulator). */
+  send?: CallSender;
 }
 
 /** Failsafe mode's parts: the port the loop reads, and what the lifecycle starts and serves. */
@@ -54,7 +58,7 @@ export interface FailsafeParts {
 export function wireFailsafe(options: FailsafeWiringOptions): FailsafeParts | undefined {
   const { config, fenceAfterMs, clock, logger } = options;
   if (!config.failsafe) return undefined;
-  const key = new FailsafeKey(config.failsafe.key);
+  const key = options.signer ?? new FailsafeKey(config.failsafe.key);
   const self = config.announce;
   const intervalMs = Math.max(
     10,
@@ -82,6 +86,7 @@ export function wireFailsafe(options: FailsafeWiringOptions): FailsafeParts | un
     clock,
     logger,
     onChange: options.onChange,
+    ...(options.send ? { send: options.send } : {}),
   });
   const port: FailsafePort = {
     until: () => master.until(),

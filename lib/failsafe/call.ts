@@ -82,6 +82,17 @@ export function parseAnswer(body: string): FailsafeAnswer {
 }
 
 /**
+ * What signs and checks calls: the group's key (`FailsafeKey`) in production; the simulator passes a
+ * stand-in that answers without Web Crypto, whose work is real asynchronous I/O.
+ */
+export interface CallSigner {
+  /** The signature of `body`, as the header carries it. */
+  sign(body: string): Promise<string>;
+  /** Whether `signature` (the header's value) signs `body`. */
+  verify(body: string, signature: string | null): Promise<boolean>;
+}
+
+/**
  * The group's shared key (FAILSAFE_KEY_FILE's content, surrounding whitespace removed), which signs
  * and checks calls.
  *
@@ -91,7 +102,7 @@ export function parseAnswer(body: string): FailsafeAnswer {
  * headers.set(SIGNATURE_HEADER, await key.sign(body));
  * ```
  */
-export class FailsafeKey {
+export class FailsafeKey implements CallSigner {
   readonly #key: Promise<CryptoKey>;
 
   /** @throws {InvalidRecordError} when the key is shorter than MIN_KEY_BYTES */

@@ -12,10 +12,10 @@ import type { Logger } from "../log.ts";
 import { writesAllowedUntil } from "../reconciler/failsafe.ts";
 import type { LockView } from "../reconciler/model.ts";
 import {
+  type CallSigner,
   encodeCall,
   FAILSAFE_PATH,
   type FailsafeAnswer,
-  type FailsafeKey,
   parseAnswer,
   SIGNATURE_HEADER,
 } from "./call.ts";
@@ -36,7 +36,7 @@ export type CallSender = (
 ) => Promise<FailsafeAnswer>;
 
 export interface FailsafeMasterOptions {
-  key: FailsafeKey;
+  key: CallSigner;
   self: HostPort;
   /** Our part in the lock: calls go out only while we hold it. */
   lock: () => LockView;

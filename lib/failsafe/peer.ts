@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { InvalidRecordError } from "../record.ts";
 import { answerCall } from "../reconciler/failsafe.ts";
 import type { LeaderView, LockView } from "../reconciler/model.ts";
-import { type FailsafeKey, parseCall, SIGNATURE_HEADER } from "./call.ts";
+import { type CallSigner, type FailsafeAnswer, parseCall, SIGNATURE_HEADER } from "./call.ts";
 
 /** The longest call body read: a call is under 200 bytes; anything longer is not one. */
 export const MAX_CALL_BYTES = 4_096;
@@ -22,8 +22,13 @@ export interface PeerView {
   readonly leader: LeaderView | null | undefined;
 }
 
+/** How a peer answers a call's body: the answer, or why there is none (401 or 400). */
+export type PeerReply =
+  | { readonly status: 200; readonly answer: FailsafeAnswer }
+  | { readonly status: 400 | 401; readonly error: string };
+
 export interface FailsafePeerOptions {
-  key: FailsafeKey;
+  key: CallSigner;
   /** This agent's announce address. */
   self: HostPort;
   view: () => PeerView;
@@ -65,16 +70,27 @@ export class FailsafePeer {
     if (body === undefined) {
       return json(413, { error: `A call has at most ${MAX_CALL_BYTES} bytes` });
     }
+    const reply = await this.answer(body, request.headers.get(SIGNATURE_HEADER));
+    return reply.status === 200
+      ? json(200, reply.answer)
+      : json(reply.status, { error: reply.error });
+  }
+
+  /**
+   * Answers one call's body and signature, the transport aside: the signature checked against the
+   * group's key, the body parsed, the grant or refusal given and a granted promise kept.
+   */
+  async answer(body: string, signature: string | null): Promise<PeerReply> {
     const { key, clock, logger } = this.#options;
-    if (!(await key.verify(body, request.headers.get(SIGNATURE_HEADER)))) {
+    if (!(await key.verify(body, signature))) {
       logger.warn("refused a failsafe call whose signature does not match this group's key");
-      return json(401, { error: "The signature does not match this group's failsafe key" });
+      return { status: 401, error: "The signature does not match this group's failsafe key" };
     }
     let call;
     try {
       call = parseCall(body);
     } catch (error) {
-      if (error instanceof InvalidRecordError) return json(400, { error: error.message });
+      if (error instanceof InvalidRecordError) return { status: 400, error: error.message };
       throw error;
     }
     // Taken now, before answering: the promise runs from no earlier than the caller's send time.
@@ -95,7 +111,7 @@ export class FailsafePeer {
       this.#refusing = answer.reason;
       logger.warn("refused a failsafe call", { reason: answer.reason });
     }
-    return json(200, answer);
+    return { status: 200, answer };
   }
 }
 

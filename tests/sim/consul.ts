@@ -1,7 +1,8 @@
 /**
  * A simulated Consul server: KV entries with raft-style indexes, sessions with TTLs, `?acquire=` and
  * `?release=`, and lock-delay after a session is invalidated. Consul checks TTLs lazily: a session
- * expires somewhere between TTL and 2 × TTL after its last renewal, drawn from the seed.
+ * expires somewhere between TTL and 2 × TTL after its last renewal, drawn from the seed. An outage
+ * (quorum lost) stops its timers; the new leader gives every session and TTL check a full TTL again.
  */
 import type { EventHandle, Random, Scheduler } from "./scheduler.ts";
 
@@ -25,6 +26,8 @@ interface Session {
 interface Check {
   passing: boolean;
   expiry: EventHandle | undefined;
+  /** The TTL of a TTL check (the agent's own), undefined for the others. */
+  ttlMs: number | undefined;
 }
 
 export class SimConsul {
@@ -34,6 +37,10 @@ export class SimConsul {
   readonly #lockDelayUntil = new Map<string, number>();
   readonly #checks = new Map<string, Check>();
   #sessionSeq = 0;
+  /** Quorum lost: nobody reaches Consul, and its timers stand still. */
+  #down = false;
+  /** World changes (gossip verdicts, operators' writes) made while down, applied once back. */
+  #deferred: (() => void)[] = [];
 
   constructor(
     readonly sched: Scheduler,
@@ -43,6 +50,45 @@ export class SimConsul {
     readonly onChange: () => void,
     readonly trace: (line: string) => void,
   ) {}
+
+  /** True while Consul is out (no leader): every request fails. */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  /**
+   * Quorum lost: no request is served and no TTL runs out, since only a leader expires sessions and
+   * checks.
+   */
+  outage(): void {
+    this.#down = true;
+    for (const session of this.#sessions.values()) session.expiry.cancel();
+    for (const check of this.#checks.values()) {
+      check.expiry?.cancel();
+      check.expiry = undefined;
+    }
+  }
+
+  /**
+   * A leader again: as Consul's new leader does, every session's TTL starts afresh (so none expires
+   * for the outage) and every TTL check gets a full TTL; changes made meanwhile apply now.
+   */
+  recover(): void {
+    this.#down = false;
+    for (const session of this.#sessions.values()) this.#armExpiry(session);
+    for (const [id, check] of this.#checks) {
+      if (check.passing && check.ttlMs !== undefined) this.#armCheckExpiry(id, check, check.ttlMs);
+    }
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    for (const action of deferred) action();
+  }
+
+  /** Runs `action` now, or once Consul is back when it is out (a change the servers must apply). */
+  whenUp(action: () => void): void {
+    if (this.#down) this.#deferred.push(action);
+    else action();
+  }
 
   /** Throws, as Consul refuses, when a check to tie the session to is not passing. */
   createSession(node: string, ttlMs: number, checks: readonly string[] = []): string {
@@ -57,7 +103,7 @@ export class SimConsul {
 
   /** Sets a check's status; a critical check invalidates the sessions tied to it. */
   setCheck(id: string, passing: boolean): void {
-    const check = this.#checks.get(id) ?? { passing, expiry: undefined };
+    const check = this.#checks.get(id) ?? { passing, expiry: undefined, ttlMs: undefined };
     check.expiry?.cancel();
     check.expiry = undefined;
     check.passing = passing;
@@ -72,6 +118,11 @@ export class SimConsul {
   passTtlCheck(id: string, ttlMs: number): void {
     this.setCheck(id, true);
     const check = this.#checks.get(id)!;
+    check.ttlMs = ttlMs;
+    this.#armCheckExpiry(id, check, ttlMs);
+  }
+
+  #armCheckExpiry(id: string, check: Check, ttlMs: number): void {
     check.expiry = this.sched.after(ttlMs, "check ttl", () => {
       this.trace(`consul: check ${id} missed its TTL`);
       this.setCheck(id, false);

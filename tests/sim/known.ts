@@ -67,6 +67,27 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "'consul_unreachable' does not fence again and the restarted Redis takes writes beside the " +
       "new master",
   },
+  {
+    options: { seed: 1239 },
+    foundAt: "06db9ef",
+    violation: "a sync has wiped them",
+    finding: "the empty-restart trap of seed 1112 through a Consul outage: the master's Redis " +
+      "restarts empty while nobody reaches Consul, so its agent cannot give the lock up, and the " +
+      "replicas that follow the lock holder full-sync the empty dataset (seed found once the " +
+      "consul-outage fault was added; not failsafe mode's doing)",
+  },
+  {
+    options: {
+      seed: 497,
+      failsafe: true,
+      faultKinds: ["consul-outage", "consul-cut", "host-isolated", "node-crash"],
+    },
+    foundAt: "06db9ef",
+    violation: "a sync has wiped them",
+    finding: "as seed 1239, with failsafe mode on: the master's host crashes, Consul goes out " +
+      "before it applies the gossip verdict, the host restarts empty during the outage and the " +
+      "replicas full-sync from it; the session outlives the outage (a new leader resets TTLs)",
+  },
 ];
 
 /** A failure the simulator found that is fixed: its seed must keep passing (sim_test.ts). */

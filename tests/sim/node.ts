@@ -12,6 +12,7 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
+  withAgentCheck,
 } from "../../lib/agent/loop.ts";
 import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
 import { type EntryState, entryState } from "../../lib/agent/apply/candidacy_board.ts";
@@ -25,6 +26,8 @@ import type { Clock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
 import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
 import { silentLogger } from "../../lib/log.ts";
+import { type FailsafeParts, wireFailsafe } from "../../lib/agent/failsafe_wiring.ts";
+import { FAILSAFE_API_PORT, SIM_SIGNER, simCallSender } from "./failsafe.ts";
 import type { LeaderView, RedisView } from "../../lib/reconciler/model.ts";
 import type { KvEntry, SimConsul } from "./consul.ts";
 import type { SimRedis } from "./redis.ts";
@@ -60,6 +63,12 @@ export interface NodeEnv {
   readonly pollMs: number;
   /** Candidacies as agents before 22a9392 wrote them (see SimOptions.legacyBoard). */
   readonly legacyBoard: boolean;
+  /** FAILSAFE_MODE on every agent (see SimOptions.failsafe). */
+  readonly failsafe: boolean;
+  /** Peers grant every call without asking their agent (see SimOptions.blindFailsafeGrants). */
+  readonly blindFailsafeGrants: boolean;
+  /** A master took writes on its peers' grants (a `failsafe_master` decision began). */
+  onFailsafeMaster(): void;
   readonly trace: (line: string) => void;
   nodeAt(address: HostPort): SimNode | undefined;
   connectedReplicas(redis: SimRedis): number;
@@ -160,6 +169,8 @@ export class Incarnation {
   /** The Redis run id this agent observed first, and when (for the supervision grace). */
   supervised: { runId: string; since: number } | undefined;
   readonly agent: Agent;
+  /** Failsafe mode's master and peer, when it is on. */
+  readonly failsafe: FailsafeParts | undefined;
   readonly #held: SimHeldLock[] = [];
   readonly #leaderListeners = new Set<() => void>();
   readonly #redisListeners = new Set<() => void>();
@@ -237,12 +248,16 @@ export class Incarnation {
       fenceMs: timings.fenceMs,
       logger: silentLogger,
     });
+    const leaderSource = this.#leaderPort();
+    const board = this.#boardPort();
+    this.failsafe = env.failsafe ? this.#wireFailsafe(lock, leaderSource, board) : undefined;
+    const failsafe = this.failsafe;
     this.agent = new Agent({
       config,
       clock,
       logger: silentLogger,
       redis: this.#observerPort(),
-      leaderSource: this.#leaderPort(),
+      leaderSource,
       lock,
       actuator,
       registrar,
@@ -253,11 +268,13 @@ export class Incarnation {
       },
       tickMs: timings.tickMs,
       election: {
-        board: this.#boardPort(),
+        board,
         settings: timings.election,
         forced: false,
         heartbeatMs: timings.tickMs,
+        ...(failsafe ? { failsafeApi: () => failsafe.api.current } : {}),
       },
+      ...(failsafe ? { failsafe: failsafe.port } : {}),
       paused: () => this.kv?.has(PAUSE_KEY) ?? false,
       agentCheckConfirmedAt: () => this.#presenceConfirmedAt,
       fencePeer: (peer, self) => this.#fencePeer(peer, self),
@@ -266,9 +283,10 @@ export class Incarnation {
         this.evaluationError ??= error instanceof Error ? error.message : String(error);
       },
     });
-    this.agent.onDecision((decision) =>
-      env.trace(`${node.name}: decision ${decision.name}: ${decision.reason}`)
-    );
+    this.agent.onDecision((decision) => {
+      env.trace(`${node.name}: decision ${decision.name}: ${decision.reason}`);
+      if (decision.name === "failsafe_master") env.onFailsafeMaster();
+    });
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
     // As AgentLifecycle.start: one INFO, then the earlier run's sessions are listed and ended (given
@@ -280,6 +298,7 @@ export class Incarnation {
       env.sched.after(node.redisLatency(), "redis first poll", () => this.#observe());
       this.#poll();
       this.agent.start();
+      this.failsafe?.master.start();
     };
     const endEarlierSessions = async () => {
       const role = await this.#redisCommand(() => node.redis.role).catch(() => undefined);
@@ -318,6 +337,48 @@ export class Incarnation {
   /** The process dies: nothing it scheduled runs any more. */
   kill(): void {
     this.alive = false;
+    void this.failsafe?.master.stop();
+  }
+
+  /**
+   * As wiring.ts does with FAILSAFE_MODE on: the real master and peer, their calls carried by the
+   * simulated network and signed by a stand-in for the key (tests/sim/failsafe.ts).
+   */
+  #wireFailsafe(
+    lock: LockDriver,
+    leaderSource: LeaderSourcePort,
+    board: CandidacyBoardPort,
+  ): FailsafeParts | undefined {
+    const { node, env } = this;
+    const config = {
+      announce: node.address,
+      failsafe: { key: "unused: the simulator signs with SIM_SIGNER" },
+    } as unknown as Config;
+    const parts = wireFailsafe({
+      config,
+      fenceAfterMs: env.timings.fenceAfterMs,
+      lock: () => withAgentCheck(lock.view(), this.#presenceConfirmedAt),
+      leader: () => leaderSource.leader(),
+      peers: () => board.peers(),
+      clock: node.clock,
+      logger: silentLogger,
+      onChange: () => this.agent.requestEvaluation(),
+      signer: SIM_SIGNER,
+      send: simCallSender(env.sched, env.rng, {
+        alive: () => this.alive,
+        unreachable: () => node.unreachableByPeers(),
+      }, (api) => {
+        const peer = env.nodeAt({ host: api.host, port: node.address.port });
+        return peer && {
+          unreachable: () => peer.unreachableByPeers(),
+          peer: () => peer.inc?.failsafe?.peer,
+        };
+      }, env.blindFailsafeGrants),
+    });
+    if (parts) {
+      parts.api.current = formatHostPort({ host: node.address.host, port: FAILSAFE_API_PORT });
+    }
+    return parts;
   }
 
   /** A Consul request: applied after the network delay, answered after another; a cut times out. */
@@ -752,7 +813,9 @@ export class SimNode {
   readonly clock: Clock;
   /** How far this host's wall clock is off the true time (the clock-step fault moves it). */
   wallOffsetMs = 0;
-  cut = false;
+  /** This host's own link to Consul is cut (consul-cut, host-isolated). */
+  linkCut = false;
+  /** Bumped whenever `cut` changes: a watch's timeout belongs to one cut. */
   cutEpoch = 0;
   /** Cut off from the other hosts too (replication and fencePeer), not from its client. */
   isolated = false;
@@ -776,6 +839,16 @@ export class SimNode {
       wallNow: () => sched.now + this.wallOffsetMs,
       sleep: (ms, signal) => sched.sleep(ms, signal),
     };
+  }
+
+  /** No Consul request of this host gets through: its link is cut, or Consul is out for everyone. */
+  get cut(): boolean {
+    return this.linkCut || this.env.consul.down;
+  }
+
+  /** Other hosts' agents cannot reach this one (crashed or isolated): failsafe calls are dropped. */
+  unreachableByPeers(): boolean {
+    return this.down || this.isolated;
   }
 
   latency(): number {

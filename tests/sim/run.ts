@@ -8,7 +8,7 @@
  * Redis left alone in maintenance mode as a second writer (see README.md); RESEC_SIM_FAULTS=a,b
  * draws only those faults (world.ts `FaultKind`), RESEC_SIM_FAULT_COUNT=n exactly n of them,
  * RESEC_SIM_MAX_FAULT_MS=ms none longer than that, RESEC_SIM_LEGACY_BOARD=1 candidacies published as
- * agents before 22a9392 did.
+ * agents before 22a9392 did, RESEC_SIM_FAILSAFE=1 failsafe mode on every agent.
  */
 import { type FaultKind, runSeed } from "./world.ts";
 
@@ -21,6 +21,7 @@ let failed = 0;
 let events = 0;
 let failovers = 0;
 let allowedLosses = 0;
+let failsafeMasters = 0;
 for (let seed = first; seed < first + count; seed++) {
   const result = await runSeed({
     seed,
@@ -28,6 +29,7 @@ for (let seed = first; seed < first + count; seed++) {
     strictMaintenance: Deno.env.get("RESEC_SIM_STRICT_PAUSE") === "1",
     ...(kinds ? { faultKinds: kinds } : {}),
     legacyBoard: Deno.env.get("RESEC_SIM_LEGACY_BOARD") === "1",
+    failsafe: Deno.env.get("RESEC_SIM_FAILSAFE") === "1",
     ...(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")
       ? { maxFaultMs: Number(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")) }
       : {}),
@@ -38,6 +40,7 @@ for (let seed = first; seed < first + count; seed++) {
   events += result.events;
   failovers += result.failovers;
   allowedLosses += result.allowedLosses;
+  failsafeMasters += result.failsafeMasters;
   if (result.violation) {
     failed++;
     console.log(`seed ${seed}: ${result.violation}\n${result.trace.join("\n")}\n`);
@@ -51,6 +54,7 @@ for (let seed = first; seed < first + count; seed++) {
 const seconds = (performance.now() - started) / 1000;
 console.log(
   `${count} seeds, ${failed} failed, ${events} events, ${failovers} failovers, ${allowedLosses} ` +
-    `terms began without writes only faulted nodes held, in ${seconds.toFixed(1)} s`,
+    `terms began without writes only faulted nodes held, ${failsafeMasters} failsafe masters, in ` +
+    `${seconds.toFixed(1)} s`,
 );
 if (failed > 0) Deno.exit(1);

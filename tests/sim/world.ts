@@ -44,6 +44,16 @@ export interface SimOptions {
    * tied to the agent's checks.
    */
   readonly legacyBoard?: boolean;
+  /**
+   * FAILSAFE_MODE on every agent (docs/failsafe.md): a master that Consul cannot confirm keeps taking
+   * writes while every peer's agent grants its calls.
+   */
+  readonly failsafe?: boolean;
+  /**
+   * Breaks failsafe mode on purpose (the simulator's own test): every peer grants every call without
+   * asking its agent, and promises nothing.
+   */
+  readonly blindFailsafeGrants?: boolean;
   /** Only these faults (all by default). */
   readonly faultKinds?: readonly FaultKind[];
   /** Lines of trace kept for the failure message. */
@@ -58,6 +68,8 @@ export interface SimResult {
   readonly simulatedMs: number;
   readonly acknowledged: number;
   readonly failovers: number;
+  /** How often a master began taking writes on its peers' failsafe grants. */
+  readonly failsafeMasters: number;
   /** New terms whose master lacked acknowledged writes that only disturbed nodes held. */
   readonly allowedLosses: number;
 }
@@ -94,7 +106,8 @@ export type FaultKind =
   | "slow-consul"
   | "clock-step"
   | "garbage-candidacy"
-  | "garbage-pause";
+  | "garbage-pause"
+  | "consul-outage";
 
 const FAULTS: readonly FaultKind[] = [
   "node-crash",
@@ -107,6 +120,7 @@ const FAULTS: readonly FaultKind[] = [
   "clock-step",
   "garbage-candidacy",
   "garbage-pause",
+  "consul-outage",
 ];
 
 interface Ack {
@@ -148,6 +162,7 @@ export class World {
   #formerHolder: string | undefined;
   readonly #checkedTerms = new Set<number>();
   #failovers = 0;
+  #failsafeMasters = 0;
   #allowedLosses = 0;
   #converged = false;
   readonly #exemptAt = new Map<SimNode, number>();
@@ -186,6 +201,9 @@ export class World {
       requestTimeoutMs: Math.max(500, Math.min(10_000, Math.floor(LOCK_TTL_MS / 3))),
       pollMs: redisPollIntervalMs(config),
       legacyBoard: options.legacyBoard ?? false,
+      failsafe: options.failsafe ?? false,
+      blindFailsafeGrants: options.blindFailsafeGrants ?? false,
+      onFailsafeMaster: () => this.#failsafeMasters++,
       trace: (line: string) => this.trace(line),
       nodeAt: (address: HostPort) => this.nodes.find((node) => node.is(address)),
       connectedReplicas: (redis: SimRedis) =>
@@ -269,6 +287,7 @@ export class World {
       simulatedMs: sched.now,
       acknowledged: this.#acks.length,
       failovers: this.#failovers,
+      failsafeMasters: this.#failsafeMasters,
       allowedLosses: this.#allowedLosses,
     };
   }
@@ -369,6 +388,7 @@ export class World {
         action();
       });
     };
+    if (kind === "consul-outage") return this.#outage(durationMs);
     this.trace(`fault: ${kind} ${node.name} for ${durationMs}ms`);
     this.#disturb(node);
     switch (kind) {
@@ -379,12 +399,15 @@ export class World {
         node.down = true;
         // Consul's gossip declares the node dead after a few seconds: its sessions end.
         sched.after(rng.int(1_000, 5_000), "serf failure detected", () => {
-          if (node.down) this.consul.setCheck(serfCheck(node.name), false);
+          // During an outage the servers apply the verdict once they have a leader again.
+          this.consul.whenUp(() => {
+            if (node.down) this.consul.setCheck(serfCheck(node.name), false);
+          });
         });
         const empty = rng.chance(0.5);
         heal(empty ? "restart empty" : "restart", () => {
           node.down = false;
-          this.consul.setCheck(serfCheck(node.name), true);
+          this.consul.whenUp(() => this.consul.setCheck(serfCheck(node.name), true));
           node.redis.restart(sched.now, empty);
           if (empty) this.#disturbed.get(node.name)!.fresh = true;
           node.startAgent();
@@ -410,27 +433,17 @@ export class World {
         });
         return;
       case "consul-cut":
-        if (node.cut) return;
-        node.cut = true;
-        node.cutEpoch++;
-        node.inc?.onCut();
-        heal("consul link", () => {
-          node.cut = false;
-          node.cutEpoch++;
-          node.inc?.onHeal();
-        });
+        if (node.linkCut) return;
+        this.#consulLinks([node], () => node.linkCut = true);
+        heal("consul link", () => this.#consulLinks([node], () => node.linkCut = false));
         return;
       case "host-isolated":
-        if (node.cut) return;
-        node.cut = true;
+        if (node.linkCut) return;
         node.isolated = true;
-        node.cutEpoch++;
-        node.inc?.onCut();
+        this.#consulLinks([node], () => node.linkCut = true);
         heal("isolation", () => {
-          node.cut = false;
           node.isolated = false;
-          node.cutEpoch++;
-          node.inc?.onHeal();
+          this.#consulLinks([node], () => node.linkCut = false);
         });
         return;
       case "slow-consul":
@@ -445,15 +458,47 @@ export class World {
         return;
       }
       case "garbage-candidacy": {
-        this.consul.put(CANDIDATES_PREFIX + formatHostPort(node.address), '{"address":7}');
+        const key = CANDIDATES_PREFIX + formatHostPort(node.address);
+        this.consul.whenUp(() => this.consul.put(key, '{"address":7}'));
         return;
       }
       case "garbage-pause":
-        this.consul.put(PAUSE_KEY, "\u0000not a pause note");
+        this.consul.whenUp(() => this.consul.put(PAUSE_KEY, "\u0000not a pause note"));
         for (const each of this.nodes) this.#disturb(each);
-        heal("pause key deleted", () => this.consul.delete(PAUSE_KEY), this.nodes);
+        heal(
+          "pause key deleted",
+          () => this.consul.whenUp(() => this.consul.delete(PAUSE_KEY)),
+          this.nodes,
+        );
         return;
     }
+  }
+
+  /**
+   * Consul out for every node at once (quorum lost, a leader election): no request gets through and
+   * Consul's timers stand still; back, every session and TTL check has a full TTL again. No node is
+   * disturbed: the agents' links and Redis are untouched, so invariant 2 holds every node to it.
+   */
+  #outage(durationMs: number): void {
+    if (this.consul.down) return;
+    this.trace(`fault: consul-outage for ${durationMs}ms`);
+    this.#consulLinks(this.nodes, () => this.consul.outage());
+    this.sched.after(durationMs, "consul back", () => {
+      this.trace("heal: consul back (every session and TTL check gets a full TTL)");
+      this.#consulLinks(this.nodes, () => this.consul.recover());
+    });
+  }
+
+  /** Applies a change to Consul links; the agents of nodes whose reach changed notice it. */
+  #consulLinks(nodes: readonly SimNode[], change: () => void): void {
+    const before = nodes.map((node) => node.cut);
+    change();
+    nodes.forEach((node, i) => {
+      if (node.cut === before[i]) return;
+      node.cutEpoch++;
+      if (node.cut) node.inc?.onCut();
+      else node.inc?.onHeal();
+    });
   }
 
   #checkInvariants(): void {

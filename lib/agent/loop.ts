@@ -22,6 +22,7 @@ import {
   peerFenced,
   remember,
   rememberSynced,
+  restartedSinceLed,
 } from "../reconciler/memory.ts";
 import type {
   Decision,
@@ -382,6 +383,7 @@ export class Agent implements AsyncDisposable {
         }
         : {}),
       ...(demotedUnderLock(this.#memory, redisView, lockView) ? { demotedUnderLock: true } : {}),
+      ...(restartedSinceLed(this.#memory, redisView) ? { restartedSinceLed: true } : {}),
       ...this.#failsafe(),
       ...(leader === null && leaderSource.vacancy() === -1 ? { lockKeyMissing: true } : {}),
       ...(leader === null && this.#memory.lastLeader && this.#memory.freeSince !== undefined

@@ -270,6 +270,36 @@ export function electionStanding(options: {
   };
 }
 
+/**
+ * The live peer the election would rank first, among those that may be promoted, or undefined when
+ * there is none: where a node whose Redis restarted under its lock points it meanwhile, so the
+ * replicas cannot full-sync from it (holder.ts, `redis_restarted`).
+ *
+ * @example
+ * ```ts
+ * bestPeer({ self, peers, now, settings })?.address; // "10.0.0.2:6379"
+ * ```
+ */
+export function bestPeer(options: {
+  self: Candidacy;
+  peers: readonly SeenCandidacy[];
+  now: number;
+  settings: ElectionSettings;
+  leaderPosition?: LeaderPosition;
+}): Candidacy | undefined {
+  const { self, now, settings, leaderPosition } = options;
+  const live = options.peers
+    .filter((peer) => peer.candidacy.address !== self.address && isLive(peer, now, settings))
+    .map((peer) => peer.candidacy);
+  const everyone = [self, ...live];
+  return live
+    .filter((peer) => disqualification(peer, everyone, settings, leaderPosition) === undefined)
+    .reduce<Candidacy | undefined>(
+      (best, peer) => best === undefined || ranksBefore(peer, best) ? peer : best,
+      undefined,
+    );
+}
+
 /** The outcome of picking a switchover target. */
 export type SwitchoverChoice =
   | { readonly ok: true; readonly target: string }

@@ -8,7 +8,7 @@
  */
 import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
 import { electionStanding, type Standing } from "./election.ts";
-import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
+import { awayFromReplicas, fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
 import type { Decision, LeaderView, RunningRedis, ServiceIntent, Situation } from "./model.ts";
 
 /**
@@ -44,7 +44,8 @@ export function decideAsFollower(observed: Situation, redis: RunningRedis): Deci
       name: "stale_own_lock",
       reason: `the lock is held by an earlier session of this node (${leader.session})`,
       lock: "compete",
-      redis: fenceIfMaster(redis, observed.fenced),
+      // Replicas follow this address: a Redis restarted since it led must not sync them.
+      redis: awayFromReplicas(observed, redis) ?? fenceIfMaster(redis, observed.fenced),
       service: redis.role === "master" ? { kind: "absent" } : replicaRegistration(redis, observed),
     };
   }
@@ -102,7 +103,7 @@ function consulUnreachable(observed: Situation, redis: RunningRedis): Decision {
     // No election without Consul's view of who leads and who else stands: whoever takes the lock
     // the moment Consul answers again must have gone through one.
     lock: "idle",
-    redis: fenceIfMaster(redis, observed.fenced),
+    redis: awayFromReplicas(observed, redis) ?? fenceIfMaster(redis, observed.fenced),
     // A master that lost its lock must not stay a passing master in the catalog: when Consul
     // answers again, another node may already lead (two passing masters, seen after a quorum loss).
     service: redis.role === "master" && observed.registration

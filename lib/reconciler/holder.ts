@@ -4,7 +4,7 @@
  * writes; a planned switchover hands the master role over; otherwise this node is master.
  */
 import { formatHostPort, sameHostPort } from "../address.ts";
-import { fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
+import { awayFromReplicas, fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
 import type { Decision, HeldLockView, RunningRedis, Situation } from "./model.ts";
 
 /**
@@ -48,14 +48,21 @@ function restartedUnderLock(
   // Redis restarted under our lock. Whatever it holds now (nothing, an older snapshot, or the first
   // writes of a client that reconnected before this poll) may be behind the replicas: it must not
   // feed that to them as the master. Give the lock up; the election compares positions, and this
-  // node wins again only if it is the best.
+  // node wins again only if it is the best. Until the replicas learn of the release (never, while
+  // Consul is out of reach: they follow the holder until its session expires), they reconnect and
+  // would full-sync from it, so it is pointed away from them (`awayFromReplicas`).
+  const away = awayFromReplicas(observed, redis);
   return {
     name: "redis_restarted",
     reason: `Redis restarted (run_id ${redis.runId.slice(0, 8)}, ${
       redis.datasetEmpty ? "empty" : "with data"
-    }) while this node led; giving up the lock so the election compares positions`,
+    }) while this node led; giving up the lock so the election compares positions${
+      away?.kind === "replicate"
+        ? `, and pointing it at ${formatHostPort(away.master)} so no replica syncs from it`
+        : ""
+    }`,
     lock: "release",
-    redis: fenceIfMaster(redis, observed.fenced),
+    redis: away ?? fenceIfMaster(redis, observed.fenced),
     service: { kind: "absent" },
   };
 }

@@ -1,7 +1,9 @@
 /**
  * The Redis and catalog intents that decisions on both sides of the lock share.
  */
-import type { Observed, RedisAction, RunningRedis, ServiceIntent } from "./model.ts";
+import { parseHostPort } from "../address.ts";
+import { bestPeer } from "./election.ts";
+import type { Observed, RedisAction, RunningRedis, ServiceIntent, Situation } from "./model.ts";
 
 /** Leave the local Redis as it is. */
 export const NO_REDIS_ACTION: RedisAction = { kind: "none" };
@@ -36,4 +38,28 @@ export function writesStopped(observed: Pick<Observed, "redis" | "fenced">): boo
   if (redis.kind === "down") return redis.mayServe !== true;
   if (redis.kind !== "up") return false;
   return redis.role !== "master" || observed.fenced;
+}
+
+/**
+ * What to do with a master-role Redis that restarted since this node led, while replicas may still
+ * follow this node: point it at the best peer, whose own link is then down, so it serves them no
+ * sync (Redis refuses SYNC from a replica without a link, -NOMASTERLINK) and cannot wipe them with
+ * an empty or older dataset. Undefined when that does not apply or no peer may lead.
+ *
+ * @example
+ * ```ts
+ * awayFromReplicas(observed, redis) ?? fenceIfMaster(redis, observed.fenced);
+ * ```
+ */
+export function awayFromReplicas(
+  observed: Situation,
+  redis: RunningRedis,
+): RedisAction | undefined {
+  if (redis.role !== "master" || observed.election === undefined) return undefined;
+  const restarted = observed.restartedSinceLed === true ||
+    (observed.lock.phase === "held" && observed.lock.runId !== undefined &&
+      observed.lock.runId !== redis.runId);
+  if (!restarted) return undefined;
+  const peer = bestPeer({ ...observed.election, now: observed.now });
+  return peer ? { kind: "replicate", master: parseHostPort(peer.address) } : undefined;
 }

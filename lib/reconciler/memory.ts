@@ -49,6 +49,12 @@ export interface Memory {
   /** The lock term (epoch) in which our Redis was seen as master while we held the lock. */
   readonly masterEpoch: number | undefined;
   /**
+   * The run_id of our Redis when it last led (master under our lock), until another node is seen
+   * leading: replicas may still follow this node, so a Redis that restarted since must not serve
+   * them a sync (`restartedSinceLed`).
+   */
+  readonly ledRunId: string | undefined;
+  /**
    * The leader's offset last read while our Redis replicated from it (its replication ID is then
    * ours): lag is measured against it once the leader and its candidacy are gone.
    */
@@ -64,6 +70,7 @@ export const EMPTY_MEMORY: Memory = {
   lastLeaderStoppedWrites: false,
   peerToFence: undefined,
   masterEpoch: undefined,
+  ledRunId: undefined,
   leaderPosition: undefined,
 };
 
@@ -101,6 +108,7 @@ export function remember(memory: Memory, observation: Observation): Memory {
     freeSince: freeSinceAfter(memory.freeSince, observation.leader, observation.now),
     ...rememberLeaders(memory, observation),
     masterEpoch: masterEpochAfter(memory.masterEpoch, observation.redis, observation.lock),
+    ledRunId: ledRunIdAfter(memory.ledRunId, observation),
     leaderPosition: leaderPositionAfter(memory.leaderPosition, observation),
   };
 }
@@ -221,6 +229,29 @@ function rememberLeaders(
 }
 
 /** The term in which our Redis led under our lock; forgotten once we do not hold the lock. */
+function ledRunIdAfter(ledRunId: string | undefined, observation: Observation): string | undefined {
+  const { redis, lock, leader } = observation;
+  if (leader && !sameHostPort(leader.address, observation.self)) return undefined;
+  if (lock.phase === "held" && redis.kind === "up" && redis.role === "master") {
+    // The run_id the lock was taken with: one that restarted under the lock is no leader's.
+    return lock.runId ?? redis.runId;
+  }
+  return ledRunId;
+}
+
+/**
+ * True when our Redis restarted (another run_id) since it last led and no other leader has been
+ * seen since: replicas may still follow this node, and must not full-sync from what it holds now.
+ *
+ * @example
+ * ```ts
+ * restartedSinceLed(memory, redis); // true after a master's Redis restarted while Consul was away
+ * ```
+ */
+export function restartedSinceLed(memory: Memory, redis: RedisView): boolean {
+  return memory.ledRunId !== undefined && redis.kind === "up" && redis.runId !== memory.ledRunId;
+}
+
 function masterEpochAfter(
   masterEpoch: number | undefined,
   redis: RedisView,

@@ -132,6 +132,11 @@ export interface Observed {
   readonly previousLeaderSince?: number;
   /** `previousLeader` gave the lock back with its Redis's writes stopped: no fence bound to wait. */
   readonly previousLeaderStopped?: boolean;
+  /**
+   * Our Redis restarted since it last led, and no other leader was seen since: replicas may still
+   * follow this node (lib/reconciler/memory.ts `restartedSinceLed`).
+   */
+  readonly restartedSinceLed?: boolean;
   /** Our Redis turned replica while we held the lock with it as master in this term. */
   readonly demotedUnderLock?: boolean;
   /**

@@ -92,6 +92,43 @@ Deno.test("a master whose Redis restarts empty at once does not wipe the replica
   });
 });
 
+Deno.test("a master cut off from Consul whose Redis restarts empty does not wipe the replicas that still follow it", async () => {
+  // Its session outlives the restart (the agent cannot give the lock back), so the replicas keep
+  // following it and would full-sync the empty dataset once Redis's default 5 s delay has passed.
+  await withCluster(
+    // With the default 15 s TTL the session outlives the 5 s delay; the test bed's 2 s would not.
+    {
+      consulThroughProxy: true,
+      redis: () => DEFAULT_FULL_SYNC_DELAY,
+      env: { CONSUL_LOCK_TTL: "15s" },
+    },
+    async (cluster) => {
+      const master = await cluster.waitForConvergence();
+      await writeKeys(master, "keep", 1000);
+      const replicas = cluster.nodes.filter((node) => node !== master);
+      for (const replica of replicas) {
+        await waitFor(async () => (await keyCount(replica)) === 1000, { message: "replication" });
+      }
+      master.proxy!.cut();
+      await delay(500);
+      await master.redis.kill();
+      await master.redis.restart();
+      // Past Redis's full-sync delay, while the cut-off master's session still holds the lock.
+      await delay(8_000);
+      for (const replica of replicas) {
+        assert.equal(await keyCount(replica), 1000, `${replica.redis.address} kept every key`);
+      }
+      master.proxy!.heal();
+      const newMaster = await cluster.waitForMaster(30_000, master);
+      await cluster.waitForConvergence();
+      assert.notEqual(newMaster, master, "the empty node did not keep or retake the lead");
+      for (const node of cluster.nodes) {
+        assert.equal(await keyCount(node), 1000, `${node.redis.address} has every key`);
+      }
+    },
+  );
+});
+
 Deno.test("a replica with replica-priority 0 is never promoted, even as the only healthy node", async () => {
   await withCluster({
     nodes: 2,

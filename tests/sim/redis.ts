@@ -10,6 +10,15 @@ import type { Random } from "./scheduler.ts";
 
 const NO_ID = "0".repeat(40);
 
+/**
+ * How long a full sync takes from the master's acceptance to the replica's data being replaced.
+ * Redis waits `repl-diskless-sync-delay` (5 s by default) before it sends the dataset, and the
+ * replica keeps its old data until the whole transfer has arrived; aborted meanwhile (the master
+ * restarts, or turns replica and drops its replicas), the old data stays. 2 s: tighter than the
+ * users' default, so the agents win the race with less room than they have in production.
+ */
+export const FULL_SYNC_DELAY_MS = 2_000;
+
 /** A client write held by a pause: it runs when the pause ends, as Redis runs blocked clients. */
 interface HeldWrite {
   readonly id: number;
@@ -38,6 +47,8 @@ export class SimRedis {
   lastFullSyncAt = -1;
   /** The master process the link is up to: a restarted master breaks the link. */
   #linkedRunId = "";
+  /** A full sync under way: from which master process, and when its data will have arrived. */
+  #fullSync: { readonly runId: string; readonly readyAt: number } | undefined;
   readonly #held: HeldWrite[] = [];
   /** Called with the write ids that enter this Redis's data (acknowledged here, or replicated). */
   onReceive: (ids: readonly number[]) => void = () => {};
@@ -71,7 +82,7 @@ export class SimRedis {
           linkDownMs: this.linkDownSince === "never" ? "never" as const : now - this.linkDownSince,
         }
         : {}),
-      syncInProgress: false,
+      syncInProgress: this.role === "replica" && this.#fullSync !== undefined,
       offset: this.log.length,
       replicationId: this.replid,
       replicationId2: this.replid2,
@@ -85,6 +96,7 @@ export class SimRedis {
   crash(): void {
     this.up = false;
     this.linkUp = false;
+    this.#fullSync = undefined;
     this.#failHeld();
   }
 
@@ -95,6 +107,7 @@ export class SimRedis {
     this.role = "master";
     this.master = undefined;
     this.linkUp = false;
+    this.#fullSync = undefined;
     this.linkDownSince = "never";
     this.pausedUntil = 0;
     this.startedAt = now;
@@ -115,6 +128,7 @@ export class SimRedis {
     this.role = "master";
     this.master = undefined;
     this.linkUp = false;
+    this.#fullSync = undefined;
   }
 
   /** REPLICAOF host port. */
@@ -123,6 +137,7 @@ export class SimRedis {
     this.role = "replica";
     this.master = master;
     this.linkUp = false;
+    this.#fullSync = undefined;
     this.linkDownSince = "never";
     // Writes held by a pause now fail as READONLY when it ends.
     this.#settleHeld(now);
@@ -160,9 +175,14 @@ export class SimRedis {
    * histories allow it, else full sync. Returns true when the link is up afterwards.
    */
   pullFrom(source: SimRedis, now: number): void {
-    if (!source.up || (this.linkUp && source.runId !== this.#linkedRunId)) {
+    // A replica serves a sync only while its own link is up (Redis answers -NOMASTERLINK otherwise).
+    const serves = source.up && (source.role === "master" || source.linkUp);
+    if (!serves || (this.linkUp && source.runId !== this.#linkedRunId)) {
       this.#linkDown(now);
-      if (!source.up) return;
+      if (!serves) {
+        this.#fullSync = undefined; // the transfer breaks off: the old data stays
+        return;
+      }
     }
     if (!this.linkUp) {
       const offset = this.log.length;
@@ -170,6 +190,11 @@ export class SimRedis {
         (this.replid === source.replid ||
           (this.replid === source.replid2 && offset <= source.replid2Offset));
       if (!partial) {
+        if (this.#fullSync?.runId !== source.runId) {
+          this.#fullSync = { runId: source.runId, readyAt: now + FULL_SYNC_DELAY_MS };
+        }
+        if (now < this.#fullSync.readyAt) return;
+        this.#fullSync = undefined;
         this.log = [...source.log];
         this.lastFullSyncAt = now;
         this.onReceive(this.log);

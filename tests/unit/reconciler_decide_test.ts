@@ -427,6 +427,67 @@ Deno.test("a leader whose Redis restarted with data (a snapshot, or a client's f
   assert.deepEqual(decision.redis, { kind: "fence" });
 });
 
+/** An election in which 10.0.0.3:6379 is the best peer (live, with data) and SELF is empty. */
+const AFTER_RESTART = {
+  self: candidacy("10.0.0.1:6379", { offset: 0, datasetEmpty: true, runId: "new-run" }),
+  peers: [
+    { candidacy: candidacy("10.0.0.3:6379", { role: "replica" }), seenChangedAt: 0, held: true },
+    {
+      candidacy: candidacy("10.0.0.4:6379", { role: "replica", offset: 900 }),
+      seenChangedAt: 0,
+      held: true,
+    },
+  ],
+  freeSince: undefined,
+  vacancy: 0,
+  settings: ELECTION_SETTINGS,
+};
+const BEST_PEER = { host: "10.0.0.3", port: 6379 };
+
+Deno.test("a leader whose Redis restarted points it at the best peer, so replicas that still follow this node cannot sync from it", () => {
+  const decision = decide(observed({
+    redis: { ...MASTER_REDIS, runId: "new-run", datasetEmpty: true, offset: 0 },
+    lock: { ...HELD, runId: "old-run" },
+    election: AFTER_RESTART,
+  }));
+  assert.equal(decision.name, "redis_restarted");
+  assert.equal(decision.lock, "release");
+  assert.deepEqual(decision.redis, { kind: "replicate", master: BEST_PEER });
+});
+
+Deno.test("a master-role Redis restarted since this node led is pointed at the best peer while Consul is out of reach, or an earlier session still holds the lock", () => {
+  const restarted = { ...MASTER_REDIS, runId: "new-run", datasetEmpty: true, offset: 0 };
+  const unreachable = decide(observed({
+    redis: restarted,
+    consulReachable: false,
+    restartedSinceLed: true,
+    election: AFTER_RESTART,
+  }));
+  assert.equal(unreachable.name, "consul_unreachable");
+  assert.deepEqual(unreachable.redis, { kind: "replicate", master: BEST_PEER });
+  const stale = decide(observed({
+    redis: restarted,
+    leader: { address: SELF, session: "s-earlier", lockIndex: 2 },
+    restartedSinceLed: true,
+    election: AFTER_RESTART,
+  }));
+  assert.equal(stale.name, "stale_own_lock");
+  assert.deepEqual(stale.redis, { kind: "replicate", master: BEST_PEER });
+  const notRestarted = decide(observed({
+    redis: restarted,
+    consulReachable: false,
+    election: AFTER_RESTART,
+  }));
+  assert.deepEqual(notRestarted.redis, { kind: "fence" }, "the same Redis process is only fenced");
+  const alone = decide(observed({
+    redis: restarted,
+    consulReachable: false,
+    restartedSinceLed: true,
+    election: { ...AFTER_RESTART, peers: [] },
+  }));
+  assert.deepEqual(alone.redis, { kind: "fence" }, "with no peer to follow it is fenced");
+});
+
 Deno.test("a leader whose Redis keeps its run_id keeps leading", () => {
   const decision = decide(observed({
     redis: { ...MASTER_REDIS, runId: "old-run" },

@@ -13,6 +13,7 @@ import {
   peerFenced,
   remember,
   rememberSynced,
+  restartedSinceLed,
 } from "../../lib/reconciler/memory.ts";
 import type { LeaderView, LockView, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
@@ -129,6 +130,17 @@ Deno.test("a former leader that gave the lock back with its writes stopped is a 
     undefined,
     "only the last leader's own note counts",
   );
+});
+
+Deno.test("a Redis that restarted since this node led counts as restarted until another leader is seen", () => {
+  let memory = step(EMPTY_MEMORY, { leader: SELF_LEADS, lock: { ...HELD, runId: "run-master" } });
+  assert.equal(memory.ledRunId, "run-master");
+  const restarted: RedisView = { ...MASTER, runId: "run-restarted", datasetEmpty: true, offset: 0 };
+  memory = step(memory, { redis: restarted, leader: undefined });
+  assert.equal(restartedSinceLed(memory, restarted), true);
+  assert.equal(restartedSinceLed(memory, MASTER), false, "the same process is no restart");
+  memory = step(memory, { redis: restarted, leader: OTHER_LEADS });
+  assert.equal(restartedSinceLed(memory, restarted), false, "replicas follow the other leader now");
 });
 
 Deno.test("the first fence attempt that ends marks the peer tried; a fenced or expired peer is forgotten", () => {

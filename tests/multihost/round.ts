@@ -55,7 +55,10 @@ export async function runBedRound(
   const note = (message: string) => options.note?.(`[${fault.name} #${round}] ${message}`);
   const startedAt = new Date().toISOString();
   const system = options.system ?? RESEC_SYSTEM;
-  await using bed = await Bed.start({ agent: system.agent });
+  await using bed = await Bed.start({
+    agent: system.agent,
+    ...(system.resecEnv ? { resecEnv: system.resecEnv } : {}),
+  });
   await using discovery = system.discover(bed);
   let result: RoundResult;
   let gap = 0;

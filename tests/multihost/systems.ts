@@ -33,13 +33,24 @@ export interface HostSystem {
   readonly title: string;
   /** How the bed starts it on each host; undefined: resec, the bed's own. */
   readonly agent?: BedAgent;
+  /** Settings for resec on every host (resec only). */
+  readonly resecEnv?: Record<string, string>;
   /** How the client workload finds the master. */
   writerOptions(bed: Bed): BedWriterOptions;
   discover(bed: Bed): Discovery;
 }
 
 /** The names `systemByName` knows, in the order a report lists them. */
-export const SYSTEM_NAMES = ["resec", "go-resec", "sentinel-1s", "sentinel-30s"] as const;
+export const SYSTEM_NAMES = [
+  "resec",
+  "resec-failsafe",
+  "go-resec",
+  "sentinel-1s",
+  "sentinel-30s",
+] as const;
+
+/** The port of resec's HTTP API on every host in failsafe mode, which peers call. */
+const FAILSAFE_HTTP_PORT = 8008;
 
 /** Sentinel's own port, as on real hosts. */
 const SENTINEL_PORT = 26379;
@@ -60,6 +71,7 @@ const SENTINEL_READY_TIMEOUT_MS = 60_000;
  */
 export async function systemByName(name: string): Promise<HostSystem> {
   if (name === "resec") return RESEC_SYSTEM;
+  if (name === "resec-failsafe") return failsafeSystem();
   if (name === "go-resec") {
     const binary = await provisionGoResec();
     return consulSystem(name, "Go resec, default settings", {
@@ -71,6 +83,24 @@ export async function systemByName(name: string): Promise<HostSystem> {
   const match = /^sentinel-(\d+)s$/.exec(name);
   if (match) return sentinelSystem(name, Number(match[1]) * 1_000);
   throw new Error(`Unknown system "${name}": expected one of ${SYSTEM_NAMES.join(", ")}`);
+}
+
+/**
+ * resec with FAILSAFE_MODE on every host: the defaults plus what failsafe mode needs, the HTTP API on
+ * every interface and one key file for the group (docs/failsafe.md).
+ */
+export function failsafeSystem(): HostSystem {
+  const dir = Deno.makeTempDirSync({ prefix: "resec-failsafe-key-" });
+  const keyFile = `${dir}/failsafe.key`;
+  Deno.writeTextFileSync(keyFile, `${crypto.randomUUID()}\n`, { mode: 0o600 });
+  return {
+    ...consulSystem("resec-failsafe", "resec, defaults plus FAILSAFE_MODE"),
+    resecEnv: {
+      FAILSAFE_MODE: "true",
+      FAILSAFE_KEY_FILE: keyFile,
+      HTTP_ADDR: `:${FAILSAFE_HTTP_PORT}`,
+    },
+  };
 }
 
 /** resec or the Go resec: the master is the passing redis-master in Consul. */

@@ -172,11 +172,11 @@ export class SimConsul {
     return true;
   }
 
-  /** `PUT ?release=`: no lock-delay. */
-  release(key: string, session: string): boolean {
+  /** `PUT ?release=` with the value the holder leaves (its release note): no lock-delay. */
+  release(key: string, session: string, value?: string): boolean {
     const entry = this.kv.get(key);
     if (entry?.session !== session) return false;
-    this.#set(key, entry.value, undefined, entry.lockIndex);
+    this.#set(key, value ?? entry.value, undefined, entry.lockIndex);
     return true;
   }
 

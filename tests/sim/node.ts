@@ -24,7 +24,11 @@ import type { AgentTimings } from "../../lib/agent/timings.ts";
 import type { Candidacy, SeenCandidacy } from "../../lib/reconciler/election.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
-import { encodeLeaderAnnouncement, parseLeaderAnnouncement } from "../../lib/cluster/lock_value.ts";
+import {
+  encodeLeaderAnnouncement,
+  parseLeaderAnnouncement,
+  parseReleaseNote,
+} from "../../lib/cluster/lock_value.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { type FailsafeParts, wireFailsafe } from "../../lib/agent/failsafe_wiring.ts";
 import { FAILSAFE_API_PORT, SIM_SIGNER, simCallSender } from "./failsafe.ts";
@@ -111,11 +115,11 @@ class SimHeldLock implements HeldLock {
   }
 
   /** As `ConsulLock`'s release: a destroy that Consul did not confirm is retried in the background. */
-  release(): Promise<void> {
+  release(value?: string): Promise<void> {
     this.#stopped = true;
     const { consul } = this.inc.env;
     return this.inc.request("release", () => {
-      consul.release(LOCK_KEY, this.session);
+      consul.release(LOCK_KEY, this.session, value ?? "");
       consul.destroy(this.session);
     }).catch(() => this.inc.destroyUntilGone(this.session));
   }
@@ -634,6 +638,10 @@ export class Incarnation {
         return entry.session === undefined ? entry.modifyIndex : 0;
       },
       reachable: () => this.reachable,
+      releaseNote: () => {
+        const entry = this.kv?.get(LOCK_KEY);
+        return entry && entry.session === undefined ? parseReleaseNote(entry.value) : undefined;
+      },
       onChange: (listener) => {
         this.#leaderListeners.add(listener);
         return () => this.#leaderListeners.delete(listener);

@@ -24,6 +24,8 @@ import type { PresencePort } from "./apply/presence.ts";
 import type { CatalogPort } from "./apply/registrar.ts";
 import { consulRequestTimeoutMs, HOLDER_WAIT_MS } from "./timings.ts";
 
+/** Transient monitor failures tolerated in failsafe mode: as many as the outage lasts. */
+export const FAILSAFE_MONITOR_RETRIES = Number.MAX_SAFE_INTEGER;
 /** The agent's Consul client: every request is reported to `onRequest` (the metrics count them). */
 export function agentConsulClient(
   config: Config,
@@ -95,7 +97,11 @@ export function agentLockDriver(
     lockDelayMs: config.lock.delayMs,
     nodeChecks: [...config.lock.nodeChecks],
     serviceChecks: options.serviceChecks,
-    monitorRetries: config.lock.monitorRetries,
+    // In failsafe mode the peers' grants, not Consul, bound how long an unconfirmed lock may take
+    // writes: the monitor keeps retrying an unreachable Consul (a quorum loss answers "No cluster
+    // leader" at once, which would use up CONSUL_LOCK_MONITOR_RETRIES within seconds) and gives the
+    // lock up only when Consul says the session is gone.
+    monitorRetries: config.failsafe ? FAILSAFE_MONITOR_RETRIES : config.lock.monitorRetries,
     monitorRetryIntervalMs: config.lock.monitorRetryIntervalMs,
     waitMs: HOLDER_WAIT_MS,
     // The Go resec's lock helper refuses a key carrying other flags: writing its value keeps a

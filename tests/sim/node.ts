@@ -464,7 +464,9 @@ export class Incarnation {
       if (!this.alive || this.node.cutEpoch !== cutEpoch || !this.node.cut) return;
       this.reachable = false;
       this.#fireLeader();
-      // The lock monitor tolerates CONSUL_LOCK_MONITOR_RETRIES failed reads, then gives up.
+      // The lock monitor tolerates CONSUL_LOCK_MONITOR_RETRIES failed reads, then gives up (never
+      // in failsafe mode, lib/agent/consul_ports.ts).
+      if (this.env.monitorRetries >= Number.MAX_SAFE_INTEGER) return;
       const giveUpAfter = this.env.monitorRetries *
         (this.env.monitorRetryIntervalMs + requestTimeoutMs);
       sched.after(giveUpAfter, "lock monitor", () => {

@@ -3,6 +3,7 @@
  * lock value names, and faults drawn from the seed. `runSeed` runs one seed to its end or to the first
  * broken invariant, and returns the trace tail. See README.md for what is modelled and promised.
  */
+import { FAILSAFE_MONITOR_RETRIES } from "../../lib/agent/consul_ports.ts";
 import { formatHostPort, type HostPort } from "../../lib/address.ts";
 import { agentTimings, redisPollIntervalMs } from "../../lib/agent/timings.ts";
 import type { ElectionSettings } from "../../lib/reconciler/election.ts";
@@ -196,7 +197,8 @@ export class World {
       consul: this.consul,
       timings,
       lockTtlMs: LOCK_TTL_MS,
-      monitorRetries: MONITOR_RETRIES,
+      // As lib/agent/consul_ports.ts: in failsafe mode the monitor outlasts any outage.
+      monitorRetries: options.failsafe ? FAILSAFE_MONITOR_RETRIES : MONITOR_RETRIES,
       monitorRetryIntervalMs: MONITOR_RETRY_INTERVAL_MS,
       requestTimeoutMs: Math.max(500, Math.min(10_000, Math.floor(LOCK_TTL_MS / 3))),
       pollMs: redisPollIntervalMs(config),

@@ -131,11 +131,18 @@ export class RedisCommander {
 
   /**
    * Makes Redis replicate from `master` (`REPLICAOF host port`), then disconnects its normal clients
-   * (`CLIENT KILL TYPE normal SKIPME yes`) so they look the master up again. Replication links, in
-   * either direction, and this commander's own connection are not normal clients and survive.
+   * (`CLIENT KILL TYPE normal SKIPME yes`) so they look the master up again. A Redis that was a
+   * master also loses its replicas' links (`CLIENT KILL TYPE replica`): a master turned replica keeps
+   * them and finishes a full sync already under way, so a restarted, empty one would still wipe
+   * them. Dropped, they reconnect and get -NOMASTERLINK until this node's own link is up, then
+   * resync from the history they share. A replica's links, its own link to the master and this
+   * commander's connection survive.
    */
   async replicateFrom(master: HostPort): Promise<ReplicateResult> {
+    const wasMaster =
+      parseInfo(String(await this.#call("INFO", ["replication"]))).role === "master";
     await this.#call("REPLICAOF", [master.host, master.port]);
+    if (wasMaster) await this.#call("CLIENT", ["KILL", "TYPE", "replica"]);
     const clientsKilled = await this.#killApplicationClients();
     this.#logger.info("redis now replicates from master", {
       address: this.address,

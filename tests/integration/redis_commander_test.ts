@@ -327,3 +327,33 @@ Deno.test("a closed commander refuses commands", async () => {
   await commander.close();
   await assert.rejects(() => commander.promote(), /closed/);
 });
+
+Deno.test("replicateFrom on a restarted, empty master drops the full sync it had started to a replica with data", async () => {
+  // Redis's default: the dataset goes out 5 s after a full sync is asked for.
+  const options = { args: ["--repl-diskless-sync-delay", "5"] };
+  await using a = await RedisServer.start(options);
+  await using b = await RedisServer.start(options);
+  await b.cli("REPLICAOF", a.host, String(a.port));
+  const pipeline = a.client();
+  try {
+    for (let i = 0; i < 100; i++) await pipeline.set(`k${i}`, "v");
+  } finally {
+    pipeline.disconnect();
+  }
+  await waitFor(async () => Number(await b.cli("DBSIZE")) === 100, { message: "b to sync" });
+  await a.kill();
+  await a.restart();
+  // b reconnects within a second and asks the empty a for a full sync, which a delays.
+  await waitFor(async () => (await a.info()).connected_slaves === "1", {
+    message: "b to ask the restarted a for a sync",
+  });
+  const commander = commanderFor(a);
+  try {
+    await commander.replicateFrom({ host: b.host, port: b.port });
+  } finally {
+    await commander.close();
+  }
+  await delay(6_500);
+  assert.equal(Number(await b.cli("DBSIZE")), 100, "b kept its data");
+  assert.equal(Number(await a.cli("DBSIZE")), 0);
+});

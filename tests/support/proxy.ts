@@ -1,7 +1,8 @@
 /**
  * A TCP proxy a test controls, to cut one agent off from Consul while everything else still reaches it.
  * `cut()` behaves like a network partition: open connections stop carrying bytes and new ones are
- * accepted but never answered, so the agent sees timeouts, not quick refusals.
+ * accepted but never answered, so the agent sees timeouts, not quick refusals; `refuse()` gives it
+ * the quick failures instead.
  */
 import { freePort } from "./ports.ts";
 
@@ -11,6 +12,7 @@ export class TcpProxy implements AsyncDisposable {
   readonly #connections = new Set<Deno.Conn>();
   readonly #accepting: Promise<void>;
   #cut = false;
+  #refusing = false;
 
   private constructor(readonly target: { hostname: string; port: number }) {
     this.port = freePort();
@@ -33,9 +35,20 @@ export class TcpProxy implements AsyncDisposable {
     this.#cut = true;
   }
 
+  /**
+   * Refuses: closes every open connection and each new one at once, so every request fails fast
+   * (as a Consul without quorum answers each one with an error), until `heal()`.
+   */
+  refuse(): void {
+    this.#refusing = true;
+    for (const connection of this.#connections) this.#closeQuietly(connection);
+    this.#connections.clear();
+  }
+
   /** Heals the partition: stalled connections are closed (as a timeout would), new ones forward. */
   heal(): void {
     this.#cut = false;
+    this.#refusing = false;
     for (const connection of this.#connections) this.#closeQuietly(connection);
     this.#connections.clear();
   }
@@ -53,6 +66,10 @@ export class TcpProxy implements AsyncDisposable {
   async #accept(): Promise<void> {
     try {
       for await (const client of this.#listener) {
+        if (this.#refusing) {
+          this.#closeQuietly(client);
+          continue;
+        }
         this.#connections.add(client);
         if (this.#cut) continue; // accepted, never answered
         void this.#forward(client);

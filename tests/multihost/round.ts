@@ -44,6 +44,8 @@ export interface BedRoundOptions {
   note?: (message: string) => void;
   /** The system on the hosts (default: resec, the bed's own). */
   system?: HostSystem;
+  /** The client reads the catalog with `?stale`, as Consul's DNS does (default: no). */
+  staleLookups?: boolean;
 }
 
 /** Runs one round of `fault` on a fresh bed. */
@@ -92,7 +94,10 @@ async function measure(
   monitor.start();
   await using probe = new BedWritabilityProbe(bed);
   probe.start();
-  const writer = bed.startWriter((options.system ?? RESEC_SYSTEM).writerOptions(bed));
+  const writer = bed.startWriter({
+    ...(options.system ?? RESEC_SYSTEM).writerOptions(bed),
+    ...(options.staleLookups ? { staleLookups: true } : {}),
+  });
   let report: BedWriterReport;
   const checks: Promise<PromotionCheck>[] = [];
   const comebacks: Comeback[] = [];

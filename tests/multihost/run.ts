@@ -7,7 +7,9 @@
  *                        [--out docs/chaos.md] [--no-write]
  *
  * With --systems (e.g. resec,go-resec,sentinel-1s,sentinel-30s; see systems.ts) each fault runs on
- * each system in turn, and a side-by-side table is written into docs/benchmarks.md instead.
+ * each system in turn, and a side-by-side table is written into docs/benchmarks.md instead. With
+ * --stale-lookups the client reads the catalog with `?stale`, as Consul's DNS does by default (it
+ * still finds the master while the servers have no leader: what failsafe mode is measured with).
  *
  * Exits 1 when any round of resec broke a promise (the section is written anyway), 2 on bad
  * arguments. The peers' rounds are judged by resec's promises too, and reported, not failed.
@@ -32,7 +34,9 @@ const COMPARISON_MARKERS = {
   heading: "Multi-host bed: resec, the Go resec and Sentinel",
 };
 
-const USAGE = `Usage: run.ts [--rounds N] [--faults a,b] [--systems a,b] [--out PATH] [--no-write]
+const USAGE =
+  `Usage: run.ts [--rounds N] [--faults a,b] [--systems a,b] [--stale-lookups] [--out PATH]
+       [--no-write]
 
 Faults: ${BED_FAULTS.map((fault) => fault.name).join(", ")}
 Systems: ${SYSTEM_NAMES.join(", ")}`;
@@ -46,6 +50,7 @@ function parseOptions(args: string[]) {
       systems: { type: "string" },
       out: { type: "string" },
       "no-write": { type: "boolean", default: false },
+      "stale-lookups": { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -62,7 +67,14 @@ function parseOptions(args: string[]) {
   if (strange !== undefined) throw new Error(`Unknown system "${strange}"`);
   const document = systems ? "benchmarks.md" : "chaos.md";
   const out = values.out ?? new URL(`../../docs/${document}`, import.meta.url).pathname;
-  return { rounds, faults, systems, out, write: !values["no-write"] };
+  return {
+    rounds,
+    faults,
+    systems,
+    out,
+    write: !values["no-write"],
+    staleLookups: values["stale-lookups"],
+  };
 }
 
 /** "median / max" in seconds of the known values, or "–". */
@@ -172,6 +184,7 @@ async function main(): Promise<number> {
         const outcome = await runBedRound(fault, {
           round,
           system,
+          staleLookups: options.staleLookups,
           note: (line) => console.log(`${system.name} ${line}`),
         });
         if (outcome.violations.length > 0) {
@@ -193,6 +206,8 @@ async function main(): Promise<number> {
       } min: \`./scripts/deno.sh run -A tests/multihost/run.ts --rounds ${options.rounds} ` +
       `--faults ${options.faults.map((f) => f.name).join(",")} --systems ${
         systems.map((system) => system.name).join(",")
+      }${
+        options.staleLookups ? " --stale-lookups" : ""
       }\`; ${navigator.hardwareConcurrency} cores.`,
       "",
       comparisonTable(runs),

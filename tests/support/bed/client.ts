@@ -40,6 +40,8 @@ interface ClientSettings {
   lookupMs: number;
   /** Deadline of a connect and of one write's answer. */
   timeoutMs: number;
+  /** Read the catalog with `?stale` (any server answers, leader or not), as Consul's DNS does. */
+  stale: boolean;
 }
 
 function parseSettings(args: string[]): ClientSettings {
@@ -53,6 +55,7 @@ function parseSettings(args: string[]): ClientSettings {
     intervalMs: 5,
     lookupMs: 100,
     timeoutMs: 1_000,
+    stale: false,
   };
   for (const arg of args) {
     const match = /^--([a-z-]+)=(.*)$/.exec(arg);
@@ -73,6 +76,8 @@ function parseSettings(args: string[]): ClientSettings {
       settings[numeric] = number;
     } else if (name === "consul" || name === "service" || name === "key" || name === "prefix") {
       settings[name] = value;
+    } else if (name === "stale") {
+      settings.stale = value === "true";
     } else if (name === "sentinels") {
       settings.sentinels = value.split(",").filter((address) => address !== "");
     } else if (name === "master-name") {
@@ -107,7 +112,9 @@ interface HealthEntry {
 /** The passing instances of the service, as "ip:port" with their node. */
 async function lookUp(settings: ClientSettings): Promise<{ address: string; node: string }[]> {
   const response = await fetch(
-    `http://${settings.consul}/v1/health/service/${encodeURIComponent(settings.service)}?passing`,
+    `http://${settings.consul}/v1/health/service/${encodeURIComponent(settings.service)}?passing${
+      settings.stale ? "&stale" : ""
+    }`,
     { signal: AbortSignal.timeout(settings.timeoutMs) },
   );
   const text = await response.text();

@@ -29,6 +29,11 @@ export interface BedWriterOptions {
   intervalMs?: number;
   /** Deadline of a connect and of one write's answer, in ms (default 1000). */
   timeoutMs?: number;
+  /**
+   * Read the catalog with `?stale`, as Consul's DNS interface does by default: any server answers,
+   * with or without a leader (default: Consul's default consistency, which needs a leader).
+   */
+  staleLookups?: boolean;
 }
 
 /** What a writer saw from start to stop. */
@@ -76,6 +81,7 @@ export class BedWriter implements AsyncDisposable {
         : []),
       `--interval-ms=${options.intervalMs ?? 5}`,
       `--timeout-ms=${options.timeoutMs ?? 1_000}`,
+      ...(options.staleLookups ? ["--stale=true"] : []),
     ];
     this.#child = new Deno.Command(ipBinary(), {
       args: [

@@ -19,6 +19,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { answerCall, grantReliedMs, writesAllowedUntil } from "../../lib/reconciler/failsafe.ts";
 import type { LeaderView, LockView } from "../../lib/reconciler/model.ts";
 import { OTHER, SELF } from "./fixtures/views.ts";
+import { candidacy } from "./fixtures/candidacy.ts";
 
 const SECRET = "a shared secret of the group";
 const LEASE_MS = 9_000;
@@ -214,27 +215,13 @@ Deno.test("a master whose peer no longer sees it as the holder loses its failsaf
 });
 
 Deno.test("the master calls every peer the board has seen, released ones too, and never itself", () => {
-  const candidacy = (address: string, failsafeApi?: string) => ({
-    address,
-    runId: "r",
-    replicationId: "a",
-    replicationId2: "",
-    offset: 1,
-    role: "replica" as const,
-    healthy: true,
-    datasetEmpty: false,
-    synced: true,
-    priority: 100,
-    forced: false,
-    vacancy: 0,
-    updatedAt: "2026-11-25T00:00:00.000Z",
-    ...(failsafeApi ? { failsafeApi } : {}),
-  });
+  const withApi = (address: string, failsafeApi?: string) =>
+    candidacy(address, failsafeApi ? { failsafeApi } : {});
   const targets = failsafeTargets([
-    { candidacy: candidacy("10.0.0.1:6379", "10.0.0.1:8008"), seenChangedAt: 0, held: true },
-    { candidacy: candidacy("10.0.0.2:6379", "10.0.0.2:8008"), seenChangedAt: 0, held: true },
-    { candidacy: candidacy("10.0.0.3:6379", "10.0.0.3:8008"), seenChangedAt: 0, released: true },
-    { candidacy: candidacy("10.0.0.4:6379"), seenChangedAt: 0, held: true },
+    { candidacy: withApi("10.0.0.1:6379", "10.0.0.1:8008"), seenChangedAt: 0, held: true },
+    { candidacy: withApi("10.0.0.2:6379", "10.0.0.2:8008"), seenChangedAt: 0, held: true },
+    { candidacy: withApi("10.0.0.3:6379", "10.0.0.3:8008"), seenChangedAt: 0, released: true },
+    { candidacy: withApi("10.0.0.4:6379"), seenChangedAt: 0, held: true },
   ], SELF);
   assert.deepEqual(targets, [
     { address: "10.0.0.2:6379", api: { host: "10.0.0.2", port: 8008 } },

@@ -6,6 +6,7 @@ import { decide as decideWith } from "../../lib/reconciler/decide.ts";
 import { writesStopped } from "../../lib/reconciler/intents.ts";
 import type { DecisionSettings, Observed, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
+import { candidacy } from "./fixtures/candidacy.ts";
 import type { Candidacy } from "../../lib/reconciler/election.ts";
 
 const REPLICA_OF_OTHER: RedisView = {
@@ -337,25 +338,6 @@ const ELECTION_SETTINGS = {
   collectMs: 500,
   stepAsideMaxMs: 10_000,
 };
-
-function candidacy(address: string, overrides: Partial<Candidacy> = {}): Candidacy {
-  return {
-    address,
-    runId: `run-${address}`,
-    replicationId: "a".repeat(40),
-    replicationId2: "",
-    offset: 1_000,
-    role: "master",
-    healthy: true,
-    datasetEmpty: false,
-    synced: true,
-    priority: 100,
-    forced: false,
-    vacancy: 5,
-    updatedAt: "",
-    ...overrides,
-  };
-}
 
 Deno.test("a fenced master-role Redis steps aside while a peer with a larger offset is there", () => {
   const decision = decide(observed({

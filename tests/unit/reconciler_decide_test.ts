@@ -7,7 +7,6 @@ import { writesStopped } from "../../lib/reconciler/intents.ts";
 import type { DecisionSettings, Observed, RedisView } from "../../lib/reconciler/model.ts";
 import { MASTER_REDIS, OTHER, SELF } from "./fixtures/views.ts";
 import { candidacy } from "./fixtures/candidacy.ts";
-import type { Candidacy } from "../../lib/reconciler/election.ts";
 
 const REPLICA_OF_OTHER: RedisView = {
   ...MASTER_REDIS,

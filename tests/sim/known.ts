@@ -17,16 +17,6 @@ export interface KnownFailure {
 
 export const KNOWN_FAILURES: readonly KnownFailure[] = [
   {
-    options: { seed: 614, faultKinds: ["agent-crash"], legacyBoard: true },
-    foundAt: "62591f6+",
-    violation: "leads without 1 acknowledged write(s) (ids 118)",
-    finding:
-      "legacy board only (candidacies as agents before 22a9392 published them), found once " +
-      "full syncs take time in the simulator: the master's agent restarts and ends its session; " +
-      "n0 (offset 117) competes before n1's fresh entry (offset 118) arrives, sees it, and within " +
-      "the same millisecond judges itself best again; its acquire wins. Not analysed further",
-  },
-  {
     options: { seed: 878 },
     foundAt: "068ad5c",
     violation: "leads without 1 acknowledged write(s) (ids 22)",
@@ -78,6 +68,28 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "the replicas, which follow the lock holder, full-sync from it (seeds 1112 and 1239, where " +
       "the agent survives, are fixed); failsafe mode plays no part",
   },
+  {
+    options: { seed: 982, legacyBoard: true },
+    foundAt: "0131af3+",
+    violation: "leads without 1 acknowledged write(s) (ids 154)",
+    finding:
+      "legacy board only: a host back from a Consul cut has an entry that stopped changing " +
+      "during the cut, which the election ignores as stale; today's board marks such an entry " +
+      "released and waits for it (the fix of seed 982 with today's board)",
+  },
+  {
+    options: { seed: 871, legacyBoard: true },
+    foundAt: "0131af3+",
+    violation: "leads without 1 acknowledged write(s)",
+    finding: "legacy board only: as seed 982 with the legacy board",
+  },
+  {
+    options: { seed: 1239, legacyBoard: true },
+    foundAt: "0131af3+",
+    violation: "leads without",
+    finding: "legacy board only: not analysed; it failed before the legacy publisher was made " +
+      "to write in order too",
+  },
 ];
 
 /** A failure the simulator found that is fixed: its seed must keep passing (sim_test.ts). */
@@ -128,6 +140,13 @@ export const FIXED_FAILURES: readonly FixedFailure[] = [
       backwardClockSteps: true,
     },
     fixed: "as seed 100, with today's candidacies",
+  },
+  {
+    options: { seed: 614, faultKinds: ["agent-crash"], legacyBoard: true },
+    fixed:
+      "not a bug of the agent: the simulator's legacy publisher sent its writes at once, so an " +
+      "older entry (unhealthy, offset 0) could land after a newer one (offset 118) and make the " +
+      "best node look unfit; agents of every version write one at a time, as the simulator now does",
   },
   {
     options: { seed: 1371, faultKinds: ["agent-crash"], legacyBoard: true },

@@ -654,16 +654,16 @@ export class Incarnation {
   #boardPort(): CandidacyBoardPort {
     if (this.env.legacyBoard) {
       // An agent of an earlier version: a plain write every heartbeat; peers judge it by how
-      // recently its entry changed.
+      // recently its entry changed. Its writes went one at a time, the latest waiting one next
+      // (candidacy.ts before 22a9392), so they land in order.
       const legacy = {
         legacyPeers: () => true,
         peers: () => [...this.#seen.values()].map((entry) => entry.seen),
-        publish: (candidacy: Candidacy) =>
-          this.request(
-            "publish",
-            () =>
-              this.env.consul.put(CANDIDATES_PREFIX + candidacy.address, JSON.stringify(candidacy)),
-          ).catch(() => {}),
+        publish: (candidacy: Candidacy) => {
+          this.#pending = candidacy;
+          this.#publishing ??= this.#flushLegacy().finally(() => this.#publishing = undefined);
+          return this.#publishing;
+        },
       };
       return legacy;
     }
@@ -716,6 +716,18 @@ export class Incarnation {
         this.#pending ??= candidacy;
         await sched.sleep(1_000);
       }
+    }
+  }
+
+  /** As the board before 22a9392: plain writes, one in flight; a failed one is not retried. */
+  async #flushLegacy(): Promise<void> {
+    while (this.#pending && this.alive) {
+      const candidacy = this.#pending;
+      this.#pending = undefined;
+      await this.request(
+        "publish",
+        () => this.env.consul.put(CANDIDATES_PREFIX + candidacy.address, JSON.stringify(candidacy)),
+      ).catch(() => {});
     }
   }
 

@@ -19,10 +19,10 @@ import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loo
 import type { RedisActuator, RedisCommandPort } from "./apply/redis_actuator.ts";
 import { toRedisView } from "./watch/redis_view.ts";
 
-/** The observer as the loop reads it. */
-export function observerPort(observer: RedisObserver): RedisObserverPort {
+/** The observer as the loop reads it; `agentPort` is the port of REDIS_ADDR. */
+export function observerPort(observer: RedisObserver, agentPort: number): RedisObserverPort {
   return {
-    current: () => toRedisView(observer.current()),
+    current: () => toRedisView(observer.current(), agentPort),
     onChange: (listener) => observer.onChange(() => listener()),
     refresh: () => observer.refresh(),
     observedAt: () => {
@@ -59,7 +59,7 @@ export function followedLeader(
 export function commandPort(commander: RedisCommander): RedisCommandPort {
   return {
     promote: () => commander.promote(),
-    detach: (pauseMs) => commander.detach(pauseMs),
+    detach: () => commander.detach(),
     replicateFrom: async (master) => {
       await commander.replicateFrom(master);
     },

@@ -141,7 +141,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     clock,
     logger,
     onEvaluationFailed: () => metrics.evaluationFailed(),
-    redis: redisPorts.observerPort(observer),
+    redis: redisPorts.observerPort(observer, config.redis.port),
     leaderSource,
     lock,
     actuator,

@@ -150,14 +150,18 @@ function followingLeader(observed: Situation, redis: RunningRedis, leader: Leade
   };
 }
 
-/** Nobody holds the lock: a replica detaches; a master-role Redis competes only when it should. */
+/**
+ * Nobody holds the lock: a replica detaches (points its Redis at itself); a detached replica or a
+ * master-role Redis competes only when it should, taking no writes meanwhile.
+ */
 function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
-  if (redis.role !== "master") {
+  if (redis.role !== "master" && !redis.detached) {
     // The leader is gone: stop replicating before the old master's address can come back empty and
-    // full-sync its emptiness into us (the empty-restart trap). Writes stay refused meanwhile.
+    // full-sync its emptiness into us (the empty-restart trap). A replica of itself keeps its data
+    // and its replication ID, so the new master can resync it partially.
     return {
       name: "detaching",
-      reason: "nobody holds the lock; keeping this replica's data by detaching it, writes refused",
+      reason: "nobody holds the lock; keeping this replica's data by pointing it at itself",
       lock: "idle",
       redis: { kind: "detach" },
       service: { kind: "absent" },
@@ -166,9 +170,12 @@ function withoutLeader(observed: Situation, redis: RunningRedis): Decision {
   const standing = promiseWait(observed) ?? vanishedLeaderWait(observed) ?? standingFor(observed);
   const fence = fenceIfMaster(redis, observed.fenced);
   if (standing.kind === "compete") {
+    const master = redis.role === "master";
     return {
-      name: "no_leader_fenced_master",
-      reason: `nobody holds the lock; competing with writes refused: ${standing.reason}`,
+      name: master ? "no_leader_fenced_master" : "no_leader_detached_replica",
+      reason: `nobody holds the lock; competing ${
+        master ? "with writes refused" : "as a detached replica"
+      }: ${standing.reason}`,
       lock: "compete",
       redis: fence,
       service: { kind: "absent" },

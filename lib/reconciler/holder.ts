@@ -172,9 +172,13 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
       name: "promoting",
       reason: `this node holds the lock (epoch ${lock.lockIndex}); promoting Redis`,
       lock: "hold",
-      // With a former master still to point away, promote with writes refused: they open only once it
-      // is (the "master" rule), so the two never take writes together.
-      redis: peerPending ? { kind: "detach" } : { kind: "promote" },
+      // With a former master still to point away, stay a replica of ourselves (no writes) and promote
+      // only once it is pointed at us or its fence bound passed, so the two never take writes together.
+      redis: peerPending
+        ? (redis.detached ? NO_REDIS_ACTION : { kind: "detach" })
+        : { kind: "promote" },
+      // Pointed at us meanwhile, it stops taking writes (and syncs once we are promoted).
+      ...(peerPending ? { fencePeer: peer } : {}),
       service: SERVICE_UNCHANGED,
       wakeAt,
     };

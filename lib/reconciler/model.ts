@@ -33,6 +33,11 @@ export type RedisView =
     readonly loading: boolean;
     /** Where a replica replicates from. */
     readonly master?: HostPort;
+    /**
+     * A replica pointed at itself (lib/redis/self_loop.ts): it keeps its data and replication ID,
+     * takes no writes and serves no sync. How a replica waits while nobody leads.
+     */
+    readonly detached: boolean;
     readonly linkUp: boolean;
     /** How long a replica's link has been down, when it is down ("never" when it never came up). */
     readonly linkDownMs?: number | "never";
@@ -180,7 +185,10 @@ export type RedisAction =
   | { readonly kind: "none" }
   | { readonly kind: "promote" }
   | { readonly kind: "replicate"; readonly master: HostPort }
-  /** Refuse writes, then stop replicating: keeps the data of a replica whose leader is gone. */
+  /**
+   * Stop replicating by pointing Redis at itself: keeps the data and replication ID of a replica
+   * whose leader is gone (lib/redis/self_loop.ts).
+   */
   | { readonly kind: "detach" }
   /** Planned switchover: Redis FAILOVER TO the target (writes pause until it caught up). */
   | { readonly kind: "failover"; readonly target: HostPort }
@@ -232,9 +240,12 @@ export const DECISIONS = {
   replica: "Replicating from the leader: register as a slave.",
   following_leader: "A replica not yet replicating from the leader: point it at the leader.",
   demoting: "Redis is master but another node holds the lock: make it a replica of the leader.",
-  detaching: "Nobody leads: a replica stops replicating, writes refused, to keep its data.",
+  detaching:
+    "Nobody leads: a replica stops replicating (a replica of itself), to keep its data and history.",
   no_leader_fenced_master:
     "Nobody leads: a master-role Redis competes for the lock, writes refused.",
+  no_leader_detached_replica:
+    "Nobody leads: a detached replica, the best candidate, competes for the lock.",
   stepping_aside: "Nobody leads: wait for peers' positions or for a better candidate.",
   no_eligible_candidate: "Nobody leads and the election rules say this node may not lead.",
 } as const;

@@ -11,6 +11,7 @@ import { DEFAULT_REDIS_TIMEOUT_MS, type RedisArgument, RedisClient } from "./cli
 import { redisAddress, type RedisConnectionConfig } from "./connection.ts";
 import { isPermissionDenied, RedisCommandError, RedisError, RedisTimeoutError } from "./errors.ts";
 import { type FailoverState, parseInfo, type RedisInfo } from "./info.ts";
+import { selfLoopTarget } from "./self_loop.ts";
 
 /** How often a failover's progress is read: often, as writes are held until it ends. */
 const FAILOVER_POLL_MS = 50;
@@ -116,16 +117,22 @@ export class RedisCommander {
   }
 
   /**
-   * Stops replicating with writes refused: `CLIENT PAUSE ms WRITE`, then `REPLICAOF NO ONE`. Reports
-   * whether the replica had ever completed a sync, read from Redis just before it forgets: its link
-   * is up, or down since a known time (Redis ≥ 6.2 says -1 for a link that never came up).
+   * Stops replicating, keeping the data, the replication ID and the offset: points Redis at itself
+   * (lib/redis/self_loop.ts), where it takes no writes and serves no sync. Reports whether the replica
+   * had ever completed a sync, read from Redis just before: its link is up, or down since a known time
+   * (Redis ≥ 6.2 says -1 for a link that never came up).
    */
-  async detach(pauseMs: Milliseconds): Promise<{ synced: boolean }> {
-    await this.pauseWrites(pauseMs);
-    const info = parseInfo(String(await this.#call("INFO", ["replication"])));
-    const synced = info.role === "replica" &&
-      (info.masterLinkUp || typeof info.masterLinkDownSinceSeconds === "number");
-    await this.promote();
+  async detach(): Promise<{ synced: boolean }> {
+    const replication = parseInfo(String(await this.#call("INFO", ["replication"])));
+    const server = parseInfo(String(await this.#call("INFO", ["server"])));
+    const synced = replication.role === "replica" &&
+      (replication.masterLinkUp || typeof replication.masterLinkDownSinceSeconds === "number");
+    const target = selfLoopTarget(server.tcpPort, this.#config.port);
+    await this.#call("REPLICAOF", [target.host, target.port]);
+    this.#logger.info("redis detached: a replica of itself, keeping its data", {
+      address: this.address,
+      synced,
+    });
     return { synced };
   }
 

@@ -60,6 +60,11 @@ Deno.test("kill -9 of the master's Redis: a replica takes over, the other follow
       const info = await follower.redis.info();
       return info.master_port === String(newMaster.redis.port) && info.master_link_status === "up";
     }, { message: "the other replica to follow the new master" });
+    // It kept its replication history while nobody led, so it resynced partially: no fork and no
+    // RDB transfer on the new master, and no window where that replica is still loading.
+    const stats = await newMaster.redis.info("stats");
+    assert.equal(stats.sync_full, "0", "no full sync served by the new master");
+    assert.equal(stats.sync_partial_ok, "1");
 
     await oldMaster.redis.restart();
     const converged = await cluster.waitForConvergence();

@@ -357,3 +357,41 @@ Deno.test("replicateFrom on a restarted, empty master drops the full sync it had
   assert.equal(Number(await b.cli("DBSIZE")), 100, "b kept its data");
   assert.equal(Number(await a.cli("DBSIZE")), 0);
 });
+
+Deno.test("detach keeps a replica's data and history, serves no sync, and a peer promoted later resyncs it partially", async () => {
+  await using master = await RedisServer.start();
+  await using a = await RedisServer.start({ replicaOf: master });
+  await using b = await RedisServer.start({ replicaOf: master });
+  await linkUp(a, master);
+  await linkUp(b, master);
+  for (let i = 0; i < 100; i++) await master.cli("SET", `key-${i}`, "v");
+  await waitFor(async () => (await a.cli("DBSIZE")) === "100" && (await b.cli("DBSIZE")) === "100");
+  const history = (await a.info()).master_replid;
+  await master.kill();
+  await using commandA = commanderFor(a);
+  await using commandB = commanderFor(b);
+  assert.deepEqual(await commandA.detach(), { synced: true });
+  assert.deepEqual(await commandB.detach(), { synced: true });
+
+  // A replica of itself: read-only, the same replication ID, its data kept.
+  const detached = await a.info();
+  assert.equal(detached.role, "slave");
+  assert.equal(`${detached.master_host}:${detached.master_port}`, `127.0.0.1:${a.port}`);
+  assert.equal(detached.master_replid, history);
+  assert.match(await a.cli("SET", "x", "1"), /READONLY/);
+  // A Redis pointed at a detached one (a master back empty, say) gets no sync from it.
+  await using empty = await RedisServer.start();
+  await empty.cli("REPLICAOF", "127.0.0.1", String(a.port));
+  await delay(1_500);
+  assert.notEqual((await empty.info()).master_link_status, "up");
+  assert.equal(await a.cli("DBSIZE"), "100");
+
+  // a wins: b follows it and resyncs partially, with no full sync (no fork, no RDB transfer).
+  await commandA.promote();
+  await commandB.replicateFrom(a);
+  await linkUp(b, a);
+  const stats = await a.info("stats");
+  assert.equal(stats.sync_full, "0");
+  assert.equal(stats.sync_partial_ok, "1");
+  assert.equal(await b.cli("DBSIZE"), "100");
+});

@@ -236,12 +236,12 @@ export class Incarnation {
     const actuator = new RedisActuator({
       commands: {
         promote: () => this.#redisCommand(() => node.redis.promote()),
-        detach: (pauseMs) =>
+        detach: () =>
           this.#redisCommand(() => {
             const redis = node.redis;
             const synced = redis.role === "replica" && redis.linkUp;
-            node.pause(pauseMs);
-            redis.promote();
+            // As RedisCommander#detach: a replica of itself (lib/redis/self_loop.ts).
+            redis.replicaOf(redis.address, env.sched.now);
             return { synced };
           }),
         replicateFrom: (master) =>

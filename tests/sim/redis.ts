@@ -76,6 +76,9 @@ export class SimRedis {
       role: this.role,
       loading: false,
       ...(this.master ? { master: this.master } : {}),
+      // As lib/redis/self_loop.ts: a replica pointed at its own address.
+      detached: this.role === "replica" && this.master !== undefined &&
+        sameHostPort(this.master, this.address),
       linkUp: this.role === "replica" && this.linkUp,
       ...(this.role === "replica" && !this.linkUp
         ? {
@@ -131,14 +134,17 @@ export class SimRedis {
     this.#fullSync = undefined;
   }
 
-  /** REPLICAOF host port. */
+  /**
+   * REPLICAOF host port. A replica that changes masters reports its link down since the change (or
+   * since it went down before), as Redis does; a master turned replica, never up.
+   */
   replicaOf(master: HostPort, now: number): void {
     if (this.role === "replica" && this.master && sameHostPort(this.master, master)) return;
+    this.linkDownSince = this.role !== "replica" ? "never" : this.linkUp ? now : this.linkDownSince;
     this.role = "replica";
     this.master = master;
     this.linkUp = false;
     this.#fullSync = undefined;
-    this.linkDownSince = "never";
     // Writes held by a pause now fail as READONLY when it ends.
     this.#settleHeld(now);
   }

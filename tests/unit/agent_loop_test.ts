@@ -28,6 +28,7 @@ const MASTER_UP: RedisView = {
   kind: "up",
   role: "master",
   loading: false,
+  detached: false,
   linkUp: false,
   syncInProgress: false,
   offset: 100,

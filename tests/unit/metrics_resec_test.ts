@@ -21,6 +21,7 @@ function upView(overrides: Partial<Extract<RedisView, { kind: "up" }>> = {}): Re
     role: "replica",
     loading: false,
     master: { host: "10.0.0.1", port: 6379 },
+    detached: false,
     linkUp: true,
     syncInProgress: false,
     offset: 4_096,

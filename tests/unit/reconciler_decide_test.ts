@@ -255,7 +255,7 @@ Deno.test("a master-role Redis with nobody holding the lock competes with its wr
   assert.deepEqual(again.redis, { kind: "none" }, "an existing fence is not re-applied");
 });
 
-Deno.test("a replica whose leader is gone detaches with writes refused and leaves the catalog", () => {
+Deno.test("a replica whose leader is gone detaches (a replica of itself) and leaves the catalog", () => {
   const decision = decide(observed({
     redis: { ...REPLICA_OF_OTHER, linkUp: false, linkDownMs: 2_000 },
     registration: { role: "slave", status: "passing" },
@@ -264,6 +264,25 @@ Deno.test("a replica whose leader is gone detaches with writes refused and leave
   assert.deepEqual(decision.redis, { kind: "detach" });
   assert.equal(decision.lock, "idle", "it competes only once detached and ranked");
   assert.deepEqual(decision.service, { kind: "absent" });
+});
+
+Deno.test("a detached replica with nobody leading competes as it is: no fence, no promotion before the lock", () => {
+  const detached: RedisView = {
+    ...REPLICA_OF_OTHER,
+    master: { host: "127.0.0.1", port: SELF.port },
+    detached: true,
+    linkUp: false,
+    linkDownMs: 2_000,
+  };
+  const decision = decide(observed({ redis: detached }));
+  assert.equal(decision.name, "no_leader_detached_replica");
+  assert.equal(decision.lock, "compete");
+  assert.deepEqual(decision.redis, { kind: "none" });
+  assert.deepEqual(decision.service, { kind: "absent" });
+  // Once another node leads, it follows that node like any replica.
+  const following = decide(observed({ redis: detached, leader: OTHER_LEADS }));
+  assert.equal(following.name, "following_leader");
+  assert.deepEqual(following.redis, { kind: "replicate", master: OTHER });
 });
 
 Deno.test("a replica whose link has been down longer than the grace turns its check to warning", () => {
@@ -543,12 +562,21 @@ Deno.test("without Consul a node does not compete: nobody takes the lock the mom
   assert.equal(decision.lock, "idle");
 });
 
-Deno.test("a replica that wins the lock while a former master may still take writes promotes with writes refused", () => {
+Deno.test("a replica that wins the lock while a former master may still take writes stays a replica of itself and points that master at it", () => {
   const decision = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD, previousLeader: OTHER }));
   assert.equal(decision.name, "promoting");
   assert.deepEqual(decision.redis, { kind: "detach" });
+  assert.deepEqual(decision.fencePeer, OTHER);
+  const detached = decide(observed({
+    redis: { ...REPLICA_OF_OTHER, master: { host: "127.0.0.1", port: 6379 }, detached: true },
+    lock: HELD,
+    previousLeader: OTHER,
+  }));
+  assert.deepEqual(detached.redis, { kind: "none" }, "already detached: nothing to send");
+  assert.deepEqual(detached.fencePeer, OTHER);
   const plain = decide(observed({ redis: REPLICA_OF_OTHER, lock: HELD }));
   assert.deepEqual(plain.redis, { kind: "promote" });
+  assert.equal(plain.fencePeer, undefined);
 });
 
 Deno.test("a new master after a former master that gave the lock back with its writes stopped promotes and takes writes at once", () => {

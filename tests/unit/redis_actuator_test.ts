@@ -10,8 +10,8 @@ function recordingActuator(): { actuator: RedisActuator; calls: string[] } {
   const calls: string[] = [];
   const commands: RedisCommandPort = {
     promote: () => Promise.resolve(void calls.push("promote")),
-    detach: (ms) => {
-      calls.push(`pause ${ms}`, "promote");
+    detach: () => {
+      calls.push("detach");
       return Promise.resolve({ synced: true });
     },
     replicateFrom: (master) => Promise.resolve(void calls.push(`replicaof ${master.port}`)),
@@ -81,4 +81,12 @@ Deno.test("a Redis that restarted since the fence counts as unfenced, and is fen
   await actuator.apply({ kind: "fence" }, 1_000, "run-2");
   assert.equal(actuator.isFenced(2_000, "run-2"), true);
   assert.deepEqual(calls, ["pause 60000", "pause 60000"]);
+});
+
+Deno.test("a detach sends no write pause: the Redis stays a replica throughout", async () => {
+  const { actuator, calls } = recordingActuator();
+  const result = await actuator.apply({ kind: "detach" }, 0);
+  assert.deepEqual(calls, ["detach"]);
+  assert.deepEqual(result, { synced: true });
+  assert.equal(actuator.isFenced(1), false);
 });

@@ -12,8 +12,11 @@ import type { RedisAction } from "../../reconciler/model.ts";
 /** The commands the actuator sends to the local Redis. */
 export interface RedisCommandPort {
   promote(): Promise<void>;
-  /** Refuses writes, then stops replicating; tells whether the replica had completed a sync. */
-  detach(pauseMs: Milliseconds): Promise<{ synced: boolean }>;
+  /**
+   * Stops replicating, keeping data and history (a replica of itself, lib/redis/self_loop.ts); tells
+   * whether the replica had completed a sync.
+   */
+  detach(): Promise<{ synced: boolean }>;
   replicateFrom(master: HostPort): Promise<void>;
   pauseWrites(durationMs: Milliseconds): Promise<void>;
   unpauseWrites(): Promise<void>;
@@ -85,12 +88,9 @@ export class RedisActuator {
         return;
       }
       case "detach": {
-        // Refuse writes first, so the moment it stops being a replica it does not take any.
-        logger.warn("refusing writes, then stopping replication (REPLICAOF NO ONE)");
-        this.#fencedUntil = now + this.#options.fenceMs;
-        this.#fencedRunId = runId;
-        this.#pauseKnown = true;
-        const { synced } = await commands.detach(this.#options.fenceMs);
+        // It stays a replica throughout (of itself): no moment as a master, so no fence needed.
+        logger.warn("stopping replication: pointing Redis at itself, keeping its data");
+        const { synced } = await commands.detach();
         return { synced };
       }
       case "fence":

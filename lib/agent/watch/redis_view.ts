@@ -10,16 +10,19 @@ import {
   RedisTlsError,
 } from "../../redis/errors.ts";
 import type { RedisObservation } from "../../redis/observer.ts";
+import { isSelfLoop } from "../../redis/self_loop.ts";
 
 /**
- * Maps one observation; a Redis whose INFO names no role we understand counts as down.
+ * Maps one observation; a Redis whose INFO names no role we understand counts as down. `agentPort` is
+ * the port the agent reaches Redis on (a replica pointed at itself names it when Redis has no
+ * plaintext port; lib/redis/self_loop.ts).
  *
  * @example
  * ```ts
- * toRedisView({ kind: "unknown" }); // { kind: "unknown" }
+ * toRedisView({ kind: "unknown" }, 6379); // { kind: "unknown" }
  * ```
  */
-export function toRedisView(observation: RedisObservation): RedisView {
+export function toRedisView(observation: RedisObservation, agentPort: number): RedisView {
   if (observation.kind === "unknown") return { kind: "unknown" };
   if (observation.kind === "down") {
     return {
@@ -48,6 +51,7 @@ export function toRedisView(observation: RedisObservation): RedisView {
     role: info.role,
     loading: info.loading,
     ...(master ? { master } : {}),
+    detached: isSelfLoop(master, info.tcpPort, agentPort),
     linkUp: isReplica && info.masterLinkUp,
     ...(linkDownMs !== undefined ? { linkDownMs } : {}),
     syncInProgress: info.masterSyncInProgress,

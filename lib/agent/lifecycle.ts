@@ -37,7 +37,7 @@ export class AgentLifecycle implements AsyncDisposable {
    */
   async start(): Promise<void> {
     const { clients, watches, logger, agent, clock, node } = this.#parts;
-    const role = await inspectRedis(clients.commander, clients.actuator, logger);
+    const role = await inspectRedis(clients.commander, clients.actuator, logger, clock.now());
     const failsafe = clients.failsafe;
     if (this.config.httpAddress) {
       this.#http = await startHttpServer({

@@ -11,8 +11,14 @@ import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Logger } from "../log.ts";
 import { decide } from "../reconciler/decide.ts";
-import type { Candidacy, ElectionSettings, SeenCandidacy } from "../reconciler/election.ts";
 import {
+  type Candidacy,
+  type ElectionSettings,
+  epochOfHistory,
+  type SeenCandidacy,
+} from "../reconciler/election.ts";
+import {
+  dataEpoch,
   demotedUnderLock,
   EMPTY_MEMORY,
   hasSynced,
@@ -616,8 +622,14 @@ export class Agent implements AsyncDisposable {
         forced: options.forced,
         vacancy: this.#vacancy(),
         updatedAt,
+        ...(last.dataEpoch !== undefined ? { dataEpoch: last.dataEpoch } : {}),
       };
     }
+    const epoch = epochOfHistory(
+      redis.replicationId,
+      dataEpoch(this.#memory, redis),
+      options.board.peers(),
+    );
     const candidacy: Candidacy = {
       address,
       runId: redis.runId,
@@ -634,6 +646,7 @@ export class Agent implements AsyncDisposable {
       forced: options.forced,
       vacancy: this.#vacancy(),
       updatedAt,
+      ...(epoch !== undefined ? { dataEpoch: epoch } : {}),
     };
     this.#lastUp = candidacy;
     return candidacy;

@@ -9,7 +9,9 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "../cli.ts";
 import { ConsulClient } from "../consul/client.ts";
 import { ConsulPermissionDeniedError } from "../consul/errors.ts";
 import { AnnounceAddressError, type Placement, resolvePlacement } from "./placement.ts";
+import { RedisCommander } from "../redis/commander.ts";
 import { RedisMissingPermissionError, RedisVersionError } from "../redis/errors.ts";
+import { detachEmptyMasterEarly } from "./redis_ports.ts";
 import { versionLine } from "../version.ts";
 
 /** Signals that stop the agent gracefully (the Go resec's set; systemd sends SIGTERM). */
@@ -51,6 +53,17 @@ export async function runAgent(config: Config): Promise<number> {
   const removeHandlers = () => {
     for (const [name, handler] of handlers) Deno.removeSignalListener(name, handler);
   };
+
+  // Before anything waits on Consul: a host back from a reboot with an empty Redis must not feed it
+  // to replicas that still follow it (lib/agent/redis_ports.ts).
+  {
+    await using commander = new RedisCommander({
+      connection: config.redis,
+      timeoutMs: config.healthcheckTimeoutMs,
+      logger: logger.child("redis"),
+    });
+    await detachEmptyMasterEarly(commander, logger);
+  }
 
   let placed: Config;
   let node: string;

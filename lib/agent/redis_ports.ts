@@ -13,7 +13,7 @@ import {
   RedisMissingPermissionError,
   RedisVersionError,
 } from "../redis/errors.ts";
-import { isSupportedRedisVersion, type RedisInfo } from "../redis/info.ts";
+import { isDatasetEmpty, isSupportedRedisVersion, type RedisInfo } from "../redis/info.ts";
 import type { RedisObserver } from "../redis/observer.ts";
 import type { FailoverOutcome, LeaderSourcePort, RedisObserverPort } from "./loop.ts";
 import type { RedisActuator, RedisCommandPort } from "./apply/redis_actuator.ts";
@@ -103,11 +103,63 @@ export async function fencePeer(
   }
 }
 
+/** A master-role Redis with no keys, not loading: one the agent points at itself at start. */
+function isEmptyMaster(info: RedisInfo): boolean {
+  return info.role === "master" && !info.loading && isDatasetEmpty(info);
+}
+
+/** Detaches an empty master at start; false when Redis refused (the loop tries again later). */
+async function detachAtStart(
+  commander: RedisCommander,
+  log: Logger,
+  detach: () => Promise<unknown>,
+): Promise<boolean> {
+  log.warn("an empty master at start: pointing Redis at itself until the election", {
+    address: commander.address,
+  });
+  try {
+    await detach();
+    return true;
+  } catch (error) {
+    if (!(error instanceof RedisError)) throw error;
+    log.warn("cannot detach the empty master at start; the agent's loop tries again", { error });
+    return false;
+  }
+}
+
+/**
+ * Before the agent asks Consul anything (placing the node needs Consul, which may be out of reach for
+ * as long as a reboot takes): points an empty master at itself (see `inspectRedis`). A Redis that
+ * does not answer yet is left for later.
+ */
+export async function detachEmptyMasterEarly(
+  commander: RedisCommander,
+  logger: Logger,
+): Promise<void> {
+  const log = logger.child("redis");
+  let info;
+  try {
+    info = await commander.info();
+  } catch (error) {
+    if (!(error instanceof RedisError)) throw error;
+    log.debug("Redis does not answer yet at start", { error });
+    return;
+  }
+  if (isEmptyMaster(info)) await detachAtStart(commander, log, () => commander.detach());
+}
+
 /**
  * One look at Redis before anything else: refuse a version resec cannot manage or an ACL user that may
- * not run the commands resec changes Redis with, and lift a write pause an earlier run left on a Redis
- * that is a replica now. A Redis that does not answer yet is left to the observer, which reports a too
- * old one as down. Returns the role Redis answered with (undefined when it did not answer).
+ * not run the commands resec changes Redis with, lift a write pause an earlier run left on a Redis
+ * that is a replica now, and detach an empty master (below). A Redis that does not answer yet is left
+ * to the observer, which reports a too old one as down. Returns the role Redis has (undefined when it
+ * did not answer).
+ *
+ * An empty master-role Redis at start may be the master's, back from a reboot without its data, while
+ * replicas still follow its address (Consul's session outlives the reboot, or Consul is out of
+ * reach): they would full-sync its emptiness. It is pointed at itself at once (lib/redis/self_loop.ts),
+ * which drops their links and refuses them any sync, before the agent even asks Consul; the election
+ * later promotes it again if it is the best (a new group, where every Redis is empty).
  *
  * @throws {RedisVersionError} when Redis answers and is older than 6.2, or names no version
  * @throws {RedisMissingPermissionError} when Redis answers NOPERM to a command resec needs
@@ -116,6 +168,7 @@ export async function inspectRedis(
   commander: RedisCommander,
   actuator: RedisActuator,
   logger: Logger,
+  now: number,
 ): Promise<RedisInfo["role"] | undefined> {
   const log = logger.child("redis");
   let info;
@@ -147,6 +200,14 @@ export async function inspectRedis(
       commands: permissions.unchecked,
       reason: "checking CLIENT UNPAUSE without running it needs MULTI",
     });
+  }
+  if (isEmptyMaster(info)) {
+    const detached = await detachAtStart(
+      commander,
+      log,
+      () => actuator.apply({ kind: "detach" }, now),
+    );
+    if (detached) return "replica";
   }
   if (info.role !== "replica") return info.role;
   try {

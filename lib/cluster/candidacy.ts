@@ -56,6 +56,7 @@ export function parseCandidacy(value: string, address: string): Candidacy {
   }
   const id = (name: string) => fields.text(name, { maxChars: MAX_ID_CHARS, empty: true });
   const failsafeApi = fields.optionalAddress("failsafeApi");
+  const dataEpoch = fields.optionalInteger("dataEpoch", { min: 1 });
   return {
     address: announced,
     runId: id("runId"),
@@ -72,5 +73,6 @@ export function parseCandidacy(value: string, address: string): Candidacy {
     vacancy: fields.integer("vacancy", { min: -1 }),
     updatedAt: fields.timestamp("updatedAt"),
     ...(failsafeApi ? { failsafeApi: formatHostPort(failsafeApi) } : {}),
+    ...(dataEpoch !== undefined ? { dataEpoch } : {}),
   };
 }

@@ -7,8 +7,11 @@
  * 2. An empty dataset, or a Redis that never completed a sync, is not promoted while a healthy peer
  *    that has data and did sync is there to take over.
  * 3. A node lagging more than MAX_LAG_ON_FAILOVER bytes behind the best offset known in its
- *    replication history (a failed master's last published offset included) is not promoted.
- * 4. Among the rest: larger offset first (also across histories: a Redis that started afresh counts
+ *    replication history (a failed master's last published offset included) is not promoted. Offsets
+ *    of a peer whose data is from an older term (`dataEpoch`) do not count: past the point where the
+ *    newer term began, that peer holds writes of a master that no longer led, not ones we lack.
+ * 4. Among the rest: data from the newer term first (Raft's "more up-to-date log" rule, when both
+ *    epochs are known), then larger offset (also across histories: a Redis that started afresh counts
  *    from 0), then the better priority (lower number, as in Redis), then the smaller address (a
  *    deterministic tie-break).
  * FORCE_FAILOVER lifts rules 2 and 3 for its node, never rule 1.
@@ -40,6 +43,12 @@ export interface Candidacy {
   readonly updatedAt: string;
   /** FAILSAFE_MODE: where this agent answers failsafe calls (`host:port` of its HTTP API). */
   readonly failsafeApi?: string;
+  /**
+   * The lock epoch of the newest term whose writes this Redis holds, as its agent saw it: the term
+   * it led in, or the term whose leader its replication link was last up with. Absent when unknown
+   * (an agent of an earlier version, or one that has not seen this history since it started).
+   */
+  readonly dataEpoch?: number;
 }
 
 /** A peer's candidacy as this agent saw it. */
@@ -145,7 +154,9 @@ export function disqualification(
       } while ${better.address} has data`;
     }
   }
-  const related = [candidate, ...others].filter((peer) => sameHistory(peer, candidate));
+  const related = [candidate, ...others].filter((peer) =>
+    sameHistory(peer, candidate) && !olderData(peer, candidate)
+  );
   const leaderOffset = leaderPosition && inHistory(candidate, leaderPosition.replicationId)
     ? leaderPosition.offset
     : 0;
@@ -163,8 +174,44 @@ function inHistory(candidate: Candidacy, replicationId: string): boolean {
     (candidate.replicationId === replicationId || candidate.replicationId2 === replicationId);
 }
 
+/**
+ * True when both epochs are known and `a` holds data of an older term than `b`: a replication ID
+ * carries on across a promotion (as `replicationId2`), so the two may share a history whose offsets
+ * no longer compare past the point where the newer term began.
+ */
+export function olderData(a: Candidacy, b: Candidacy): boolean {
+  return a.dataEpoch !== undefined && b.dataEpoch !== undefined && a.dataEpoch < b.dataEpoch;
+}
+
+/**
+ * The epoch of the data in replication history `replicationId`: the newest of what this agent saw
+ * itself (`seen`) and what any peer published for the same history. One replication ID is one linear
+ * history written by one master, so a replica that shares the ID of a term's master holds data of
+ * that term, even if its agent never saw its link up (a short sync between two polls).
+ *
+ * @example
+ * ```ts
+ * epochOfHistory("b…", undefined, peers); // 2 when a peer published history "b…" with dataEpoch 2
+ * ```
+ */
+export function epochOfHistory(
+  replicationId: string,
+  seen: number | undefined,
+  peers: readonly SeenCandidacy[],
+): number | undefined {
+  if (replicationId === "" || /^0+$/.test(replicationId)) return seen;
+  return peers.reduce<number | undefined>((epoch, peer) => {
+    const theirs = peer.candidacy.replicationId === replicationId
+      ? peer.candidacy.dataEpoch
+      : undefined;
+    return theirs !== undefined && (epoch === undefined || theirs > epoch) ? theirs : epoch;
+  }, seen);
+}
+
 /** True when `a` should be promoted before `b` (both qualified). */
 export function ranksBefore(a: Candidacy, b: Candidacy): boolean {
+  if (olderData(b, a)) return true;
+  if (olderData(a, b)) return false;
   // Across histories too: a promoted replica carries its master's offset on, while a Redis that
   // started afresh (restarted empty, then written to) counts from 0, so the group's history wins.
   if (a.offset !== b.offset) return a.offset > b.offset;

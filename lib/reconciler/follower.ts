@@ -32,7 +32,8 @@ export function decideAsFollower(observed: Situation, redis: RunningRedis): Deci
       name: "waiting_for_consul",
       reason: "the lock holder is not known yet",
       lock: "idle",
-      redis: fenceIfMaster(redis, observed.fenced),
+      // Replicas may follow this address (a host rebooted with an empty Redis): see awayFromReplicas.
+      redis: awayFromReplicas(observed, redis) ?? fenceIfMaster(redis, observed.fenced),
       service: SERVICE_UNCHANGED,
     };
   }

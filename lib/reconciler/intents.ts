@@ -41,10 +41,12 @@ export function writesStopped(observed: Pick<Observed, "redis" | "fenced">): boo
 }
 
 /**
- * What to do with a master-role Redis that restarted since this node led, while replicas may still
- * follow this node: point it at the best peer, whose own link is then down, so it serves them no
- * sync (Redis refuses SYNC from a replica without a link, -NOMASTERLINK) and cannot wipe them with
- * an empty or older dataset. Undefined when that does not apply or no peer may lead.
+ * What to do with a master-role Redis that replicas may still follow although it must not feed them:
+ * one that restarted since this node led, or an empty one this node does not hold the lock for (a
+ * host rebooted with an empty Redis while its agent, new, does not know it led). It is pointed at the
+ * best peer, or, with none, at itself (lib/redis/self_loop.ts): either way its own link is down, so
+ * it serves them no sync (Redis refuses SYNC from a replica without a link, -NOMASTERLINK) and cannot
+ * wipe them with an empty or older dataset. Undefined when that does not apply.
  *
  * @example
  * ```ts
@@ -59,7 +61,8 @@ export function awayFromReplicas(
   const restarted = observed.restartedSinceLed === true ||
     (observed.lock.phase === "held" && observed.lock.runId !== undefined &&
       observed.lock.runId !== redis.runId);
-  if (!restarted) return undefined;
+  const emptyWithoutLock = redis.datasetEmpty && observed.lock.phase !== "held";
+  if (!restarted && !emptyWithoutLock) return undefined;
   const peer = bestPeer({ ...observed.election, now: observed.now });
-  return peer ? { kind: "replicate", master: parseHostPort(peer.address) } : undefined;
+  return peer ? { kind: "replicate", master: parseHostPort(peer.address) } : { kind: "detach" };
 }

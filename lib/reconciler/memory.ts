@@ -59,7 +59,19 @@ export interface Memory {
    * ours): lag is measured against it once the leader and its candidacy are gone.
    */
   readonly leaderPosition: LeaderPosition | undefined;
+  /**
+   * For each replication ID our Redis was seen with, the lock epoch of the newest term whose writes
+   * it carries: led under our lock, or replicated with the link up from that term's leader. The
+   * candidacy's `dataEpoch` (election.ts); at most HISTORY_EPOCHS_KEPT of them.
+   */
+  readonly historyEpochs: ReadonlyMap<string, number>;
 }
+
+/**
+ * How many replication histories `historyEpochs` keeps: a Redis shows a new one at each promotion or
+ * full sync, and only the current one is ever published.
+ */
+const HISTORY_EPOCHS_KEPT = 8;
 
 /** What a new agent process knows: nothing. */
 export const EMPTY_MEMORY: Memory = {
@@ -72,6 +84,7 @@ export const EMPTY_MEMORY: Memory = {
   masterEpoch: undefined,
   ledRunId: undefined,
   leaderPosition: undefined,
+  historyEpochs: new Map(),
 };
 
 /** One evaluation's view of the world, as far as the memory cares. */
@@ -110,7 +123,21 @@ export function remember(memory: Memory, observation: Observation): Memory {
     masterEpoch: masterEpochAfter(memory.masterEpoch, observation.redis, observation.lock),
     ledRunId: ledRunIdAfter(memory.ledRunId, observation),
     leaderPosition: leaderPositionAfter(memory.leaderPosition, observation),
+    historyEpochs: historyEpochsAfter(memory.historyEpochs, observation),
   };
+}
+
+/**
+ * The lock epoch of the newest term whose writes our Redis holds in its current replication
+ * history, or undefined when this agent has not seen it lead or replicate in any term.
+ *
+ * @example
+ * ```ts
+ * dataEpoch(memory, redis); // 7 while our Redis replicates, link up, from the leader of epoch 7
+ * ```
+ */
+export function dataEpoch(memory: Memory, redis: RedisView): number | undefined {
+  return redis.kind === "up" ? memory.historyEpochs.get(redis.replicationId) : undefined;
 }
 
 /**
@@ -281,6 +308,36 @@ function leaderPositionAfter(
     return position;
   }
   return { replicationId: redis.replicationId, offset: leaderOffset };
+}
+
+/**
+ * Records the term whose writes our Redis carries now: ours while it is master under our lock, the
+ * leader's while it replicates from the leader with the link up (its replication ID is then the
+ * leader's).
+ */
+function historyEpochsAfter(
+  epochs: ReadonlyMap<string, number>,
+  observation: Observation,
+): ReadonlyMap<string, number> {
+  const { redis, leader, lock } = observation;
+  if (redis.kind !== "up" || redis.replicationId === "" || /^0+$/.test(redis.replicationId)) {
+    return epochs;
+  }
+  let epoch: number | undefined;
+  if (lock.phase === "held" && redis.role === "master") epoch = lock.lockIndex;
+  else if (
+    lock.phase !== "held" && leader && redis.role === "replica" && redis.linkUp &&
+    redis.master !== undefined && sameHostPort(redis.master, leader.address)
+  ) {
+    epoch = leader.lockIndex;
+  }
+  const known = epochs.get(redis.replicationId);
+  if (epoch === undefined || (known !== undefined && known >= epoch)) return epochs;
+  const updated = new Map(epochs);
+  updated.delete(redis.replicationId);
+  updated.set(redis.replicationId, epoch);
+  while (updated.size > HISTORY_EPOCHS_KEPT) updated.delete(updated.keys().next().value!);
+  return updated;
 }
 
 function withAdded(set: ReadonlySet<string>, value: string): ReadonlySet<string> {

@@ -118,9 +118,10 @@ export class RedisCommander {
 
   /**
    * Stops replicating, keeping the data, the replication ID and the offset: points Redis at itself
-   * (lib/redis/self_loop.ts), where it takes no writes and serves no sync. Reports whether the replica
-   * had ever completed a sync, read from Redis just before: its link is up, or down since a known time
-   * (Redis ≥ 6.2 says -1 for a link that never came up).
+   * (lib/redis/self_loop.ts), where it takes no writes and serves no sync. A master loses its
+   * replicas' links too, as in `replicateFrom`. Reports whether the replica had ever completed a sync,
+   * read from Redis just before: its link is up, or down since a known time (Redis ≥ 6.2 says -1 for a
+   * link that never came up).
    */
   async detach(): Promise<{ synced: boolean }> {
     const replication = parseInfo(String(await this.#call("INFO", ["replication"])));
@@ -129,6 +130,7 @@ export class RedisCommander {
       (replication.masterLinkUp || typeof replication.masterLinkDownSinceSeconds === "number");
     const target = selfLoopTarget(server.tcpPort, this.#config.port);
     await this.#call("REPLICAOF", [target.host, target.port]);
+    if (replication.role === "master") await this.#call("CLIENT", ["KILL", "TYPE", "replica"]);
     this.#logger.info("redis detached: a replica of itself, keeping its data", {
       address: this.address,
       synced,

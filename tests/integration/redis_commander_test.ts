@@ -358,6 +358,25 @@ Deno.test("replicateFrom on a restarted, empty master drops the full sync it had
   assert.equal(Number(await a.cli("DBSIZE")), 0);
 });
 
+Deno.test("detach on a restarted, empty master, with no peer to point it at, drops the full sync it had started", async () => {
+  const options = { args: ["--repl-diskless-sync-delay", "5"] };
+  await using a = await RedisServer.start(options);
+  await using b = await RedisServer.start(options);
+  await b.cli("REPLICAOF", a.host, String(a.port));
+  for (let i = 0; i < 100; i++) await a.cli("SET", `k${i}`, "v");
+  await waitFor(async () => Number(await b.cli("DBSIZE")) === 100, { message: "b to sync" });
+  await a.kill();
+  await a.restart();
+  await waitFor(async () => (await a.info()).connected_slaves === "1", {
+    message: "b to ask the restarted a for a sync",
+  });
+  await using commander = commanderFor(a);
+  assert.deepEqual(await commander.detach(), { synced: false });
+  await delay(6_500);
+  assert.equal(Number(await b.cli("DBSIZE")), 100, "b kept its data");
+  assert.equal((await a.info()).role, "slave");
+});
+
 Deno.test("detach keeps a replica's data and history, serves no sync, and a peer promoted later resyncs it partially", async () => {
   await using master = await RedisServer.start();
   await using a = await RedisServer.start({ replicaOf: master });

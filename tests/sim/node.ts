@@ -239,8 +239,10 @@ export class Incarnation {
         detach: () =>
           this.#redisCommand(() => {
             const redis = node.redis;
-            const synced = redis.role === "replica" && redis.linkUp;
-            // As RedisCommander#detach: a replica of itself (lib/redis/self_loop.ts).
+            // As RedisCommander#detach: a link up, or down since a known time, was up once.
+            const synced = redis.role === "replica" &&
+              (redis.linkUp || redis.linkDownSince !== "never");
+            // A replica of itself (lib/redis/self_loop.ts).
             redis.replicaOf(redis.address, env.sched.now);
             return { synced };
           }),
@@ -293,9 +295,10 @@ export class Incarnation {
     });
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentLifecycle.start: one INFO, then the earlier run's sessions are listed and ended (given
-    // up when Consul does not answer), a Redis that answered as master fenced before they end (ending
-    // one frees the lock it holds), then the loop starts.
+    // As AgentLifecycle.start: one INFO (an empty master is detached at once, inspectRedis), then the
+    // earlier run's sessions are listed and ended (given up when Consul does not answer), a Redis that
+    // answered as master fenced before they end (ending one frees the lock it holds), then the loop
+    // starts.
     const start = () => {
       if (!this.alive) return;
       this.#beat();
@@ -305,8 +308,14 @@ export class Incarnation {
       this.failsafe?.master.start();
     };
     const endEarlierSessions = async () => {
-      const role = await this.#redisCommand(() => node.redis.role).catch(() => undefined);
+      let role = await this.#redisCommand(() => node.redis.role).catch(() => undefined);
       if (!this.alive) return;
+      if (role === "master" && node.redis.log.length === 0) {
+        await actuator.apply({ kind: "detach" }, clock.now()).then(
+          () => role = "replica",
+          () => {},
+        );
+      }
       const earlier = await this.request(
         "list sessions",
         () => env.consul.nodeSessionCount(node.name),

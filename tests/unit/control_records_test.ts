@@ -237,6 +237,9 @@ Deno.test("a candidacy resec publishes parses back to itself", () => {
   assert.deepEqual(parseCandidacy(JSON.stringify(blank), CANDIDACY.address), blank);
   const ipv6 = { ...CANDIDACY, address: "[::1]:6379" };
   assert.deepEqual(parseCandidacy(JSON.stringify(ipv6), "[::1]:6379"), ipv6);
+  // The term its data comes from, when its agent knows it (agents of earlier versions leave it out).
+  const epoch = { ...CANDIDACY, dataEpoch: 7 };
+  assert.deepEqual(parseCandidacy(JSON.stringify(epoch), CANDIDACY.address), epoch);
 });
 
 Deno.test("a candidacy under another node's key is refused", () => {
@@ -265,6 +268,8 @@ Deno.test("candidacies with fields of the wrong type or out of range are refused
     [{ forced: "false" }, /"forced" must be true or false/],
     [{ vacancy: -2 }, /"vacancy" must be an integer from -1/],
     [{ updatedAt: "now" }, /"updatedAt" must be a date/],
+    [{ dataEpoch: 0 }, /"dataEpoch" must be an integer from 1/],
+    [{ dataEpoch: "7" }, /"dataEpoch"/],
   ];
   for (const [changes, reason] of cases) {
     assertInvalid(

@@ -474,7 +474,7 @@ Deno.test("a master-role Redis restarted since this node led is pointed at the b
   assert.equal(stale.name, "stale_own_lock");
   assert.deepEqual(stale.redis, { kind: "replicate", master: BEST_PEER });
   const notRestarted = decide(observed({
-    redis: restarted,
+    redis: { ...restarted, datasetEmpty: false, offset: 500 },
     consulReachable: false,
     election: AFTER_RESTART,
   }));
@@ -485,7 +485,35 @@ Deno.test("a master-role Redis restarted since this node led is pointed at the b
     restartedSinceLed: true,
     election: { ...AFTER_RESTART, peers: [] },
   }));
-  assert.deepEqual(alone.redis, { kind: "fence" }, "with no peer to follow it is fenced");
+  assert.deepEqual(alone.redis, { kind: "detach" }, "with no peer to follow, a replica of itself");
+});
+
+Deno.test("an empty master-role Redis this node does not hold the lock for is pointed away even with no memory of leading (a host rebooted empty)", () => {
+  // Simulator seed 5720: the master's host restarted with an empty Redis during a Consul outage; its
+  // new agent did not know it led, and the replicas, still following that address, synced from it.
+  const empty = { ...MASTER_REDIS, runId: "new-run", datasetEmpty: true, offset: 0 };
+  const waiting = decide(observed({ redis: empty, leader: undefined, election: AFTER_RESTART }));
+  assert.equal(waiting.name, "waiting_for_consul");
+  assert.deepEqual(waiting.redis, { kind: "replicate", master: BEST_PEER });
+  const unreachable = decide(observed({
+    redis: empty,
+    consulReachable: false,
+    election: { ...AFTER_RESTART, peers: [] },
+  }));
+  assert.deepEqual(unreachable.redis, { kind: "detach" });
+  const stale = decide(observed({
+    redis: empty,
+    leader: { address: SELF, session: "s-earlier", lockIndex: 2 },
+    election: { ...AFTER_RESTART, peers: [] },
+  }));
+  assert.deepEqual(stale.redis, { kind: "detach" });
+  // With data it is left to the usual fence.
+  const withData = decide(observed({
+    redis: { ...empty, datasetEmpty: false, offset: 10 },
+    leader: undefined,
+    election: AFTER_RESTART,
+  }));
+  assert.deepEqual(withData.redis, { kind: "fence" });
 });
 
 Deno.test("a leader whose Redis keeps its run_id keeps leading", () => {

@@ -7,6 +7,7 @@ import {
   disqualification,
   type ElectionSettings,
   electionStanding,
+  epochOfHistory,
   isLive,
   ranksBefore,
   type SeenCandidacy,
@@ -135,6 +136,49 @@ Deno.test("a Redis that restarted empty and took a write ranks below a replica w
   const peers = [seen(keeper)];
   assert.equal(standing(restarted, peers).kind, "wait");
   assert.equal(standing(keeper, [seen(restarted)]).kind, "compete");
+});
+
+Deno.test("data of a newer term ranks first, and an older term's longer offset in the shared history makes nobody lag", () => {
+  // Simulator seed 2032: n0 led term 1 and took writes cut off from everyone until its fence, past
+  // offset 113; n1 replicated term 2 (offset 122, the history continuing as replicationId2). n0,
+  // back as a replica, never completed its sync. Both carry history "a…".
+  const oldBranch = candidate("n0:1", { offset: 125, dataEpoch: 1 });
+  const newTerm = candidate("n1:1", {
+    replicationId: "b".repeat(40),
+    replicationId2: HISTORY,
+    offset: 122,
+    dataEpoch: 2,
+  });
+  const strict = { ...SETTINGS, maxLagBytes: 0 };
+  assert.equal(disqualification(newTerm, [oldBranch], strict), undefined);
+  assert.equal(ranksBefore(newTerm, oldBranch), true);
+  assert.equal(ranksBefore(oldBranch, newTerm), false);
+  const settings = { ...strict };
+  const n1 = electionStanding({
+    self: newTerm,
+    peers: [seen(oldBranch)],
+    now: 2_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings,
+  });
+  assert.equal(n1.kind, "compete");
+  const n0 = electionStanding({
+    self: oldBranch,
+    peers: [seen(newTerm)],
+    now: 2_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings,
+  });
+  assert.equal(n0.kind, "wait");
+  // Without epochs (agents of earlier versions), offsets decide as before.
+  const { dataEpoch: _a, ...oldWithout } = oldBranch;
+  const { dataEpoch: _b, ...newWithout } = newTerm;
+  assert.match(disqualification(newWithout, [oldWithout], strict)!, /lags 3 bytes/);
+  assert.equal(ranksBefore(oldWithout, newWithout), true);
+  // One epoch unknown (that agent restarted since): offsets decide too.
+  assert.equal(ranksBefore(oldWithout, newTerm), true);
 });
 
 Deno.test("the larger offset ranks first, then the lower priority number, then the smaller address", () => {
@@ -331,4 +375,21 @@ Deno.test("the entry of the last holder released with the vacancy holds nobody b
     lastHolder: "c:1",
   });
   assert.equal(restarted.kind, "wait");
+});
+
+Deno.test("a history's epoch is the newest this agent saw or any peer published for the same replication ID", () => {
+  const leader = seen(candidate("n1:1", { replicationId: "b".repeat(40), dataEpoch: 2 }));
+  const older = seen(candidate("n0:1", { dataEpoch: 1 }));
+  // Synced from n1 between two polls: its agent saw no link up, but it carries n1's history.
+  assert.equal(epochOfHistory("b".repeat(40), undefined, [leader, older]), 2);
+  assert.equal(epochOfHistory("b".repeat(40), 3, [leader]), 3, "its own, newer, stands");
+  assert.equal(epochOfHistory("c".repeat(40), undefined, [leader, older]), undefined);
+  assert.equal(
+    epochOfHistory("0".repeat(40), undefined, [seen(candidate("n2:1", {
+      replicationId: "0".repeat(40),
+      dataEpoch: 5,
+    }))]),
+    undefined,
+    "no history yet: nothing to share",
+  );
 });

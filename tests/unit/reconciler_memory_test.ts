@@ -3,6 +3,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  dataEpoch,
   demotedUnderLock,
   EMPTY_MEMORY,
   hasSynced,
@@ -212,4 +213,38 @@ Deno.test("the leader's offset read while replicating from it is kept after the 
   assert.deepEqual(memory.leaderPosition, { replicationId: history, offset: 5_000 }, "kept after");
   memory = step(memory, { redis: MASTER, leader: SELF_LEADS, lock: HELD });
   assert.equal(memory.leaderPosition, undefined, "forgotten while we lead");
+});
+
+Deno.test("the data epoch follows the term whose writes the current history carries: the leader's while linked to it, ours while we lead", () => {
+  assert.equal(dataEpoch(EMPTY_MEMORY, LINKED_REPLICA), undefined, "nothing seen yet");
+  let memory = step(EMPTY_MEMORY, { redis: LINKED_REPLICA, leader: OTHER_LEADS });
+  assert.equal(dataEpoch(memory, LINKED_REPLICA), 3);
+  // Detached (a replica of itself) it keeps its replication ID, and so the epoch.
+  const detached: RedisView = {
+    ...LINKED_REPLICA,
+    master: { host: "127.0.0.1", port: SELF.port },
+    detached: true,
+    linkUp: false,
+    linkDownMs: 1_000,
+  };
+  memory = step(memory, { redis: detached, leader: null });
+  assert.equal(dataEpoch(memory, detached), 3);
+  // Linked to an address that does not lead, or never linked: no term learnt.
+  const elsewhere = step(EMPTY_MEMORY, {
+    redis: { ...LINKED_REPLICA, master: SELF },
+    leader: OTHER_LEADS,
+  });
+  assert.equal(dataEpoch(elsewhere, LINKED_REPLICA), undefined);
+  assert.equal(
+    dataEpoch(
+      step(EMPTY_MEMORY, { redis: NEVER_LINKED_REPLICA, leader: OTHER_LEADS }),
+      NEVER_LINKED_REPLICA,
+    ),
+    undefined,
+  );
+  // Promoted under our lock of epoch 4: its new history carries term 4.
+  const promoted: RedisView = { ...MASTER, replicationId: "p".repeat(40) };
+  memory = step(memory, { redis: promoted, lock: HELD, leader: SELF_LEADS });
+  assert.equal(dataEpoch(memory, promoted), 4);
+  assert.equal(dataEpoch(memory, detached), 3, "the older history keeps its own term");
 });

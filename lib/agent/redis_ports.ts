@@ -145,6 +145,8 @@ export async function detachEmptyMasterEarly(
     log.debug("Redis does not answer yet at start", { error });
     return;
   }
+  // A Redis resec does not manage is never commanded: the lifecycle refuses to start beside it.
+  if (!isSupportedRedisVersion(info.redisVersion)) return;
   if (isEmptyMaster(info)) await detachAtStart(commander, log, () => commander.detach());
 }
 

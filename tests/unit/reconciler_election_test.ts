@@ -45,8 +45,14 @@ function seen(c: Candidacy, seenChangedAt = 1_000): SeenCandidacy {
   return { candidacy: c, seenChangedAt };
 }
 
-function standing(self: Candidacy, peers: SeenCandidacy[], now = 2_000, freeSince = 900) {
-  return electionStanding({ self, peers, now, freeSince, vacancy: 42, settings: SETTINGS });
+function standing(
+  self: Candidacy,
+  peers: SeenCandidacy[],
+  now = 2_000,
+  freeSince = 900,
+  settings = SETTINGS,
+) {
+  return electionStanding({ self, peers, now, freeSince, vacancy: 42, settings });
 }
 
 Deno.test("a node with priority 0 is never promoted, even alone", () => {
@@ -153,25 +159,8 @@ Deno.test("data of a newer term ranks first, and an older term's longer offset i
   assert.equal(disqualification(newTerm, [oldBranch], strict), undefined);
   assert.equal(ranksBefore(newTerm, oldBranch), true);
   assert.equal(ranksBefore(oldBranch, newTerm), false);
-  const settings = { ...strict };
-  const n1 = electionStanding({
-    self: newTerm,
-    peers: [seen(oldBranch)],
-    now: 2_000,
-    freeSince: 900,
-    vacancy: 42,
-    settings,
-  });
-  assert.equal(n1.kind, "compete");
-  const n0 = electionStanding({
-    self: oldBranch,
-    peers: [seen(newTerm)],
-    now: 2_000,
-    freeSince: 900,
-    vacancy: 42,
-    settings,
-  });
-  assert.equal(n0.kind, "wait");
+  assert.equal(standing(newTerm, [seen(oldBranch)], 2_000, 900, strict).kind, "compete");
+  assert.equal(standing(oldBranch, [seen(newTerm)], 2_000, 900, strict).kind, "wait");
   // Without epochs (agents of earlier versions), offsets decide as before.
   const { dataEpoch: _a, ...oldWithout } = oldBranch;
   const { dataEpoch: _b, ...newWithout } = newTerm;

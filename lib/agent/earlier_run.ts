@@ -23,12 +23,6 @@ export interface EarlierRunOptions {
   logger: Logger;
   /** Give up after this long (Consul unreachable): the sessions then end by their TTL. */
   deadlineMs: Milliseconds;
-  /**
-   * Runs once before the first session is ended, only when there is one: ending it frees any lock it
-   * holds, so a master-role Redis must refuse writes first. A failure is logged, and the sessions are
-   * ended all the same (the loop fences again on its first evaluation).
-   */
-  beforeEnding?: () => Promise<void>;
   clock?: Clock;
 }
 
@@ -59,19 +53,10 @@ export async function endEarlierRunSessions(options: EarlierRunOptions): Promise
   const clock = options.clock ?? systemClock;
   const giveUpAt = clock.now() + options.deadlineMs;
   let attempt = 0;
-  let prepared = false;
   while (true) {
     attempt++;
     try {
       const stale = earlierRunSessions(await listSessions(client), options);
-      if (stale.length > 0 && !prepared) {
-        prepared = true;
-        await options.beforeEnding?.().catch((error) =>
-          logger.warn("cannot prepare for ending the earlier run's sessions; ending them anyway", {
-            error,
-          })
-        );
-      }
       for (const session of stale) {
         await destroySession(client, session.id);
         logger.warn("ended a lock session left by an earlier run of this agent", {

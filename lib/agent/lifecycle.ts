@@ -4,6 +4,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { StatusSource } from "../http/status.ts";
 import { endEarlierRunSessions } from "./earlier_run.ts";
@@ -55,10 +56,13 @@ export class AgentLifecycle implements AsyncDisposable {
         logger.info("failsafe mode on: peers call this agent", { api: failsafe.api.current });
       }
     }
+    // This run holds no lock yet, and ending an earlier run's session frees any lock it holds: a
+    // master-role Redis refuses writes from the first moment, as the loop would have it do without a
+    // confirmed lock, or a client that still follows it could write there while another node takes
+    // over (simulator seeds 71 and 143; the second a master back with its data, whose sessions
+    // Consul had already ended).
+    if (role === "master") await fenceAtStart(clients.actuator, clock, logger);
     // Before this run makes any session of its own, so none of them can be mistaken for old ones.
-    // Ending a session frees the lock it holds: a Redis still master from the earlier run's term
-    // refuses writes first, as the loop would have it do without a confirmed lock, or a client that
-    // still follows it could write there after another node took over (simulator seed 71).
     await endEarlierRunSessions({
       client: clients.consul,
       node,
@@ -67,9 +71,6 @@ export class AgentLifecycle implements AsyncDisposable {
       logger: logger.child("lock"),
       deadlineMs: EARLIER_RUN_DEADLINE_MS,
       clock,
-      ...(role === "master"
-        ? { beforeEnding: () => fenceBeforeEnding(clients.actuator, clock) }
-        : {}),
     });
     await clients.presence.start();
     watches.holderWatch.start();
@@ -111,7 +112,19 @@ export class AgentLifecycle implements AsyncDisposable {
   }
 }
 
-/** Fences the local Redis (CLIENT PAUSE WRITE) through the actuator, so the loop knows it is fenced. */
-async function fenceBeforeEnding(actuator: RedisActuator, clock: Clock): Promise<void> {
-  await actuator.apply({ kind: "fence" }, clock.now());
+/**
+ * Fences the local Redis (CLIENT PAUSE WRITE) through the actuator, so the loop knows it is fenced. A
+ * failure is logged: the loop fences again on its first evaluation.
+ */
+async function fenceAtStart(actuator: RedisActuator, clock: Clock, logger: Logger): Promise<void> {
+  try {
+    await actuator.apply({ kind: "fence" }, clock.now());
+  } catch (error) {
+    logger.child("redis").warn(
+      "cannot refuse writes on the master at start; the loop tries again",
+      {
+        error,
+      },
+    );
+  }
 }

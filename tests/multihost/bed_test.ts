@@ -116,14 +116,19 @@ Deno.test("the bed: namespaces on a bridge, three Consul servers and agents, Red
         const leader = await bed.consulLeader();
         assert.ok(leader !== undefined && leader >= 0 && leader < 3, `leader ${leader}`);
         // Each host's own agent, which resec reaches at 127.0.0.1:8500, knows the whole pool once
-        // gossip has spread (a moment after the joins on a loaded machine: 6 of 7 was seen in CI).
+        // gossip has spread (a moment after the joins on a loaded machine: 6 of 7 was seen in CI,
+        // and once still after 20 s). A member whose news was lost in gossip arrives with the next
+        // full state exchange, which Consul's LAN gossip runs every 30 s: wait past one.
         for (const host of bed.hosts) {
           await waitFor(async () => {
             const members = await host.consul.api.get<{ Name: string; Status: number }[]>(
               "/v1/agent/members",
             );
             return members.filter((m) => m.Status === 1).length === 7;
-          }, { timeoutMs: 20_000, message: `${host.name}'s agent to see all 7 members alive` });
+          }, {
+            timeoutMs: GOSSIP_FULL_SYNC_WAIT_MS,
+            message: `${host.name}'s agent to see all 7 members alive`,
+          });
         }
         const local = await bed.network.exec(bed.host(2).machine, "bash", [
           "-c",
@@ -333,6 +338,9 @@ async function bedStartErrorUnder(unshareArgs: string[]): Promise<string> {
   });
   return `${result.stdout}${result.stderr}`.trim();
 }
+
+/** Past one full gossip state exchange (Consul LAN: every 30 s), with a margin. */
+const GOSSIP_FULL_SYNC_WAIT_MS = 40_000;
 
 Deno.test("where namespaces cannot be made, the bed fails with the reason instead of being skipped", async () => {
   // A new user namespace: uid 65534 inside, and no capability over the machine's namespaces.

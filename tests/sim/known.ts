@@ -69,16 +69,6 @@ export const KNOWN_FAILURES: readonly KnownFailure[] = [
       "the agent survives, are fixed); failsafe mode plays no part",
   },
   {
-    options: { seed: 143, faultKinds: ["node-crash"] },
-    foundAt: "0131af3+ (the data-epoch and empty-master changes)",
-    violation: "leads without 1 acknowledged write(s) (ids 39)",
-    finding: "the master's node crashes and comes back with its data within the lock delay; its " +
-      "Redis, master and not yet fenced by its new agent, takes write 39 while nobody holds the " +
-      "lock; the election does not wait for the last holder released with the vacancy, and n0 " +
-      "(one write behind) wins. The run before these changes failed on seed 811 instead (1 of " +
-      "1,500 either way); not analysed further",
-  },
-  {
     options: { seed: 982, legacyBoard: true },
     foundAt: "0131af3+",
     violation: "leads without 1 acknowledged write(s) (ids 154)",
@@ -179,6 +169,11 @@ export const FIXED_FAILURES: readonly FixedFailure[] = [
     fixed: "the class of seed 497: a master's node back empty during a Consul outage, its new " +
       "agent unaware it led; an empty master-role Redis whose agent does not hold the lock is " +
       "pointed away (at the best peer, or at itself) before the replicas can sync from it",
+  },
+  {
+    options: { seed: 143, faultKinds: ["node-crash"] },
+    fixed: "a write on a restarted former master before its new agent's first fence: the agent " +
+      "fences a master-role Redis as soon as it has seen it, not only before ending sessions",
   },
   {
     options: { seed: 614, faultKinds: ["agent-crash"], legacyBoard: true },

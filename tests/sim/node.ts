@@ -295,10 +295,9 @@ export class Incarnation {
     });
     if (node.cut) this.#scheduleUnreachable();
     else this.deliver();
-    // As AgentLifecycle.start: one INFO (an empty master is detached at once, inspectRedis), then the
-    // earlier run's sessions are listed and ended (given up when Consul does not answer), a Redis that
-    // answered as master fenced before they end (ending one frees the lock it holds), then the loop
-    // starts.
+    // As AgentLifecycle.start: one INFO (an empty master is detached at once, inspectRedis; any other
+    // master fenced at once), then the earlier run's sessions are listed and ended (given up when
+    // Consul does not answer), then the loop starts.
     const start = () => {
       if (!this.alive) return;
       this.#beat();
@@ -316,13 +315,8 @@ export class Incarnation {
           () => {},
         );
       }
-      const earlier = await this.request(
-        "list sessions",
-        () => env.consul.nodeSessionCount(node.name),
-      );
-      if (earlier > 0 && role === "master") {
-        await actuator.apply({ kind: "fence" }, clock.now()).catch(() => {});
-      }
+      if (role === "master") await actuator.apply({ kind: "fence" }, clock.now()).catch(() => {});
+      await this.request("list sessions", () => env.consul.nodeSessionCount(node.name));
       await this.request("end earlier sessions", () => env.consul.destroyNodeSessions(node.name));
     };
     endEarlierSessions().then(start, start);

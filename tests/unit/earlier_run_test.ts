@@ -26,8 +26,8 @@ function sessionJson(id: string) {
   };
 }
 
-/** Ends the earlier run's sessions listed by `sessions`, recording each step in order. */
-async function endWith(sessions: unknown[], beforeEnding: () => Promise<void>) {
+/** Ends the earlier run's sessions listed by `sessions`, recording each request in order. */
+async function endWith(sessions: unknown[]) {
   const steps: string[] = [];
   const fetch = new ScriptedFetch([], (request) => {
     steps.push(`${request.method} ${request.url.pathname}`);
@@ -47,40 +47,22 @@ async function endWith(sessions: unknown[], beforeEnding: () => Promise<void>) {
     logger: silentLogger,
     deadlineMs: 3_000,
     clock,
-    beforeEnding: () => {
-      steps.push("before ending");
-      return beforeEnding();
-    },
   });
   return { ended, steps };
 }
 
-Deno.test("a restarted agent fences before it ends the earlier run's lock session, which frees the lock", async () => {
-  const { ended, steps } = await endWith([sessionJson("old")], () => Promise.resolve());
-  assert.equal(ended, 1);
-  assert.deepEqual(steps, [
-    "GET /v1/session/list",
-    "before ending",
-    "PUT /v1/session/destroy/old",
-  ]);
-});
-
-Deno.test("with no earlier session to end, nothing is fenced", async () => {
-  const { ended, steps } = await endWith([], () => Promise.resolve());
-  assert.equal(ended, 0);
-  assert.deepEqual(steps, ["GET /v1/session/list"]);
-});
-
-Deno.test("a fence that fails does not keep the earlier run's sessions from ending", async () => {
-  const { ended, steps } = await endWith(
-    [sessionJson("old-1"), sessionJson("old-2")],
-    () => Promise.reject(new Error("Redis is down")),
-  );
+Deno.test("a restarted agent ends every lock session its earlier run left", async () => {
+  const { ended, steps } = await endWith([sessionJson("old-1"), sessionJson("old-2")]);
   assert.equal(ended, 2);
   assert.deepEqual(steps, [
     "GET /v1/session/list",
-    "before ending",
     "PUT /v1/session/destroy/old-1",
     "PUT /v1/session/destroy/old-2",
   ]);
+});
+
+Deno.test("with no earlier session, nothing is ended", async () => {
+  const { ended, steps } = await endWith([]);
+  assert.equal(ended, 0);
+  assert.deepEqual(steps, ["GET /v1/session/list"]);
 });

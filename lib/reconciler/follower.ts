@@ -47,7 +47,11 @@ export function decideAsFollower(observed: Situation, redis: RunningRedis): Deci
       lock: "compete",
       // Replicas follow this address: a Redis restarted since it led must not sync them.
       redis: awayFromReplicas(observed, redis) ?? fenceIfMaster(redis, observed.fenced),
-      service: redis.role === "master" ? { kind: "absent" } : replicaRegistration(redis, observed),
+      // A detached replica follows nobody: not a slave to read from (and, the moment our lock is
+      // confirmed, the master).
+      service: redis.role === "master" || redis.detached
+        ? { kind: "absent" }
+        : replicaRegistration(redis, observed),
     };
   }
   return followingLeader(observed, redis, leader);

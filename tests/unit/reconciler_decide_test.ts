@@ -279,6 +279,13 @@ Deno.test("a detached replica with nobody leading competes as it is: no fence, n
   assert.equal(decision.lock, "compete");
   assert.deepEqual(decision.redis, { kind: "none" });
   assert.deepEqual(decision.service, { kind: "absent" });
+  // Our own new session seen before the lock driver reports it: still no slave registration.
+  const ownSession = decide(observed({
+    redis: detached,
+    leader: { address: SELF, session: "s-new", lockIndex: 8 },
+  }));
+  assert.equal(ownSession.name, "stale_own_lock");
+  assert.deepEqual(ownSession.service, { kind: "absent" });
   // Once another node leads, it follows that node like any replica.
   const following = decide(observed({ redis: detached, leader: OTHER_LEADS }));
   assert.equal(following.name, "following_leader");

@@ -109,10 +109,17 @@ export type Standing =
   | { readonly kind: "wait"; readonly reason: string; readonly until: number }
   | { readonly kind: "ineligible"; readonly reason: string };
 
+/**
+ * True when `id` names a replication history: Redis reports an empty or all-zero ID for none yet
+ * (`master_replid2` before any promotion).
+ */
+export function isReplicationId(id: string): boolean {
+  return id !== "" && !/^0+$/.test(id);
+}
+
 /** True when two candidacies share replication history, so their offsets compare. */
 export function sameHistory(a: Candidacy, b: Candidacy): boolean {
-  const ids = (c: Candidacy) =>
-    [c.replicationId, c.replicationId2].filter((id) => id !== "" && !/^0+$/.test(id));
+  const ids = (c: Candidacy) => [c.replicationId, c.replicationId2].filter(isReplicationId);
   const theirs = new Set(ids(b));
   return ids(a).some((id) => theirs.has(id));
 }
@@ -170,7 +177,7 @@ export function disqualification(
 
 /** True when `replicationId` is one of the candidate's two replication histories. */
 function inHistory(candidate: Candidacy, replicationId: string): boolean {
-  return replicationId !== "" && !/^0+$/.test(replicationId) &&
+  return isReplicationId(replicationId) &&
     (candidate.replicationId === replicationId || candidate.replicationId2 === replicationId);
 }
 
@@ -199,7 +206,7 @@ export function epochOfHistory(
   seen: number | undefined,
   peers: readonly SeenCandidacy[],
 ): number | undefined {
-  if (replicationId === "" || /^0+$/.test(replicationId)) return seen;
+  if (!isReplicationId(replicationId)) return seen;
   return peers.reduce<number | undefined>((epoch, peer) => {
     const theirs = peer.candidacy.replicationId === replicationId
       ? peer.candidacy.dataEpoch

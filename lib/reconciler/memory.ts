@@ -6,7 +6,7 @@
  */
 import { type HostPort, sameHostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
-import type { LeaderPosition } from "./election.ts";
+import { isReplicationId, type LeaderPosition } from "./election.ts";
 import type { LeaderView, LockView, RedisView } from "./model.ts";
 import type { ReleaseNote } from "../cluster/lock_value.ts";
 
@@ -320,9 +320,7 @@ function historyEpochsAfter(
   observation: Observation,
 ): ReadonlyMap<string, number> {
   const { redis, leader, lock } = observation;
-  if (redis.kind !== "up" || redis.replicationId === "" || /^0+$/.test(redis.replicationId)) {
-    return epochs;
-  }
+  if (redis.kind !== "up" || !isReplicationId(redis.replicationId)) return epochs;
   let epoch: number | undefined;
   if (lock.phase === "held" && redis.role === "master") epoch = lock.lockIndex;
   else if (

@@ -75,6 +75,9 @@ export class AgentLifecycle implements AsyncDisposable {
     await clients.presence.start();
     watches.holderWatch.start();
     watches.leaderOffset.start();
+    watches.holderReach.start();
+    watches.replicaAcks.start();
+    watches.formerMasterWatch.start();
     failsafe?.master.start();
     clients.observer.start();
     agent.start();
@@ -86,8 +89,12 @@ export class AgentLifecycle implements AsyncDisposable {
     this.#stopped ??= (async () => {
       await watches.holderWatch.stop();
       await watches.leaderOffset.stop();
+      await watches.holderReach.stop();
+      await watches.replicaAcks.stop();
+      await watches.formerMasterWatch.stop();
       await clients.failsafe?.master.stop();
       watches.offsetReader.close();
+      watches.ackReader.close();
       await agent.stop();
       // No longer a candidate: its entry goes at once (its session ends), or peers would wait for a
       // live, well-placed candidate that never competes, while the hand-over waits for them.

@@ -6,6 +6,7 @@ import type { ElectionSettings } from "../reconciler/election.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { DecisionSettings } from "../reconciler/model.ts";
+import { TAKEOVER_SETTINGS, type TakeoverSettings } from "../reconciler/takeover.ts";
 
 /** The least time a role-check refresh leaves before the check's TTL runs out (if a third allows). */
 const CHECK_REFRESH_SPARE_MS = 2_000;
@@ -15,6 +16,13 @@ const CHECK_REFRESH_SPARE_MS = 2_000;
  * once whatever the wait, so a long one only saves requests.
  */
 export const HOLDER_WAIT_MS = 60_000;
+
+/**
+ * How often a replica's agent reads the leader's `INFO replication` (its offset, and whether it lists
+ * our Redis as acknowledging): a fast takeover needs to know within a second of a new term that the
+ * leader counts us (lib/reconciler/takeover.ts). One small command a second on the leader per replica.
+ */
+export const LEADER_READ_INTERVAL_MS = 1_000;
 
 /** How long startup keeps trying to end an earlier run's sessions while Consul is unreachable. */
 export const EARLIER_RUN_DEADLINE_MS = 3_000;
@@ -46,6 +54,8 @@ export interface AgentTimings extends DecisionSettings {
   /** Longest blocking wait on the lock key. */
   readonly leaderWaitMs: Milliseconds;
   readonly election: ElectionSettings;
+  /** The fast takeover (lib/reconciler/takeover.ts): fixed bounds, explained beside each constant. */
+  readonly takeover: TakeoverSettings;
 }
 
 /**
@@ -82,6 +92,7 @@ export function agentTimings(config: Config): AgentTimings {
       collectMs: Math.max(200, config.healthcheckTimeoutMs),
       stepAsideMaxMs: config.lock.ttlMs,
     },
+    takeover: TAKEOVER_SETTINGS,
   };
 }
 

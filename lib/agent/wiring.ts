@@ -1,5 +1,5 @@
 /** Builds and connects an agent's parts from a Config: clients, watches, lock, actuators, loop. */
-import { formatHostPort } from "../address.ts";
+import { formatHostPort, sameHostPort } from "../address.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { masterServiceQuery, presenceDefinition, serviceDefinition } from "../cluster/services.ts";
 import type { Config } from "../config.ts";
@@ -16,6 +16,10 @@ import { EvaluationRecorder } from "./evaluation_recorder.ts";
 import { GroupKeysWatch } from "./watch/group_keys.ts";
 import { HolderHostWatch } from "./watch/holder_watch.ts";
 import { LeaderOffsetProbe, redisOffsetReader } from "./watch/leader_offset.ts";
+import { HolderReachWatch, tcpConnectProbe } from "./watch/holder_reach.ts";
+import { REPLICA_ACK_POLL_MS, ReplicaAckWatch } from "./watch/replica_acks.ts";
+import { FormerMasterWatch } from "./watch/former_master.ts";
+import type { HostPort } from "../address.ts";
 import { LeaderSource } from "./watch/leader_source.ts";
 import { Agent, withAgentCheck } from "./loop.ts";
 import { wireFailsafe } from "./failsafe_wiring.ts";
@@ -94,12 +98,46 @@ export function wireAgent(config: Config, options: WiringOptions) {
   const leaderOffset = new LeaderOffsetProbe({
     leader: redisPorts.followedLeader(observer, leaderSource, config.announce),
     read: offsetReader.read,
-    // The loop's tick: as fresh as the published offsets it replaces, at a fifth of the polls.
-    intervalMs: tickMs,
+    self: config.announce,
+    intervalMs: timing.LEADER_READ_INTERVAL_MS,
     clock,
     logger: log("redis"),
   });
   const leaderOffsetNow = () => leaderOffset.leaderOffset(leaderSource.leader(), clock.now());
+  // The fast takeover (lib/reconciler/takeover.ts): the leader's reach from here, and on the leader,
+  // which replicas acknowledge it.
+  const holderReach = new HolderReachWatch({
+    leader: () => {
+      const leader = leaderSource.leader();
+      return leader && !sameHostPort(leader.address, config.announce) &&
+          leader.session !== lock.session
+        ? leader.address
+        : undefined;
+    },
+    connect: tcpConnectProbe,
+    clock,
+    logger: log("election"),
+    onChange: evaluate,
+  });
+  let formerMaster: HostPort | undefined;
+  const formerMasterWatch = new FormerMasterWatch({
+    client: consul,
+    masterService,
+    former: () => formerMaster,
+    waitMs,
+    clock,
+    logger: log("consul"),
+    onChange: evaluate,
+  });
+  const ackReader = redisOffsetReader(config.redis, REPLICA_ACK_POLL_MS);
+  const replicaAcks = new ReplicaAckWatch({
+    holding: () => lock.view().phase === "held",
+    address: { host: config.redis.host, port: config.redis.port },
+    read: ackReader.read,
+    clock,
+    logger: log("redis"),
+    onChange: evaluate,
+  });
   const runId = () => redisPorts.observedRunId(observer);
   const onBackoff = () => metrics.lockAcquireBackoff();
   const lockOptions = { serviceChecks, runId, onChange: evaluate, onBackoff, clock };
@@ -113,8 +151,9 @@ export function wireAgent(config: Config, options: WiringOptions) {
   });
   const commands = redisPorts.commandPort(commander);
   const actuator = new RedisActuator({ commands, fenceMs: timings.fenceMs, logger: log("redis") });
+  const holderPort = consulPorts.holderPort(consul);
   const holderWatch = new HolderHostWatch({
-    port: consulPorts.holderPort(consul),
+    port: holderPort,
     leader: () => leaderSource.leader(),
     ownSession: () => lock.session,
     paused: () => control.paused(),
@@ -148,7 +187,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
     registrar,
     agentCheckConfirmedAt: () => presence.confirmedAt(),
     leaderOffset: leaderOffsetNow,
-    settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs },
+    settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs, takeover: timings.takeover },
     tickMs,
     election: {
       board,
@@ -159,13 +198,35 @@ export function wireAgent(config: Config, options: WiringOptions) {
       ...(failsafe ? { failsafeApi: () => failsafe.api.current } : {}),
     },
     ...(failsafe ? { failsafe: failsafe.port } : {}),
+    takeover: {
+      unreachableForMs: (leader, now) => holderReach.unreachableForMs(leader, now),
+      acknowledgedAt: (leader) => leaderOffset.acknowledgedAt(leader),
+      replicaAcks: (now) => replicaAcks.current(now),
+      endSession: (session) => holderPort.endSession(session),
+      formerMasterListed: (former) => {
+        formerMaster = former;
+        return former ? formerMasterWatch.listed(former) : undefined;
+      },
+    },
     fencePeer: (peer, self) => redisPorts.fencePeer(config, logger, peer, self),
     control,
     failover: redisPorts.failoverPort(commander),
     onEvaluated: (observed, decision, previous) => recorder.record(observed, decision, previous),
   });
   const status: StatusSource = agentStatusSource(agent, timings, leaderOffsetNow, clock);
-  const watches = { keys, leaderSource, board, control, holderWatch, leaderOffset, offsetReader };
+  const watches = {
+    keys,
+    leaderSource,
+    board,
+    control,
+    holderWatch,
+    leaderOffset,
+    offsetReader,
+    holderReach,
+    replicaAcks,
+    ackReader,
+    formerMasterWatch,
+  };
   const clients = { consul, observer, commander, actuator, presence, failsafe };
   const parts = { config, timings, clock, logger, node, metrics, recorder, agent, status };
   return { ...parts, watches, clients };

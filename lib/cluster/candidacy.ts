@@ -57,6 +57,8 @@ export function parseCandidacy(value: string, address: string): Candidacy {
   const id = (name: string) => fields.text(name, { maxChars: MAX_ID_CHARS, empty: true });
   const failsafeApi = fields.optionalAddress("failsafeApi");
   const dataEpoch = fields.optionalInteger("dataEpoch", { min: 1 });
+  const unreachableHolder = fields.optionalText("unreachableHolder", { maxChars: MAX_ID_CHARS });
+  const endsHolder = fields.optionalText("endsHolder", { maxChars: MAX_ID_CHARS });
   return {
     address: announced,
     runId: id("runId"),
@@ -74,5 +76,7 @@ export function parseCandidacy(value: string, address: string): Candidacy {
     updatedAt: fields.timestamp("updatedAt"),
     ...(failsafeApi ? { failsafeApi: formatHostPort(failsafeApi) } : {}),
     ...(dataEpoch !== undefined ? { dataEpoch } : {}),
+    ...(unreachableHolder !== undefined ? { unreachableHolder } : {}),
+    ...(endsHolder !== undefined ? { endsHolder } : {}),
   };
 }

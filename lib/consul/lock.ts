@@ -106,6 +106,8 @@ export interface LockHold extends AsyncDisposable {
   readonly lost: AbortSignal;
   /** When the last successful session renewal was sent: Consul holds the lock at least TTL past it. */
   lastConfirmedAt(): number;
+  /** Renews the session now (beside the schedule); rejects when Consul does not accept it. */
+  confirmNow(timeoutMs: Milliseconds): Promise<void>;
   /** Replaces the key's value; rejects with LockLostError when the lock is no longer ours. */
   updateValue(value: string): Promise<void>;
   /**
@@ -368,6 +370,11 @@ class Hold implements LockHold {
 
   lastConfirmedAt(): number {
     return this.#keeper.lastRenewedAt();
+  }
+
+  confirmNow(timeoutMs: Milliseconds): Promise<void> {
+    if (this.#lost.signal.aborted) return Promise.reject(this.#lost.signal.reason);
+    return this.#keeper.renewNow(timeoutMs);
   }
 
   async updateValue(value: string): Promise<void> {

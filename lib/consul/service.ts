@@ -151,6 +151,33 @@ export async function deregisterService(
 }
 
 /**
+ * Removes a service of another node from the catalog, on the servers (`/v1/catalog/deregister`): for
+ * a node whose agent is dead or cut off, and so cannot say the service is gone. Its agent registers
+ * it again from its own state once it can reach the servers. The ACL token needs `node:write` on
+ * that node besides `service:write`.
+ *
+ * @example
+ * ```ts
+ * await deregisterFromCatalog(client, "host-1", "redis@:6379");
+ * ```
+ */
+export async function deregisterFromCatalog(
+  client: ConsulClient,
+  node: string,
+  serviceId: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<void> {
+  await client.request({
+    method: "PUT",
+    path: "/v1/catalog/deregister",
+    endpoint: "catalog.deregister",
+    body: { Node: node, ServiceID: serviceId },
+    action: `removing service "${serviceId}" of node "${node}" from the catalog`,
+    signal: options.signal,
+  });
+}
+
+/**
  * True when the agent does not know the check or service a request named: it restarted and forgot
  * it, or it was deregistered (DeregisterCriticalServiceAfter). Register again.
  *

@@ -378,6 +378,27 @@ export class SessionKeeper {
     return this.#lastRenewedAt;
   }
 
+  /**
+   * Renews once now, beside the schedule (a guarded master confirms its lock more often); rejects
+   * when Consul does not accept it, and ends the keeper as the schedule would on a 404.
+   */
+  async renewNow(timeoutMs: Milliseconds): Promise<void> {
+    if (this.#stop.signal.aborted || this.#gone.signal.aborted) {
+      throw new SessionGoneError(this.session);
+    }
+    const sentAt = this.#clock.now();
+    try {
+      await renewSession(this.#client, this.session, { signal: this.#stop.signal, timeoutMs });
+      this.#lastRenewedAt = Math.max(this.#lastRenewedAt, sentAt);
+    } catch (error) {
+      if (error instanceof SessionGoneError && !this.#gone.signal.aborted) {
+        this.#logger.warn("session gone", { session: this.session });
+        this.#gone.abort(error);
+      }
+      throw error;
+    }
+  }
+
   /** Stops renewing (the session itself is left alone). */
   async close(): Promise<void> {
     this.#stop.abort();

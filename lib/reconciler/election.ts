@@ -49,6 +49,13 @@ export interface Candidacy {
    * (an agent of an earlier version, or one that has not seen this history since it started).
    */
   readonly dataEpoch?: number;
+  /**
+   * The lock session of a leader whose Redis this node cannot reach, published once its own Redis
+   * no longer follows it (lib/reconciler/takeover.ts).
+   */
+  readonly unreachableHolder?: string;
+  /** The lock session of a leader this node ends in a fast takeover; it never follows it again. */
+  readonly endsHolder?: string;
 }
 
 /** A peer's candidacy as this agent saw it. */
@@ -69,6 +76,8 @@ export interface SeenCandidacy {
    * Never live, but a host back from a cut may publish again soon (see `electionStanding`).
    */
   readonly released?: boolean;
+  /** Consul's ModifyIndex of the entry as seen: orders its write against the lock key's. */
+  readonly modifyIndex?: number;
 }
 
 /**
@@ -245,6 +254,12 @@ export function electionStanding(options: {
   leaderPosition?: LeaderPosition;
   /** The address of the last other node seen holding the lock: its entry went with the vacancy. */
   lastHolder?: string;
+  /**
+   * The last holder's term was ended because no peer could reach its Redis (a fast takeover,
+   * takeover.ts): its entry, still held until gossip notices its host, is neither waited for nor
+   * stepped aside for; its offset still counts for everyone's lag.
+   */
+  lastHolderLost?: boolean;
 }): Standing {
   const { self, now, freeSince, vacancy, settings, leaderPosition } = options;
   const others = options.peers.filter((peer) => peer.candidacy.address !== self.address);
@@ -265,8 +280,10 @@ export function electionStanding(options: {
     peer.released === true && peer.candidacy.priority !== 0 &&
     !(peer.candidacy.address === options.lastHolder && peer.seenChangedAt <= freeSince)
   );
+  const lost = (candidacy: Candidacy) =>
+    options.lastHolderLost === true && candidacy.address === options.lastHolder;
   const silent = [...fresh, ...returning].filter((peer) =>
-    peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy
+    peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy && !lost(peer.candidacy)
   );
   if (silent.length > 0 && now < collectUntil) {
     return {
@@ -296,6 +313,7 @@ export function electionStanding(options: {
   }
 
   const better = peers.find((peer) =>
+    !lost(peer) &&
     disqualification(peer, [self, ...peers], settings, leaderPosition) === undefined &&
     ranksBefore(peer, self)
   );

@@ -122,8 +122,10 @@ function consulUnreachable(observed: Situation, redis: RunningRedis): Decision {
   };
 }
 
-/** Another node leads: replicate from its announced address. */
+/** Another node leads: replicate from its announced address, unless its Redis is out of reach. */
 function followingLeader(observed: Situation, redis: RunningRedis, leader: LeaderView): Decision {
+  const lost = holderLost(observed, redis, leader);
+  if (lost) return lost;
   const isMaster = redis.role === "master";
   const following = !isMaster && redis.master !== undefined &&
     sameHostPort(redis.master, leader.address);
@@ -152,6 +154,56 @@ function followingLeader(observed: Situation, redis: RunningRedis, leader: Leade
       status: "warning",
       output: `role=slave following=${formatHostPort(leader.address)} epoch=${leader.lockIndex}`,
     },
+  };
+}
+
+/**
+ * The leader's Redis has been out of reach from here for the takeover's bound, or we set out to end
+ * its session (lib/reconciler/takeover.ts): stop following it, and say so in our candidacy once our
+ * Redis no longer does. A replica its Redis listed as acknowledging ends its session when every other
+ * live peer lost it too; it never follows that leader again.
+ */
+function holderLost(
+  observed: Situation,
+  redis: RunningRedis,
+  leader: LeaderView,
+): Decision | undefined {
+  const takeover = observed.settings.takeover;
+  if (!takeover) return undefined;
+  const ending = observed.endedHolder === leader.session;
+  const reach = observed.holderReach;
+  const unreachable = reach !== undefined && reach.unreachableForMs >= takeover.holderLostAfterMs;
+  if (!ending && !unreachable) return undefined;
+  const name = formatHostPort(leader.address);
+  const isMaster = redis.role === "master";
+  // A master-role Redis never followed it; a replica stops once it is a replica of itself.
+  const settled = isMaster || redis.detached;
+  const promised = observed.promisedUntil !== undefined && observed.now < observed.promisedUntil;
+  const ends = ending ||
+    (settled && !isMaster && reach?.acknowledged === true && observed.peersLostHolder === true &&
+      !promised);
+  return {
+    name: ends ? "ending_holder_term" : "holder_unreachable",
+    reason: ends
+      ? `the leader ${name}'s Redis is out of reach from here and from every peer, and it listed ` +
+        "this replica as acknowledging; ending its session"
+      : `the leader ${name}'s Redis has been out of reach from here for ${
+        reach?.unreachableForMs ?? 0
+      }ms; this node stops following it`,
+    lock: "idle",
+    redis: isMaster
+      ? fenceIfMaster(redis, observed.fenced)
+      : redis.detached
+      ? NO_REDIS_ACTION
+      : { kind: "detach" },
+    service: {
+      kind: "registered",
+      role: "slave",
+      status: "warning",
+      output: `role=slave leader=${name} unreachable`,
+    },
+    ...(settled ? { unreachableHolder: leader.session } : {}),
+    ...(ends ? { endHolderSession: leader.session } : {}),
   };
 }
 
@@ -243,6 +295,7 @@ function standingFor(observed: Situation): Standing {
     settings: election.settings,
     ...(election.leaderPosition ? { leaderPosition: election.leaderPosition } : {}),
     ...(election.lastHolder ? { lastHolder: election.lastHolder } : {}),
+    ...(election.lastHolderLost ? { lastHolderLost: true } : {}),
   });
 }
 

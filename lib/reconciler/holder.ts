@@ -6,6 +6,7 @@
 import { formatHostPort, sameHostPort } from "../address.ts";
 import { awayFromReplicas, fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
 import type { Decision, HeldLockView, RunningRedis, Situation } from "./model.ts";
+import { endedTermFenceEnds, guardDeadline } from "./takeover.ts";
 
 /**
  * Decides what a lock holder does; each rule answers or leaves it to the next.
@@ -89,6 +90,18 @@ function unsettledLock(
       ...holdingWrites(redis, lock, observed, "lock contested"),
     };
   }
+  const guarded = guardOf(observed, lock);
+  if (guarded && observed.now >= guarded.deadline) {
+    return {
+      name: "fencing_unconfirmed_lock",
+      reason: `${guarded.missing} stopped acknowledging this master, and the lock was last ` +
+        `renewed ${
+          observed.now - (lock.sessionConfirmedAt ?? lock.confirmedAt)
+        }ms ago; refusing writes until Consul confirms it again`,
+      ...holdingWrites(redis, lock, observed, "lock unconfirmed while a replica is missing"),
+      confirmLockAfterMs: 0,
+    };
+  }
   if (observed.now >= fenceDeadline(observed, lock)) {
     return {
       name: "fencing_unconfirmed_lock",
@@ -99,6 +112,24 @@ function unsettledLock(
     };
   }
   return undefined;
+}
+
+/**
+ * A holder whose replica stopped acknowledging (lib/reconciler/takeover.ts): that replica may be
+ * ending this term, so writes need a session renewal within the guard bound. Undefined when not.
+ */
+function guardOf(
+  observed: Situation,
+  lock: HeldLockView,
+): { deadline: number; missing: string; confirmEveryMs: number } | undefined {
+  const takeover = observed.settings.takeover;
+  const guard = observed.replicaGuard;
+  if (!takeover || !guard) return undefined;
+  return {
+    deadline: guardDeadline(lock, takeover),
+    missing: `replica ${guard.missing.join(", ")}`,
+    confirmEveryMs: takeover.guardConfirmEveryMs,
+  };
 }
 
 /** A planned switchover away from this node: FAILOVER TO the target, then release the lock. */
@@ -160,8 +191,12 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
   // Until the former master was pointed at us, or the fence bound passed since we took the lock (by
   // then its agent, if alive, fenced it), it may still take writes: ours stay refused meanwhile. A
   // former master that gave the lock back saying its Redis stopped taking writes needs no wait.
-  const peerFenceEnds = (observed.previousLeaderSince ?? observed.now) +
-    observed.settings.peerFenceWaitMs;
+  // A term we ended ourselves in a fast takeover: its master has fenced within the guard bound of
+  // Consul confirming its session gone (takeover.ts).
+  const takeover = observed.settings.takeover;
+  const peerFenceEnds = takeover && observed.previousLeaderEndedAt !== undefined
+    ? endedTermFenceEnds(observed.previousLeaderEndedAt, takeover)
+    : (observed.previousLeaderSince ?? observed.now) + observed.settings.peerFenceWaitMs;
   const peerPending = peer !== undefined && observed.previousLeaderStopped !== true &&
     observed.now < peerFenceEnds;
   const wakeAt = peerPending
@@ -185,29 +220,58 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
   }
   // Past Consul's bound, yet not fenced: every peer's failsafe grant covers this node (FAILSAFE_MODE).
   const failsafe = observed.now >= consulDeadline(observed, lock);
+  const guarded = guardOf(observed, lock);
+  // Wake for the next renewal, or for the deadline while a renewal is overdue (the loop retries it).
+  const renewAt = (lock.sessionConfirmedAt ?? lock.confirmedAt) + (guarded?.confirmEveryMs ?? 0);
+  const renewBy = !guarded
+    ? Infinity
+    : renewAt > observed.now
+    ? Math.min(guarded.deadline, renewAt)
+    : guarded.deadline;
+  // After a fast takeover Consul may still list the former master as passing for a few seconds:
+  // register only once it does not, so clients never find two (waiting the fence bound at most).
+  const listedUntil = (observed.previousLeaderEndedAt ?? -Infinity) +
+    observed.settings.peerFenceWaitMs;
+  const registeredPassing = observed.registration?.role === "master" &&
+    observed.registration.status === "passing";
+  // Not known yet counts as listed.
+  const formerListed = peer !== undefined && observed.previousLeaderEndedAt !== undefined &&
+    observed.formerMasterListed !== false && !registeredPassing && observed.now < listedUntil;
   return {
-    name: failsafe ? "failsafe_master" : "master",
+    name: guarded ? "guarded_master" : failsafe ? "failsafe_master" : "master",
     reason: failsafe
       ? `Consul last confirmed the lock ${
         observed.now - lock.confirmedAt
       }ms ago, and every peer confirmed it follows this node: taking writes in failsafe mode`
+      : guarded
+      ? `${guarded.missing} stopped acknowledging; taking writes while Consul confirms the lock every ${guarded.confirmEveryMs}ms`
       : `this node holds the lock (epoch ${lock.lockIndex}) and Redis is master`,
     lock: "hold",
     // Our own fence comes off only once the former master was pointed at us or the fence bound
     // passed: a failed attempt proves nothing, and both could take writes meanwhile.
     redis: observed.fenced && !peerPending ? { kind: "unfence" } : NO_REDIS_ACTION,
     ...(peer ? { fencePeer: peer } : {}),
-    service: {
-      kind: "registered",
-      role: "master",
-      status: "passing",
-      // No offset: an output that changes on every refresh is synced to the Consul servers (a Raft
-      // apply) every check_update_interval; one that only changes with the state costs nothing.
-      output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}${
-        failsafe ? " failsafe" : ""
-      }`,
-    },
-    wakeAt,
+    service: formerListed
+      ? {
+        kind: "registered",
+        role: "master",
+        status: "critical",
+        output: `role=master epoch=${lock.lockIndex} waiting for Consul to stop listing ${
+          formatHostPort(peer!)
+        }`,
+      }
+      : {
+        kind: "registered",
+        role: "master",
+        status: "passing",
+        // No offset: an output that changes on every refresh is synced to the Consul servers (a Raft
+        // apply) every check_update_interval; one that only changes with the state costs nothing.
+        output: `role=master epoch=${lock.lockIndex} replicas=${redis.connectedReplicas}${
+          failsafe ? " failsafe" : ""
+        }`,
+      },
+    wakeAt: Math.min(wakeAt, renewBy, formerListed ? listedUntil : Infinity),
+    ...(guarded ? { confirmLockAfterMs: guarded.confirmEveryMs } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import type { Milliseconds } from "../duration.ts";
 import { isReplicationId, type LeaderPosition } from "./election.ts";
 import type { LeaderView, LockView, RedisView } from "./model.ts";
 import type { ReleaseNote } from "../cluster/lock_value.ts";
+import { type TermAcks, termAcksAfter } from "./takeover.ts";
 
 /**
  * A new master keeps trying to point the former leader at itself for this many lock TTLs: the
@@ -30,6 +31,11 @@ export interface PeerToFence {
    * nothing to wait for, though it is still pointed at us.
    */
   readonly writesStopped?: boolean;
+  /**
+   * We ended the former master's session ourselves in a fast takeover, and Consul confirmed it gone
+   * at this local time: its guard bound runs from here (lib/reconciler/takeover.ts).
+   */
+  readonly endedAt?: number;
 }
 
 /** The safety state an agent keeps between evaluations. */
@@ -65,6 +71,20 @@ export interface Memory {
    * candidacy's `dataEpoch` (election.ts); at most HISTORY_EPOCHS_KEPT of them.
    */
   readonly historyEpochs: ReadonlyMap<string, number>;
+  /** While we hold the lock: which replicas acknowledged our Redis in this term (takeover.ts). */
+  readonly termAcks: TermAcks | undefined;
+  /**
+   * A leader session we set out to end in a fast takeover (we never follow it again), and when
+   * Consul confirmed it gone; forgotten once another session is seen holding the lock.
+   */
+  readonly endedHolder: { readonly session: string; readonly at?: number } | undefined;
+  /**
+   * While the lock is free after `lastLeader`: the local time from which its guard bound runs, when
+   * its term ended in a fast takeover (ours: Consul's answer; a peer's: when we saw the lock free).
+   */
+  readonly lastLeaderEndedAt: number | undefined;
+  /** The lock session last seen holding the lock, and since when (local time). */
+  readonly leaderSeen: { readonly session: string; readonly since: number } | undefined;
 }
 
 /**
@@ -85,6 +105,10 @@ export const EMPTY_MEMORY: Memory = {
   ledRunId: undefined,
   leaderPosition: undefined,
   historyEpochs: new Map(),
+  termAcks: undefined,
+  endedHolder: undefined,
+  lastLeaderEndedAt: undefined,
+  leaderSeen: undefined,
 };
 
 /** One evaluation's view of the world, as far as the memory cares. */
@@ -102,6 +126,16 @@ export interface Observation {
   readonly leaderOffset?: number;
   /** While the lock is free: the note its last holder left as it gave it back, if any. */
   readonly releaseNote?: ReleaseNote;
+  /**
+   * The replicas acknowledging our Redis now (`ip:port`), read while we hold the lock; undefined when
+   * the agent does not watch them.
+   */
+  readonly replicaAcks?: ReadonlySet<string>;
+  /**
+   * While the lock is free: a live peer published that it ended the last leader's session, in a
+   * write Consul ordered before the lock went free (takeover.ts).
+   */
+  readonly lastLeaderEndedByPeer?: boolean;
 }
 
 /**
@@ -124,7 +158,86 @@ export function remember(memory: Memory, observation: Observation): Memory {
     ledRunId: ledRunIdAfter(memory.ledRunId, observation),
     leaderPosition: leaderPositionAfter(memory.leaderPosition, observation),
     historyEpochs: historyEpochsAfter(memory.historyEpochs, observation),
+    termAcks: termAcksAfter(
+      memory.termAcks,
+      observation.lock,
+      observation.replicaAcks,
+      observation.now,
+    ),
+    endedHolder: endedHolderAfter(memory.endedHolder, observation),
+    lastLeaderEndedAt: lastLeaderEndedAtAfter(memory, observation),
+    leaderSeen: observation.leader && observation.leader.session !== memory.leaderSeen?.session
+      ? { session: observation.leader.session, since: observation.now }
+      : memory.leaderSeen,
   };
+}
+
+/**
+ * True when `leader`'s Redis listed ours as acknowledging in a read started while `leader`'s session
+ * held the lock (`acknowledgedAt`, local time): its agent then counts us among the replicas of its
+ * term, and is guarded once we stop (lib/reconciler/takeover.ts).
+ */
+export function acknowledgedInTerm(
+  memory: Memory,
+  leader: LeaderView,
+  acknowledgedAt: number | undefined,
+): boolean {
+  const seen = memory.leaderSeen;
+  return acknowledgedAt !== undefined && seen?.session === leader.session &&
+    acknowledgedAt >= seen.since;
+}
+
+/**
+ * We set out to end `session` (a fast takeover): from now on this node never follows it again.
+ *
+ * @example
+ * ```ts
+ * memory = holderEndStarted(memory, "s-1"); // then destroy the session, and holderEnded(memory, "s-1", now)
+ * ```
+ */
+export function holderEndStarted(memory: Memory, session: string): Memory {
+  if (memory.endedHolder?.session === session) return memory;
+  return { ...memory, endedHolder: { session } };
+}
+
+/** Consul confirmed `session` gone at `at` (local time), after we asked it to end it. */
+export function holderEnded(memory: Memory, session: string, at: number): Memory {
+  if (memory.endedHolder?.session !== session || memory.endedHolder.at !== undefined) return memory;
+  return { ...memory, endedHolder: { session, at } };
+}
+
+/**
+ * When the last leader's term ended in a fast takeover: by us (Consul's answer to our end), or by a
+ * peer whose word Consul ordered before the vacancy (then from when we saw the lock free). Forgotten
+ * once another node leads.
+ */
+function lastLeaderEndedAtAfter(memory: Memory, observation: Observation): number | undefined {
+  const { leader, now, self } = observation;
+  const last = memory.lastLeader;
+  if (!last || (leader && !sameHostPort(leader.address, self))) return undefined;
+  if (memory.lastLeaderEndedAt !== undefined) return memory.lastLeaderEndedAt;
+  const ended = memory.endedHolder;
+  if (ended?.session === last.session && ended.at !== undefined) return ended.at;
+  if (leader === null && observation.lastLeaderEndedByPeer === true) {
+    return memory.freeSince ?? now;
+  }
+  return undefined;
+}
+
+/**
+ * The ended session is forgotten once another node's session holds the lock, or once we hold it (the
+ * peer to fence took it over by then).
+ */
+function endedHolderAfter(
+  ended: Memory["endedHolder"],
+  observation: Observation,
+): Memory["endedHolder"] {
+  const { leader, lock, self } = observation;
+  if (!ended) return ended;
+  if (lock.phase === "held") return undefined;
+  const otherHolds = leader && leader.session !== ended.session &&
+    !sameHostPort(leader.address, self);
+  return otherHolds ? undefined : ended;
 }
 
 /**
@@ -241,6 +354,7 @@ function rememberLeaders(
         until: now + PEER_FENCE_TTLS * observation.lockTtlMs,
         tried: false,
         ...(memory.lastLeaderStoppedWrites ? { writesStopped: true } : {}),
+        ...(memory.lastLeaderEndedAt !== undefined ? { endedAt: memory.lastLeaderEndedAt } : {}),
       },
     };
   }

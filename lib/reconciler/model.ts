@@ -6,6 +6,7 @@
 import type { HostPort } from "../address.ts";
 import type { Milliseconds } from "../duration.ts";
 import type { Candidacy, ElectionSettings, LeaderPosition, SeenCandidacy } from "./election.ts";
+import type { ReplicaGuard, TakeoverSettings } from "./takeover.ts";
 
 /** The role a node is registered under in Consul (the seeds' names). */
 export type Role = "master" | "slave";
@@ -73,6 +74,11 @@ export type LockView =
     readonly session?: string;
     /** When a renewal that Consul accepted was sent; the session cannot expire before this + TTL. */
     readonly confirmedAt: number;
+    /**
+     * When the last renewal Consul accepted was sent, not lowered by the agent check's heartbeat as
+     * `confirmedAt` is: the session existed then, so nobody had ended it yet (lib/reconciler/takeover.ts).
+     */
+    readonly sessionConfirmedAt?: number;
     /** Redis run_id when the lock was taken: another one means Redis restarted under us. */
     readonly runId?: string;
   };
@@ -94,6 +100,8 @@ export interface DecisionSettings {
   readonly peerFenceWaitMs: Milliseconds;
   /** A replica whose link is down stays passing this long (a failover in progress), then warns. */
   readonly replicaLinkGraceMs: Milliseconds;
+  /** The fast takeover's timings (lib/reconciler/takeover.ts); without them it is off. */
+  readonly takeover?: TakeoverSettings;
 }
 
 /** What the agent knows about the election for a free lock. */
@@ -109,6 +117,8 @@ export interface ElectionView {
   readonly leaderPosition?: LeaderPosition;
   /** The address (`host:port`) of the last other node seen holding the lock. */
   readonly lastHolder?: string;
+  /** Its term ended in a fast takeover: no peer could reach its Redis (takeover.ts). */
+  readonly lastHolderLost?: boolean;
 }
 
 /** Everything decide() looks at. */
@@ -138,6 +148,16 @@ export interface Observed {
   /** `previousLeader` gave the lock back with its Redis's writes stopped: no fence bound to wait. */
   readonly previousLeaderStopped?: boolean;
   /**
+   * We ended `previousLeader`'s session in a fast takeover, and Consul confirmed it gone at this
+   * local time: its guard bound runs from here instead of the fence bound (takeover.ts).
+   */
+  readonly previousLeaderEndedAt?: number;
+  /**
+   * After such a takeover: whether the catalog still lists `previousLeader` as a passing master (its
+   * host's agent cannot mark it otherwise until gossip notices); undefined when not known.
+   */
+  readonly formerMasterListed?: boolean;
+  /**
    * Our Redis restarted since it last led, and no other leader was seen since: replicas may still
    * follow this node (lib/reconciler/memory.ts `restartedSinceLed`).
    */
@@ -159,6 +179,20 @@ export interface Observed {
    * first saw the lock free.
    */
   readonly vanishedLeader?: { readonly address: HostPort; readonly freeSince: number };
+  /**
+   * On the lock holder: replicas its Redis saw acknowledge in this term that no longer do. One of them
+   * may be ending this term (lib/reconciler/takeover.ts): writes need a fresh confirmation.
+   */
+  readonly replicaGuard?: ReplicaGuard;
+  /**
+   * On a follower: how long the leader's Redis has been unreachable from this host (connections
+   * refused or timing out), and whether its INFO listed our Redis as an acknowledging replica.
+   */
+  readonly holderReach?: { readonly unreachableForMs: number; readonly acknowledged: boolean };
+  /** Every other live peer published that it cannot reach the current leader either. */
+  readonly peersLostHolder?: boolean;
+  /** The leader session this agent set out to end in a fast takeover: it never follows it again. */
+  readonly endedHolder?: string;
   /** A planned switchover in progress, and how far our own FAILOVER got (on the old master). */
   readonly handover?: {
     readonly target: HostPort;
@@ -227,6 +261,8 @@ export const DECISIONS = {
   demoted_under_lock: "Someone made our Redis a replica while we led: give the lock up.",
   promoting: "We hold the lock and Redis is not master yet: promote it.",
   master: "We hold the lock and Redis is master: register as a passing master.",
+  guarded_master:
+    "A replica that acknowledged us no longer does and may be ending our term: take writes only while Consul confirms the lock every second.",
   failsafe_master:
     "Consul has not confirmed the lock within the fence bound, but every peer has (FAILSAFE_MODE): keep taking writes.",
   // Not holding the lock (follower.ts), in order of precedence.
@@ -239,6 +275,10 @@ export const DECISIONS = {
   stale_own_lock: "An earlier session of this node holds the lock: compete until it lapses.",
   replica: "Replicating from the leader: register as a slave.",
   following_leader: "A replica not yet replicating from the leader: point it at the leader.",
+  holder_unreachable:
+    "The leader's Redis cannot be reached from here: stop replicating from it (a replica of itself) and say so.",
+  ending_holder_term:
+    "Every peer lost the leader too, and it acknowledged this replica: end its session (a fast takeover).",
   demoting: "Redis is master but another node holds the lock: make it a replica of the leader.",
   detaching:
     "Nobody leads: a replica stops replicating (a replica of itself), to keep its data and history.",
@@ -258,7 +298,7 @@ export type DecisionName = keyof typeof DECISIONS;
  * its peers' grants stand in for Consul (lib/reconciler/failsafe.ts).
  */
 export function actsAsMaster(name: DecisionName | undefined): boolean {
-  return name === "master" || name === "failsafe_master";
+  return name === "master" || name === "failsafe_master" || name === "guarded_master";
 }
 
 /** What the agent should do now, and why. */
@@ -273,4 +313,10 @@ export interface Decision {
   readonly wakeAt?: number;
   /** A former master to point at us: it may still take writes from clients that missed the change. */
   readonly fencePeer?: HostPort;
+  /** Renew the lock's session now if its last renewal is older than this (a guarded master). */
+  readonly confirmLockAfterMs?: Milliseconds;
+  /** Publish in our candidacy that this leader session's Redis cannot be reached from here. */
+  readonly unreachableHolder?: string;
+  /** End this leader session (a fast takeover), after publishing that we do. */
+  readonly endHolderSession?: string;
 }

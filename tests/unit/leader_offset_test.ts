@@ -21,7 +21,9 @@ function probe(leader: () => HostPort | undefined, offsets: number[]) {
     read: (address) => {
       reads.push(`${address.host}:${address.port}`);
       const next = offsets.shift();
-      return next === undefined ? Promise.reject(new Error("down")) : Promise.resolve(next);
+      return next === undefined
+        ? Promise.reject(new Error("down"))
+        : Promise.resolve({ offset: next, replicas: [] });
     },
     intervalMs: 5_000,
     clock,

@@ -378,6 +378,7 @@ export class CandidacyBoard implements AsyncDisposable {
         seen: {
           candidacy,
           seenChangedAt: now,
+          modifyIndex: entry.modifyIndex,
           ...(state === "held" ? { held: true } : state === "released" ? { released: true } : {}),
         },
       });

@@ -13,10 +13,12 @@ import type { LockIntent } from "../../reconciler/model.ts";
 import type { LockView } from "../../reconciler/model.ts";
 
 /** A held lock, as the Consul layer hands it out (the parts the driver uses). */
-export type HeldLock = Pick<
-  LockHold,
-  "session" | "lockIndex" | "lost" | "lastConfirmedAt" | "updateValue" | "release"
->;
+export type HeldLock =
+  & Pick<
+    LockHold,
+    "session" | "lockIndex" | "lost" | "lastConfirmedAt" | "updateValue" | "release"
+  >
+  & Partial<Pick<LockHold, "confirmNow">>;
 
 /** The Consul lock, as the driver needs it. */
 export interface LockPort {
@@ -83,10 +85,21 @@ export class LockDriver {
         lockIndex: this.#held.lockIndex,
         session: this.#held.session,
         confirmedAt: this.#held.lastConfirmedAt(),
+        sessionConfirmedAt: this.#held.lastConfirmedAt(),
         ...(this.#heldRunId ? { runId: this.#heldRunId } : {}),
       };
     }
     return this.#competing ? { phase: "competing" } : { phase: "idle" };
+  }
+
+  /**
+   * Renews the held lock's session now (a guarded master, lib/reconciler/takeover.ts); resolves
+   * without doing anything when no lock is held. Rejects when Consul does not accept it.
+   */
+  async confirm(timeoutMs: Milliseconds): Promise<void> {
+    const held = this.#held;
+    if (!held?.confirmNow) return;
+    await held.confirmNow(timeoutMs);
   }
 
   /** The session of the lock we hold, if any. */

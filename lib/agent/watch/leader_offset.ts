@@ -2,7 +2,9 @@
  * The leader's replication offset, which a replica's lag is measured against. Only the leader's Redis
  * knows it as it moves, and candidacies no longer carry it between elections (every write of one is a
  * Raft apply on the Consul servers), so the agent of a replica reads it there itself: `INFO
- * replication` on a connection of its own, once per interval while it follows a leader.
+ * replication` on a connection of its own, once per interval while it follows a leader. The same
+ * reading tells whether the leader's Redis lists this node's Redis as an acknowledging replica, which
+ * a fast takeover needs (lib/reconciler/takeover.ts).
  */
 import { formatHostPort, type HostPort, sameHostPort } from "../../address.ts";
 import type { Clock } from "../../clock.ts";
@@ -10,15 +12,49 @@ import type { Milliseconds } from "../../duration.ts";
 import type { Logger } from "../../log.ts";
 import { RedisClient } from "../../redis/client.ts";
 import type { RedisConnectionConfig } from "../../redis/connection.ts";
-import { parseInfo } from "../../redis/info.ts";
+import { type ConnectedReplica, parseInfo } from "../../redis/info.ts";
+import { ACK_MAX_LAG_SECONDS, replicaKey } from "../../reconciler/takeover.ts";
 
-/** Reads a Redis's `master_repl_offset`; rejects when it cannot. */
-export type OffsetReader = (address: HostPort, signal: AbortSignal) => Promise<number>;
+/** What one read of a Redis's `INFO replication` gives. */
+export interface ReplicationReading {
+  /** `master_repl_offset`. */
+  readonly offset: number;
+  /** Its `slaveN` lines. */
+  readonly replicas: readonly ConnectedReplica[];
+}
+
+/** Reads a Redis's replication state; rejects when it cannot. */
+export type OffsetReader = (address: HostPort, signal: AbortSignal) => Promise<ReplicationReading>;
+
+/**
+ * The replicas of a reading that acknowledge their master (online, INFO `lag` of at most
+ * ACK_MAX_LAG_SECONDS), by `ip:port`.
+ *
+ * @example
+ * ```ts
+ * acknowledging([{ ip: "10.0.0.2", port: 6379, state: "online", offset: 9, lagSeconds: 0 }]);
+ * // Set { "10.0.0.2:6379" }
+ * ```
+ */
+export function acknowledging(replicas: readonly ConnectedReplica[]): Set<string> {
+  const keys = new Set<string>();
+  for (const replica of replicas) {
+    if (
+      replica.state === "online" && replica.port !== undefined &&
+      replica.lagSeconds !== undefined && replica.lagSeconds <= ACK_MAX_LAG_SECONDS
+    ) {
+      keys.add(replicaKey({ host: replica.ip, port: replica.port }));
+    }
+  }
+  return keys;
+}
 
 export interface LeaderOffsetProbeOptions {
   /** The leader this node replicates from now; undefined when none (or when this node leads). */
   leader: () => HostPort | undefined;
   read: OffsetReader;
+  /** This node's announce address: how the leader's INFO lists our Redis. */
+  self?: HostPort;
   /** How often to read while following a leader. */
   intervalMs: Milliseconds;
   clock: Clock;
@@ -30,6 +66,7 @@ export class LeaderOffsetProbe {
   readonly #options: LeaderOffsetProbeOptions;
   readonly #stop = new AbortController();
   #last: { address: HostPort; offset: number; at: number } | undefined;
+  #acknowledged: { address: HostPort; at: number } | undefined;
   #loop: Promise<void> | undefined;
   #failing = false;
 
@@ -45,6 +82,15 @@ export class LeaderOffsetProbe {
     const last = this.#last;
     if (!last || !sameHostPort(last.address, leader)) return undefined;
     return now - last.at <= 3 * this.#options.intervalMs ? last.offset : undefined;
+  }
+
+  /**
+   * When a read of `leader`'s Redis (its start, local time) last listed our Redis as an acknowledging
+   * replica; undefined when none did.
+   */
+  acknowledgedAt(leader: HostPort): number | undefined {
+    const acknowledged = this.#acknowledged;
+    return acknowledged && sameHostPort(acknowledged.address, leader) ? acknowledged.at : undefined;
   }
 
   /** As `offset`, for the lock holder as the leader watch sees it; undefined when there is none. */
@@ -69,8 +115,12 @@ export class LeaderOffsetProbe {
       if (leader) {
         const startedAt = clock.now();
         try {
-          const offset = await this.#options.read(leader, signal);
+          const { offset, replicas } = await this.#options.read(leader, signal);
           this.#last = { address: leader, offset, at: startedAt };
+          const self = this.#options.self;
+          if (self && acknowledging(replicas).has(replicaKey(self))) {
+            this.#acknowledged = { address: leader, at: startedAt };
+          }
           if (this.#failing) logger.info("reading the leader's offset works again");
           this.#failing = false;
         } catch (error) {
@@ -124,10 +174,10 @@ export function redisOffsetReader(
       const pending = current;
       try {
         const client = await pending.client;
-        const offset = parseInfo(String(await client.call("INFO", ["replication"])))
-          .masterReplOffset;
+        const info = parseInfo(String(await client.call("INFO", ["replication"])));
+        const offset = info.masterReplOffset;
         if (offset === undefined) throw new Error(`Redis at ${key} reports no master_repl_offset`);
-        return offset;
+        return { offset, replicas: info.replicas };
       } catch (error) {
         if (current === pending) drop();
         throw error;

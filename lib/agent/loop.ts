@@ -93,6 +93,8 @@ export interface CandidacyBoardPort {
    * is about: the candidacy is then republished every heartbeat.
    */
   legacyPeers?(): boolean;
+  /** Peers whose entry a live session holds but that cannot be read (overwritten by someone). */
+  unreadable?(): string[];
 }
 
 /** Data-safe elections (lib/reconciler/election.ts); without them any healthy node competes. */
@@ -732,6 +734,7 @@ export class Agent implements AsyncDisposable {
         ? { lastHolder: formatHostPort(this.#memory.lastLeader.address) }
         : {}),
       ...(this.#lastLeaderLost() ? { lastHolderLost: true } : {}),
+      ...this.#unreadablePeers(options),
     };
   }
 
@@ -805,6 +808,12 @@ export class Agent implements AsyncDisposable {
     };
     this.#lastUp = candidacy;
     return candidacy;
+  }
+
+  /** Peers whose held entry cannot be read, if any. */
+  #unreadablePeers(options: ElectionOptions): Pick<ElectionView, "unreadablePeers"> {
+    const unreadable = options.board.unreadable?.() ?? [];
+    return unreadable.length > 0 ? { unreadablePeers: unreadable } : {};
   }
 
   /**

@@ -260,6 +260,12 @@ export function electionStanding(options: {
    * stepped aside for; its offset still counts for everyone's lag.
    */
   lastHolderLost?: boolean;
+  /**
+   * Peers whose entry a live session holds but that cannot be read (someone overwrote it): their
+   * position is unknown, and they publish a readable one for the vacancy, so they are waited for
+   * within the collection window too.
+   */
+  unreadable?: readonly string[];
 }): Standing {
   const { self, now, freeSince, vacancy, settings, leaderPosition } = options;
   const others = options.peers.filter((peer) => peer.candidacy.address !== self.address);
@@ -285,12 +291,16 @@ export function electionStanding(options: {
   const silent = [...fresh, ...returning].filter((peer) =>
     peer.candidacy.healthy && peer.candidacy.vacancy !== vacancy && !lost(peer.candidacy)
   );
-  if (silent.length > 0 && now < collectUntil) {
+  const waitingFor = [
+    ...silent.map((peer) => peer.candidacy.address),
+    ...(options.unreadable ?? []).filter((address) =>
+      address !== self.address && address !== options.lastHolder
+    ),
+  ];
+  if (waitingFor.length > 0 && now < collectUntil) {
     return {
       kind: "wait",
-      reason: `waiting for ${
-        silent.map((peer) => peer.candidacy.address).join(", ")
-      } to publish their positions`,
+      reason: `waiting for ${waitingFor.join(", ")} to publish their positions`,
       until: collectUntil,
     };
   }

@@ -296,6 +296,7 @@ function standingFor(observed: Situation): Standing {
     ...(election.leaderPosition ? { leaderPosition: election.leaderPosition } : {}),
     ...(election.lastHolder ? { lastHolder: election.lastHolder } : {}),
     ...(election.lastHolderLost ? { lastHolderLost: true } : {}),
+    ...(election.unreadablePeers?.length ? { unreadable: election.unreadablePeers } : {}),
   });
 }
 

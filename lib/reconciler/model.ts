@@ -119,6 +119,8 @@ export interface ElectionView {
   readonly lastHolder?: string;
   /** Its term ended in a fast takeover: no peer could reach its Redis (takeover.ts). */
   readonly lastHolderLost?: boolean;
+  /** Peers whose held entry cannot be read: waited for while positions are collected. */
+  readonly unreadablePeers?: readonly string[];
 }
 
 /** Everything decide() looks at. */

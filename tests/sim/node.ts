@@ -12,6 +12,7 @@ import {
   type CandidacyBoardPort,
   type LeaderSourcePort,
   type RedisObserverPort,
+  type TakeoverPort,
   withAgentCheck,
 } from "../../lib/agent/loop.ts";
 import { parseCandidacy } from "../../lib/cluster/candidacy.ts";
@@ -20,7 +21,9 @@ import type { HeldLock, LockPort } from "../../lib/agent/apply/lock_driver.ts";
 import { LockDriver } from "../../lib/agent/apply/lock_driver.ts";
 import { RedisActuator } from "../../lib/agent/apply/redis_actuator.ts";
 import { ServiceRegistrar } from "../../lib/agent/apply/registrar.ts";
-import type { AgentTimings } from "../../lib/agent/timings.ts";
+import { type AgentTimings, LEADER_READ_INTERVAL_MS } from "../../lib/agent/timings.ts";
+import { REACH_PROBE_INTERVAL_MS } from "../../lib/agent/watch/holder_reach.ts";
+import { ACK_READING_STALE_MS, REPLICA_ACK_POLL_MS } from "../../lib/agent/watch/replica_acks.ts";
 import type { Candidacy, SeenCandidacy } from "../../lib/reconciler/election.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { Config } from "../../lib/config.ts";
@@ -69,10 +72,16 @@ export interface NodeEnv {
   readonly legacyBoard: boolean;
   /** FAILSAFE_MODE on every agent (see SimOptions.failsafe). */
   readonly failsafe: boolean;
+  /** The fast takeover on every agent (see SimOptions.fastTakeover). */
+  readonly fastTakeover: boolean;
+  /** Holders never guarded (see SimOptions.unguardedHolders). */
+  readonly unguardedHolders: boolean;
   /** Peers grant every call without asking their agent (see SimOptions.blindFailsafeGrants). */
   readonly blindFailsafeGrants: boolean;
   /** A master took writes on its peers' grants (a `failsafe_master` decision began). */
   onFailsafeMaster(): void;
+  /** A follower ended a leader's session in a fast takeover. */
+  onFastTakeover(): void;
   readonly trace: (line: string) => void;
   nodeAt(address: HostPort): SimNode | undefined;
   connectedReplicas(redis: SimRedis): number;
@@ -105,6 +114,20 @@ class SimHeldLock implements HeldLock {
 
   lastConfirmedAt(): number {
     return this.#confirmedAt;
+  }
+
+  /** As `SessionKeeper#renewNow`: one renewal beside the schedule. */
+  confirmNow(): Promise<void> {
+    const env = this.inc.env;
+    if (!this.active) return Promise.reject(new Error("lock lost"));
+    const sentAt = this.inc.node.clock.now();
+    return this.inc.request("renew now", () => env.consul.renew(this.session)).then((ok) => {
+      if (!ok) {
+        this.lose("session-gone");
+        throw new Error("session gone");
+      }
+      this.#confirmedAt = Math.max(this.#confirmedAt, sentAt);
+    });
   }
 
   updateValue(value: string): Promise<void> {
@@ -183,6 +206,8 @@ export class Incarnation {
     { modifyIndex: number; state: EntryState; seen: SeenCandidacy }
   >();
   #lastDeliveryAt = 0;
+  /** Peers whose held entry cannot be read (as CandidacyBoard#unreadable). */
+  readonly #unreadable = new Set<string>();
   #presenceConfirmedAt: number | undefined;
   #pending: Candidacy | undefined;
   #publishing: Promise<void> | undefined;
@@ -271,6 +296,7 @@ export class Incarnation {
         fenceAfterMs: timings.fenceAfterMs,
         peerFenceWaitMs: timings.peerFenceWaitMs,
         replicaLinkGraceMs: timings.replicaLinkGraceMs,
+        ...(env.fastTakeover ? { takeover: timings.takeover } : {}),
       },
       tickMs: timings.tickMs,
       election: {
@@ -281,6 +307,7 @@ export class Incarnation {
         ...(failsafe ? { failsafeApi: () => failsafe.api.current } : {}),
       },
       ...(failsafe ? { failsafe: failsafe.port } : {}),
+      ...(env.fastTakeover ? { takeover: this.#takeoverPort(lock, leaderSource) } : {}),
       paused: () => this.kv?.has(PAUSE_KEY) ?? false,
       agentCheckConfirmedAt: () => this.#presenceConfirmedAt,
       fencePeer: (peer, self) => this.#fencePeer(peer, self),
@@ -542,8 +569,14 @@ export class Incarnation {
         candidacy = parseCandidacy(entry.value, address);
       } catch {
         if (this.#seen.delete(address)) changed = true;
+        // As CandidacyBoard#apply: a held entry that cannot be read is waited for in elections.
+        const held = entry.session !== undefined;
+        if (held !== this.#unreadable.has(address)) changed = true;
+        if (held) this.#unreadable.add(address);
+        else this.#unreadable.delete(address);
         continue;
       }
+      if (this.#unreadable.delete(address)) changed = true;
       present.add(address);
       const state = entryState(entry, this.#seen.get(address));
       this.#seen.set(address, {
@@ -557,6 +590,11 @@ export class Incarnation {
             : { held: state === "held", ...(state === "released" ? { released: true } : {}) }),
         },
       });
+      changed = true;
+    }
+    for (const address of this.#unreadable) {
+      if (snapshot.has(CANDIDATES_PREFIX + address)) continue;
+      this.#unreadable.delete(address);
       changed = true;
     }
     for (const [address, entry] of this.#seen) {
@@ -680,6 +718,7 @@ export class Incarnation {
           )
           .map((entry) => entry.seen);
       },
+      unreadable: () => [...this.#unreadable],
       publish: (candidacy) => {
         this.#pending = candidacy;
         this.#publishing ??= this.#flush().finally(() => this.#publishing = undefined);
@@ -785,6 +824,107 @@ export class Incarnation {
           }
         }
       },
+    };
+  }
+
+  /**
+   * The fast takeover's watches, as wiring.ts builds them: the leader's Redis tried every 200 ms
+   * (HolderReachWatch: refused while it is down, unanswered while either host is isolated or the
+   * leader's host is down), the leader's INFO read every second (LeaderOffsetProbe: does it list us
+   * as acknowledging?), and, on the holder, its own INFO every 250 ms (ReplicaAckWatch, a reading
+   * older than 500 ms counting as none). Consul's catalog is not modelled: the former master never
+   * counts as listed.
+   */
+  #takeoverPort(lock: LockDriver, leaderSource: LeaderSourcePort): TakeoverPort {
+    const { node, env } = this;
+    const clock = node.clock;
+    const other = () => {
+      const leader = leaderSource.leader();
+      return leader && !node.is(leader.address) ? leader : undefined;
+    };
+    let reach: { address: HostPort; failingSince: number | undefined } | undefined;
+    let acknowledged: { address: HostPort; at: number } | undefined;
+    let acks: { at: number; keys: ReadonlySet<string> } | undefined;
+    const reachable = (address: HostPort) => {
+      const target = env.nodeAt(address);
+      return target !== undefined && target.redis.up && !target.down && !target.isolated &&
+        !node.isolated;
+    };
+    const probe = () => {
+      if (!this.alive) return;
+      const leader = other();
+      if (!leader) reach = undefined;
+      else {
+        const startedAt = clock.now();
+        if (!reach || !sameHostPort(reach.address, leader.address)) {
+          reach = { address: leader.address, failingSince: undefined };
+        }
+        const state = reach;
+        if (reachable(leader.address)) {
+          if (state.failingSince !== undefined) {
+            state.failingSince = undefined;
+            this.agent.requestEvaluation();
+          }
+        } else {
+          // A refused connection fails at once, an unanswered one after REACH_PROBE_TIMEOUT_MS.
+          state.failingSince ??= startedAt;
+          this.agent.requestEvaluation();
+        }
+      }
+      env.sched.after(REACH_PROBE_INTERVAL_MS, "reach probe", probe);
+    };
+    const readLeader = () => {
+      if (!this.alive) return;
+      const leader = other();
+      const redis = node.redis;
+      if (
+        leader && redis.up && redis.role === "replica" && redis.master !== undefined &&
+        sameHostPort(redis.master, leader.address) && reachable(leader.address)
+      ) {
+        const target = env.nodeAt(leader.address)!;
+        if (target.redis.acknowledging(env.sched.now).has(formatHostPort(node.address))) {
+          acknowledged = { address: leader.address, at: clock.now() };
+        }
+      }
+      env.sched.after(LEADER_READ_INTERVAL_MS, "leader read", readLeader);
+    };
+    const readAcks = () => {
+      if (!this.alive) return;
+      if (lock.view().phase !== "held") acks = undefined;
+      else if (node.redis.up) {
+        const keys = node.redis.acknowledging(env.sched.now);
+        const before = acks?.keys;
+        acks = { at: clock.now(), keys };
+        if (!before || before.size !== keys.size || [...keys].some((key) => !before.has(key))) {
+          this.agent.requestEvaluation();
+        }
+      } else if (acks !== undefined) {
+        acks = undefined;
+        this.agent.requestEvaluation();
+      }
+      env.sched.after(REPLICA_ACK_POLL_MS, "replica acks", readAcks);
+    };
+    env.sched.after(env.rng.int(0, REACH_PROBE_INTERVAL_MS), "reach probe", probe);
+    env.sched.after(env.rng.int(0, LEADER_READ_INTERVAL_MS), "leader read", readLeader);
+    env.sched.after(env.rng.int(0, REPLICA_ACK_POLL_MS), "replica acks", readAcks);
+    return {
+      unreachableForMs: (leader, now) =>
+        reach && sameHostPort(reach.address, leader) && reach.failingSince !== undefined
+          ? Math.max(0, now - reach.failingSince)
+          : 0,
+      acknowledgedAt: (leader) =>
+        acknowledged && sameHostPort(acknowledged.address, leader) ? acknowledged.at : undefined,
+      replicaAcks: (now) => {
+        if (lock.view().phase !== "held" || env.unguardedHolders) return undefined;
+        return acks && now - acks.at <= ACK_READING_STALE_MS ? acks.keys : new Set();
+      },
+      endSession: (session) =>
+        this.request("end holder session", () => {
+          env.trace(`${node.name}: ends the session of a leader no peer reaches`);
+          env.onFastTakeover();
+          env.consul.destroy(session);
+        }),
+      formerMasterListed: () => false,
     };
   }
 

@@ -45,6 +45,11 @@ export class SimRedis {
   startedAt: number;
   /** True time of the last full sync (data replaced by a master's). */
   lastFullSyncAt = -1;
+  /**
+   * On a master: true time each replica (`host:port`) last acknowledged it, as its INFO `lag` counts
+   * (a new process starts with none).
+   */
+  acknowledgedAt = new Map<string, number>();
   /** The master process the link is up to: a restarted master breaks the link. */
   #linkedRunId = "";
   /** A full sync under way: from which master process, and when its data will have arrived. */
@@ -98,6 +103,7 @@ export class SimRedis {
 
   crash(): void {
     this.up = false;
+    this.acknowledgedAt = new Map();
     this.linkUp = false;
     this.#fullSync = undefined;
     this.#failHeld();
@@ -114,6 +120,7 @@ export class SimRedis {
     this.linkDownSince = "never";
     this.pausedUntil = 0;
     this.startedAt = now;
+    this.acknowledgedAt = new Map();
     if (empty) {
       this.log = [];
       this.replid = this.rng.hex(40);
@@ -226,6 +233,19 @@ export class SimRedis {
       this.replid2Offset = this.log.length;
       this.replid = source.replid;
     }
+  }
+
+  /**
+   * The replicas acknowledging this master as its INFO lists them: `lag` (whole seconds since the last
+   * acknowledgement, on Redis's second-resolution clock) of at most one.
+   */
+  acknowledging(now: number): Set<string> {
+    const second = Math.floor(now / 1_000);
+    const keys = new Set<string>();
+    for (const [address, at] of this.acknowledgedAt) {
+      if (second - Math.floor(at / 1_000) <= 1) keys.add(address);
+    }
+    return keys;
   }
 
   linkBroken(now: number): void {

@@ -22,6 +22,7 @@ let events = 0;
 let failovers = 0;
 let allowedLosses = 0;
 let failsafeMasters = 0;
+let fastTakeovers = 0;
 for (let seed = first; seed < first + count; seed++) {
   const result = await runSeed({
     seed,
@@ -30,6 +31,7 @@ for (let seed = first; seed < first + count; seed++) {
     ...(kinds ? { faultKinds: kinds } : {}),
     legacyBoard: Deno.env.get("RESEC_SIM_LEGACY_BOARD") === "1",
     failsafe: Deno.env.get("RESEC_SIM_FAILSAFE") === "1",
+    fastTakeover: Deno.env.get("RESEC_SIM_FAST_TAKEOVER") !== "0",
     ...(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")
       ? { maxFaultMs: Number(Deno.env.get("RESEC_SIM_MAX_FAULT_MS")) }
       : {}),
@@ -41,6 +43,7 @@ for (let seed = first; seed < first + count; seed++) {
   failovers += result.failovers;
   allowedLosses += result.allowedLosses;
   failsafeMasters += result.failsafeMasters;
+  fastTakeovers += result.fastTakeovers;
   if (result.violation) {
     failed++;
     console.log(`seed ${seed}: ${result.violation}\n${result.trace.join("\n")}\n`);
@@ -54,7 +57,7 @@ for (let seed = first; seed < first + count; seed++) {
 const seconds = (performance.now() - started) / 1000;
 console.log(
   `${count} seeds, ${failed} failed, ${events} events, ${failovers} failovers, ${allowedLosses} ` +
-    `terms began without writes only faulted nodes held, ${failsafeMasters} failsafe masters, in ` +
+    `terms began without writes only faulted nodes held, ${failsafeMasters} failsafe masters, ${fastTakeovers} fast takeovers, in ` +
     `${seconds.toFixed(1)} s`,
 );
 if (failed > 0) Deno.exit(1);

@@ -122,6 +122,16 @@ Deno.test("the invariants catch failsafe peers that grant whatever they saw", as
   throw new Error("no seed in 0..99 caught failsafe peers that grant blindly");
 });
 
+Deno.test("the invariants catch a fast takeover whose old master is never guarded", async () => {
+  // The holder never reads its replicas' acknowledgements: cut off from them, it keeps writing on
+  // its 9 s fence bound while a replica ends its term and leads 2.8 s later.
+  for (let seed = 0; seed < 100; seed++) {
+    const result = await runSeed({ seed, unguardedHolders: true, faultKinds: ["host-isolated"] });
+    if (result.violation?.includes("two Redis take writes")) return;
+  }
+  throw new Error("no seed in 0..99 caught a fast takeover without the holder's guard");
+});
+
 Deno.test("the seeds of fixed failures pass", async () => {
   const failures: string[] = [];
   for (const fixed of FIXED_FAILURES) {

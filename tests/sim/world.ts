@@ -51,6 +51,16 @@ export interface SimOptions {
    */
   readonly failsafe?: boolean;
   /**
+   * The fast takeover (lib/reconciler/takeover.ts), on by default as in production: replicas probe the
+   * leader's Redis, read whether it lists them as acknowledging, and end its term once all lost it.
+   */
+  readonly fastTakeover?: boolean;
+  /**
+   * Breaks the fast takeover on purpose (the simulator's own test): the holder never reads its
+   * replicas' acknowledgements, so it is never guarded while a replica ends its term.
+   */
+  readonly unguardedHolders?: boolean;
+  /**
    * Breaks failsafe mode on purpose (the simulator's own test): every peer grants every call without
    * asking its agent, and promises nothing.
    */
@@ -71,6 +81,8 @@ export interface SimResult {
   readonly failovers: number;
   /** How often a master began taking writes on its peers' failsafe grants. */
   readonly failsafeMasters: number;
+  /** How often a follower ended a leader's session in a fast takeover. */
+  readonly fastTakeovers: number;
   /** New terms whose master lacked acknowledged writes that only disturbed nodes held. */
   readonly allowedLosses: number;
 }
@@ -164,6 +176,7 @@ export class World {
   readonly #checkedTerms = new Set<number>();
   #failovers = 0;
   #failsafeMasters = 0;
+  #fastTakeovers = 0;
   #allowedLosses = 0;
   #converged = false;
   readonly #exemptAt = new Map<SimNode, number>();
@@ -204,8 +217,11 @@ export class World {
       pollMs: redisPollIntervalMs(config),
       legacyBoard: options.legacyBoard ?? false,
       failsafe: options.failsafe ?? false,
+      fastTakeover: options.fastTakeover ?? true,
+      unguardedHolders: options.unguardedHolders ?? false,
       blindFailsafeGrants: options.blindFailsafeGrants ?? false,
       onFailsafeMaster: () => this.#failsafeMasters++,
+      onFastTakeover: () => this.#fastTakeovers++,
       trace: (line: string) => this.trace(line),
       nodeAt: (address: HostPort) => this.nodes.find((node) => node.is(address)),
       connectedReplicas: (redis: SimRedis) =>
@@ -290,6 +306,7 @@ export class World {
       acknowledged: this.#acks.length,
       failovers: this.#failovers,
       failsafeMasters: this.#failsafeMasters,
+      fastTakeovers: this.#fastTakeovers,
       allowedLosses: this.#allowedLosses,
     };
   }
@@ -324,6 +341,10 @@ export class World {
         const from = this.nodes.find((other) => other.is(redis.master!));
         if (from && from !== node && !from.isolated && !node.isolated) {
           redis.pullFrom(from.redis, this.sched.now);
+          // An up link acknowledges (REPLCONF ACK): the master's INFO lists it with its lag.
+          if (redis.linkUp && redis.role === "replica") {
+            from.redis.acknowledgedAt.set(formatHostPort(node.address), this.sched.now);
+          }
         } else redis.linkBroken(this.sched.now);
       }
       this.#replicate(node);

@@ -382,3 +382,29 @@ Deno.test("a history's epoch is the newest this agent saw or any peer published 
     "no history yet: nothing to share",
   );
 });
+
+Deno.test("a peer whose held entry someone overwrote is waited for while positions are collected (simulator seeds 94, 1499)", () => {
+  // It may hold the latest writes, and it publishes a readable position for the vacancy.
+  const self = candidate("a:1", { vacancy: 42 });
+  const waiting = electionStanding({
+    self,
+    peers: [],
+    now: 1_000,
+    freeSince: 900,
+    vacancy: 42,
+    settings: SETTINGS,
+    unreadable: ["b:1"],
+  });
+  assert.equal(waiting.kind, "wait");
+  assert.match(waiting.kind === "wait" ? waiting.reason : "", /waiting for b:1 to publish/);
+  const after = electionStanding({
+    self,
+    peers: [],
+    now: 900 + SETTINGS.collectMs,
+    freeSince: 900,
+    vacancy: 42,
+    settings: SETTINGS,
+    unreadable: ["b:1"],
+  });
+  assert.equal(after.kind, "compete", "not past the collection window");
+});

@@ -140,6 +140,8 @@ export class CandidacyBoard implements AsyncDisposable {
   readonly #ownKeys: GroupKeysWatch | undefined;
   readonly #unsubscribe: () => void;
   readonly #seen = new Map<string, PeerEntry>();
+  /** Peers whose held entry cannot be read (someone overwrote it). */
+  readonly #unreadable = new Set<string>();
   readonly #invalid: InvalidRecordReporter;
   readonly #stop = new AbortController();
   #session: OwnSession | undefined;
@@ -173,6 +175,11 @@ export class CandidacyBoard implements AsyncDisposable {
    * Peers' candidacies, with when each last changed (local time); a released entry is marked so, and
    * left out once released longer than FORGET_AFTER_MS ago.
    */
+  /** Peers whose entry a session holds but that cannot be read. */
+  unreadable(): string[] {
+    return [...this.#unreadable];
+  }
+
   peers(): SeenCandidacy[] {
     const now = this.#options.clock.now();
     return [...this.#seen.values()]
@@ -364,10 +371,17 @@ export class CandidacyBoard implements AsyncDisposable {
       if (address === this.#options.self) continue;
       const candidacy = this.#candidacy(entry, address);
       if (!candidacy) {
-        // Its positions are unknown: the peer is not eligible, and nobody waits for it.
+        // Its positions are unknown: the peer is not eligible. An entry its session still holds was
+        // overwritten by someone else: its agent publishes a readable one for the next vacancy, and
+        // an election waits for that within its collection window (`unreadable()`).
         if (this.#seen.delete(address)) changed = true;
+        const held = entry.session !== undefined;
+        if (held !== this.#unreadable.has(address)) changed = true;
+        if (held) this.#unreadable.add(address);
+        else this.#unreadable.delete(address);
         continue;
       }
+      if (this.#unreadable.delete(address)) changed = true;
       present.add(address);
       const known = this.#seen.get(address);
       if (known?.modifyIndex === entry.modifyIndex && known.state !== "vanished") continue;
@@ -382,6 +396,12 @@ export class CandidacyBoard implements AsyncDisposable {
           ...(state === "held" ? { held: true } : state === "released" ? { released: true } : {}),
         },
       });
+      changed = true;
+    }
+    const listed = new Set(entries.map((entry) => entry.key.slice(this.#prefix.length)));
+    for (const address of this.#unreadable) {
+      if (listed.has(address)) continue;
+      this.#unreadable.delete(address);
       changed = true;
     }
     for (const [address, entry] of this.#seen) {

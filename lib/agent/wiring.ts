@@ -114,7 +114,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
         ? leader.address
         : undefined;
     },
-    connect: tcpConnectProbe,
+    connect: tcpConnectProbe(),
     clock,
     logger: log("election"),
     onChange: evaluate,

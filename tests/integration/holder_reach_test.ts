@@ -11,8 +11,9 @@ Deno.test("a TCP attempt succeeds on a listening port and fails on a closed one"
   const accepting = (async () => {
     for await (const connection of listener) connection.close();
   })();
-  await tcpConnectProbe({ host: "127.0.0.1", port }, 1_000);
+  const probe = tcpConnectProbe();
+  await probe({ host: "127.0.0.1", port }, 1_000);
   listener.close();
   await accepting.catch(() => {});
-  await assert.rejects(() => tcpConnectProbe({ host: "127.0.0.1", port }, 1_000));
+  await assert.rejects(() => probe({ host: "127.0.0.1", port }, 1_000));
 });

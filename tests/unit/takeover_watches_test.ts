@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { HostPort } from "../../lib/address.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { HolderReachWatch } from "../../lib/agent/watch/holder_reach.ts";
+import { HolderReachWatch, tcpConnectProbe } from "../../lib/agent/watch/holder_reach.ts";
 import { LeaderOffsetProbe, type ReplicationReading } from "../../lib/agent/watch/leader_offset.ts";
 import { ReplicaAckWatch } from "../../lib/agent/watch/replica_acks.ts";
 
@@ -96,4 +96,23 @@ Deno.test("a follower learns when the leader's INFO listed its Redis as acknowle
   assert.equal(probe.acknowledgedAt(LEADER), 2_000, "the last time it did");
   assert.equal(probe.acknowledgedAt(SELF), undefined);
   await probe.stop();
+});
+
+Deno.test("an unanswered TCP try fails at its timeout, and later tries fail without a new socket while it is pending", async () => {
+  let calls = 0;
+  let answer: (connection: { close(): void }) => void = () => {};
+  const probe = tcpConnectProbe(() => {
+    calls++;
+    return new Promise((resolve) => answer = resolve);
+  });
+  await assert.rejects(() => probe(LEADER, 20), /within 20ms/);
+  await assert.rejects(() => probe(LEADER, 20), /still pending/);
+  assert.equal(calls, 1, "one socket for the unanswered address");
+  let closed = false;
+  answer({ close: () => closed = true });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(closed, "a connection made late is closed");
+  await assert.rejects(() => probe(LEADER, 20), /within 20ms/);
+  assert.equal(calls, 2, "a new try once the last one settled");
+  answer({ close: () => {} });
 });

@@ -99,6 +99,41 @@ Deno.test("with the default 15 s lock TTL, kill -9 of the master's Redis: the ne
   });
 });
 
+Deno.test("with the default 15 s lock TTL, kill -9 of the master's agent and Redis together: a replica ends the old term and a new master leads long before the agent check lapses", async () => {
+  // Consul keeps the dead agent's session until its agent check lapses (TTL − lock delay = 14.5 s
+  // here), and a new master would then keep its fence for the fence bound (9 s) more: the replicas,
+  // which see the master's Redis refuse their connections, end the term themselves instead.
+  const agentCheckLapseMs = 14_500;
+  await withCluster({ env: { CONSUL_LOCK_TTL: "15s" } }, async (cluster) => {
+    const oldMaster = await cluster.waitForConvergence();
+    const survivors = cluster.nodes.filter((node) => node !== oldMaster);
+    await seedReplicatedKey(oldMaster.redis, survivors.map((node) => node.redis));
+    // Each replica reads the master's INFO every second: let them see it list them.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const oldSession = await lockSession(cluster);
+    assert.ok(oldSession, "the old master holds the lock");
+    const killedAt = Date.now();
+    await Promise.all([oldMaster.agent.kill(), oldMaster.redis.kill()]);
+    const { elapsedMs } = await firstAcceptedWrite(survivors.map((node) => node.redis), killedAt);
+    console.log(`agent and Redis kill -9 (TTL 15s): first accepted write after ${elapsedMs} ms`);
+    assert.ok(
+      elapsedMs < agentCheckLapseMs,
+      `first write ${elapsedMs} ms after the kill: the replicas waited for Consul to end the term`,
+    );
+    const candidacies = await cluster.consul.api<{ Value: string | null }[]>(
+      "GET",
+      "/v1/kv/resec/.lock.candidates/?recurse",
+    );
+    const ended = candidacies.map((entry) => JSON.parse(atob(entry.Value ?? "e30=")))
+      .filter((candidacy) => candidacy.endsHolder === oldSession);
+    assert.ok(ended.length > 0, "a replica published that it ended the old master's session");
+    assert.match(
+      survivors.map((node) => node.agent.log()).join("\n"),
+      /ended the session of a leader that no peer can reach/,
+    );
+  });
+});
+
 Deno.test("SIGTERM to the master's agent releases the lock and a new master is elected well before the TTL", async () => {
   await withCluster({ env: { CONSUL_LOCK_TTL: "10s" } }, async (cluster) => {
     const oldMaster = await cluster.waitForConvergence();

@@ -239,8 +239,20 @@ async function seedDataset(redis: RedisServer): Promise<void> {
   }
 }
 
+/**
+ * Settings of ours the bench passes on from its own environment, to compare a feature on and off
+ * in one session (`FAST_TAKEOVER=false ./scripts/deno.sh run -A bench/run.ts …`).
+ */
+const PASSED_ON = ["FAST_TAKEOVER"];
+
 function startOurAgent(env: Record<string, string>, index: number): AgentHandle {
-  const agent = AgentProcess.start({ env, label: `bench-resec-${index}` });
+  const passed = Object.fromEntries(
+    PASSED_ON.flatMap((name) => {
+      const value = Deno.env.get(name);
+      return value === undefined ? [] : [[name, value]];
+    }),
+  );
+  const agent = AgentProcess.start({ env: { ...env, ...passed }, label: `bench-resec-${index}` });
   return {
     pid: agent.pid,
     kill: () => agent.kill(),

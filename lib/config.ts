@@ -86,6 +86,11 @@ export interface Config {
    * every peer's agent confirms it follows it (docs/failsafe.md). `key` is FAILSAFE_KEY_FILE's secret.
    */
   readonly failsafe: { readonly key: string } | undefined;
+  /**
+   * FAST_TAKEOVER: replicas that lose the master's Redis end its term themselves, in seconds
+   * (docs/failure-detection.md); off, only Consul's session and gossip end it.
+   */
+  readonly fastTakeover: boolean;
   /** ON_ROLE_CHANGE: a command run after every role change. */
   readonly roleChangeHook:
     | { readonly command: string; readonly timeoutMs: Milliseconds }
@@ -127,6 +132,7 @@ export const ENVIRONMENT_VARIABLES = [
   "ON_ROLE_CHANGE_TIMEOUT",
   "FAILSAFE_MODE",
   "FAILSAFE_KEY_FILE",
+  "FAST_TAKEOVER",
   ...REDIS_ENV_VARIABLES,
   "CONSUL_HTTP_ADDR",
   "CONSUL_HTTP_TOKEN",
@@ -274,6 +280,7 @@ export function parseConfig(env: Environment, options: LoadConfigOptions = {}): 
     },
     httpAddress,
     failsafe: parseFailsafe(reader, httpAddress, readTextFile),
+    fastTakeover: reader.boolean("FAST_TAKEOVER", true),
     roleChangeHook: parseRoleChangeHook(reader),
   };
   return reader.problems.length > 0

@@ -75,9 +75,11 @@ export class AgentLifecycle implements AsyncDisposable {
     await clients.presence.start();
     watches.holderWatch.start();
     watches.leaderOffset.start();
-    watches.holderReach.start();
-    watches.replicaAcks.start();
-    watches.formerMasterWatch.start();
+    if (this.#parts.config.fastTakeover) {
+      watches.holderReach.start();
+      watches.replicaAcks.start();
+      watches.formerMasterWatch.start();
+    }
     failsafe?.master.start();
     clients.observer.start();
     agent.start();

@@ -21,7 +21,7 @@ import { REPLICA_ACK_POLL_MS, ReplicaAckWatch } from "./watch/replica_acks.ts";
 import { FormerMasterWatch } from "./watch/former_master.ts";
 import type { HostPort } from "../address.ts";
 import { LeaderSource } from "./watch/leader_source.ts";
-import { Agent, withAgentCheck } from "./loop.ts";
+import { Agent, type TakeoverPort, withAgentCheck } from "./loop.ts";
 import { wireFailsafe } from "./failsafe_wiring.ts";
 import { agentStatusSource } from "./node_status.ts";
 import { AgentPresence } from "./apply/presence.ts";
@@ -172,6 +172,16 @@ export function wireAgent(config: Config, options: WiringOptions) {
     logger: log("failsafe"),
     onChange: evaluate,
   });
+  const takeoverPort: TakeoverPort = {
+    unreachableForMs: (leader, now) => holderReach.unreachableForMs(leader, now),
+    acknowledgedAt: (leader) => leaderOffset.acknowledgedAt(leader),
+    replicaAcks: (now) => replicaAcks.current(now),
+    endSession: (session) => holderPort.endSession(session),
+    formerMasterListed: (former) => {
+      formerMaster = former;
+      return former ? formerMasterWatch.listed(former) : undefined;
+    },
+  };
   const hook = config.roleChangeHook;
   const recorder = new EvaluationRecorder({ metrics, hook, presence, leaderOffsetNow, logger });
   const { priorityOverride, forceFailover: forced } = config.election;
@@ -187,7 +197,12 @@ export function wireAgent(config: Config, options: WiringOptions) {
     registrar,
     agentCheckConfirmedAt: () => presence.confirmedAt(),
     leaderOffset: leaderOffsetNow,
-    settings: { fenceAfterMs, peerFenceWaitMs, replicaLinkGraceMs, takeover: timings.takeover },
+    settings: {
+      fenceAfterMs,
+      peerFenceWaitMs,
+      replicaLinkGraceMs,
+      ...(config.fastTakeover ? { takeover: timings.takeover } : {}),
+    },
     tickMs,
     election: {
       board,
@@ -198,16 +213,7 @@ export function wireAgent(config: Config, options: WiringOptions) {
       ...(failsafe ? { failsafeApi: () => failsafe.api.current } : {}),
     },
     ...(failsafe ? { failsafe: failsafe.port } : {}),
-    takeover: {
-      unreachableForMs: (leader, now) => holderReach.unreachableForMs(leader, now),
-      acknowledgedAt: (leader) => leaderOffset.acknowledgedAt(leader),
-      replicaAcks: (now) => replicaAcks.current(now),
-      endSession: (session) => holderPort.endSession(session),
-      formerMasterListed: (former) => {
-        formerMaster = former;
-        return former ? formerMasterWatch.listed(former) : undefined;
-      },
-    },
+    ...(config.fastTakeover ? { takeover: takeoverPort } : {}),
     fencePeer: (peer, self) => redisPorts.fencePeer(config, logger, peer, self),
     control,
     failover: redisPorts.failoverPort(commander),

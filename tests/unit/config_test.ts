@@ -283,3 +283,9 @@ Deno.test("FAILSAFE_MODE needs HTTP_ADDR and a key file of at least 16 bytes; of
   const ok = keyed("  sixteen bytes or more  \n");
   assert.ok(ok.ok && ok.config.failsafe?.key === "sixteen bytes or more");
 });
+
+Deno.test("FAST_TAKEOVER is on by default, can be turned off, and a value that is no boolean is refused", () => {
+  assert.equal(configOf({}).fastTakeover, true);
+  assert.equal(configOf({ FAST_TAKEOVER: "false" }).fastTakeover, false);
+  assert.match(problemsOf({ FAST_TAKEOVER: "sometimes" }).join("\n"), /FAST_TAKEOVER/);
+});

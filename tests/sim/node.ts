@@ -206,6 +206,8 @@ export class Incarnation {
     { modifyIndex: number; state: EntryState; seen: SeenCandidacy }
   >();
   #lastDeliveryAt = 0;
+  /** Cuts short the wait for the candidacy write in flight (a newer position to publish). */
+  #cutShortWrite: (() => void) | undefined;
   /** Peers whose held entry cannot be read (as CandidacyBoard#unreadable). */
   readonly #unreadable = new Set<string>();
   #presenceConfirmedAt: number | undefined;
@@ -721,6 +723,7 @@ export class Incarnation {
       unreadable: () => [...this.#unreadable],
       publish: (candidacy) => {
         this.#pending = candidacy;
+        this.#cutShortWrite?.();
         this.#publishing ??= this.#flush().finally(() => this.#publishing = undefined);
         return this.#publishing;
       },
@@ -745,18 +748,32 @@ export class Incarnation {
           // As the board's `beforeCreate`: a heartbeat of the agent check first.
           await this.#beatOnce().catch(() => {});
         }
-        await this.request("publish", () => {
-          if (!this.#boardSession || !consul.hasSession(this.#boardSession)) {
-            this.#boardSession = consul.createSession(name, 0, [serfCheck(name), agentCheck(name)]);
-          }
-          if (!consul.acquire(key, this.#boardSession, value)) {
-            throw new Error(`another session holds the key "${key}"`);
-          }
+        // As CandidacyBoard#publish: a newer position cuts short the wait for this write's answer
+        // (the request itself, once sent, may still reach Consul).
+        const cutShort = new Promise<never>((_, reject) => {
+          this.#cutShortWrite = () => reject(new Error("a newer position was published"));
         });
+        await Promise.race([
+          this.request("publish", () => {
+            if (!this.#boardSession || !consul.hasSession(this.#boardSession)) {
+              this.#boardSession = consul.createSession(name, 0, [
+                serfCheck(name),
+                agentCheck(name),
+              ]);
+            }
+            if (!consul.acquire(key, this.#boardSession, value)) {
+              throw new Error(`another session holds the key "${key}"`);
+            }
+          }),
+          cutShort,
+        ]);
         this.#written = { candidacy, value };
       } catch {
-        this.#pending ??= candidacy;
+        if (this.#pending) continue;
+        this.#pending = candidacy;
         await sched.sleep(1_000);
+      } finally {
+        this.#cutShortWrite = undefined;
       }
     }
   }

@@ -142,6 +142,8 @@ export class CandidacyBoard implements AsyncDisposable {
   readonly #seen = new Map<string, PeerEntry>();
   /** Peers whose held entry cannot be read (someone overwrote it). */
   readonly #unreadable = new Set<string>();
+  /** The write of our entry in flight, cut short when a newer position is published. */
+  #writing: AbortController | undefined;
   readonly #invalid: InvalidRecordReporter;
   readonly #stop = new AbortController();
   #session: OwnSession | undefined;
@@ -208,6 +210,9 @@ export class CandidacyBoard implements AsyncDisposable {
   publish(candidacy: Candidacy): Promise<void> {
     this.#pending = candidacy;
     this.#retryNow?.abort();
+    // A write of an older position that Consul has not answered yet (it may hang until its deadline
+    // while Consul is away) must not hold the newer one back: peers wait only so long for it.
+    this.#writing?.abort();
     this.#publishing ??= this.#flush().finally(() => {
       this.#publishing = undefined;
     });
@@ -236,9 +241,12 @@ export class CandidacyBoard implements AsyncDisposable {
       this.#pending = undefined;
       const value = encodeCandidacy(candidacy);
       const earlierSession = this.#session !== undefined;
+      const writing = new AbortController();
+      this.#writing = writing;
       try {
         const session = await this.#ensureSession();
-        if (!(await acquireKey(client, this.#key, session, value))) {
+        const signal = AbortSignal.any([writing.signal, this.#stop.signal]);
+        if (!(await acquireKey(client, this.#key, session, value, { signal }))) {
           throw new Error(`another session holds the key "${this.#key}"`);
         }
         this.#written = { candidacy, value };
@@ -247,6 +255,8 @@ export class CandidacyBoard implements AsyncDisposable {
         failures = 0;
       } catch (error) {
         if (this.#stop.signal.aborted) return;
+        // Cut short by a newer position: write that one now.
+        if (writing.signal.aborted && this.#pending) continue;
         if (isSessionInvalid(error)) {
           // Consul ended our session (its check lapsed): a new one, at once when the one refused
           // was made before this attempt (a host back from a cut must be seen soon).
@@ -261,6 +271,8 @@ export class CandidacyBoard implements AsyncDisposable {
         this.#pending ??= candidacy;
         failures++;
         await this.#pauseBeforeRetry(backoffDelay(PUBLISH_RETRY, failures, this.#options.random));
+      } finally {
+        if (this.#writing === writing) this.#writing = undefined;
       }
     }
   }

@@ -5,7 +5,7 @@
  */
 import { encodeReleaseNote, type ReleaseNote } from "../cluster/lock_value.ts";
 import { writesStopped } from "../reconciler/intents.ts";
-import { formatHostPort, type HostPort, sameHostPort } from "../address.ts";
+import { formatHostPort, type HostPort } from "../address.ts";
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Milliseconds } from "../duration.ts";
@@ -15,17 +15,13 @@ import {
   type Candidacy,
   type ElectionSettings,
   epochOfHistory,
-  isLive,
   type SeenCandidacy,
 } from "../reconciler/election.ts";
 import {
-  acknowledgedInTerm,
   dataEpoch,
   demotedUnderLock,
   EMPTY_MEMORY,
   hasSynced,
-  holderEnded,
-  holderEndStarted,
   type Memory,
   neverSynced,
   peerFenceAttemptEnded,
@@ -43,10 +39,10 @@ import type {
   Observed,
   RedisView,
 } from "../reconciler/model.ts";
-import { peersLostHolder } from "../reconciler/takeover.ts";
 import type { LockDriver } from "./apply/lock_driver.ts";
 import type { RedisActuator } from "./apply/redis_actuator.ts";
 import type { ServiceRegistrar } from "./apply/registrar.ts";
+import { TakeoverCoordinator, type TakeoverPort } from "./apply/takeover.ts";
 import { diffState } from "./state_diff.ts";
 import {
   type ControlPort,
@@ -54,7 +50,7 @@ import {
   SwitchoverCoordinator,
 } from "./apply/switchover.ts";
 
-export type { ControlPort, FailoverOutcome };
+export type { ControlPort, FailoverOutcome, TakeoverPort };
 
 /** The key of a failing evaluation in the agent's map of failing steps. */
 const EVALUATION = "evaluation";
@@ -160,29 +156,6 @@ export interface AgentOptions {
   takeover?: TakeoverPort;
 }
 
-/**
- * The fast takeover's observations and its one Consul action (lib/reconciler/takeover.ts): the
- * watches in lib/agent/watch/holder_reach.ts, leader_offset.ts and replica_acks.ts.
- */
-export interface TakeoverPort {
-  /** How long the Redis at `leader` has been out of reach from this host (0: reached). */
-  unreachableForMs(leader: HostPort, now: number): number;
-  /** When a read of `leader`'s Redis last listed ours as an acknowledging replica. */
-  acknowledgedAt(leader: HostPort): number | undefined;
-  /** While we hold the lock: the replicas acknowledging our Redis now (`ip:port`). */
-  replicaAcks(now: number): ReadonlySet<string> | undefined;
-  /** Ends a leader's session; resolves once Consul confirmed it. */
-  endSession(session: string): Promise<void>;
-  /**
-   * Asks to watch whether the catalog lists `former` as a passing master (undefined: stop), and
-   * answers from what was seen so far (undefined: no answer yet).
-   */
-  formerMasterListed(former: HostPort | undefined): boolean | undefined;
-}
-
-/** Spacing of a guarded master's renewals when one fails. */
-const CONFIRM_RETRY_MS = 200;
-
 /** The timer functions the loop uses, injectable so a simulated scheduler can drive it. */
 export interface AgentTimers {
   setInterval(callback: () => void, ms: number): unknown;
@@ -244,8 +217,8 @@ export class Agent implements AsyncDisposable {
   #lastUp: Candidacy | undefined;
   /** The last publication of our candidacy, until written (the board retries a refused one). */
   #publication: Promise<void> = Promise.resolve();
-  /** The leader session whose Redis we last decided we cannot reach (published in the candidacy). */
-  #unreachableHolder: string | undefined;
+  /** The fast takeover, when it is on. */
+  readonly #takeover: TakeoverCoordinator | undefined;
   readonly #switchover: SwitchoverCoordinator;
 
   constructor(options: AgentOptions) {
@@ -264,6 +237,23 @@ export class Agent implements AsyncDisposable {
       background: (step, action) => this.#background(step, action),
       requestEvaluation: () => this.requestEvaluation(),
     });
+    const election = options.election;
+    this.#takeover = options.takeover
+      ? new TakeoverCoordinator({
+        port: options.takeover,
+        settings: options.settings.takeover,
+        self: options.config.announce,
+        clock: options.clock,
+        logger: this.#log,
+        lock: options.lock,
+        ...(election ? { peers: () => election.board.peers(), election: election.settings } : {}),
+        vacancy: () => options.leaderSource.vacancy(),
+        memory: { get: () => this.#memory, set: (memory) => this.#memory = memory },
+        publication: () => this.#publication,
+        background: (step, action) => this.#background(step, action),
+        requestEvaluation: () => this.requestEvaluation(),
+      })
+      : undefined;
   }
 
   /** Starts the loop. */
@@ -400,7 +390,7 @@ export class Agent implements AsyncDisposable {
     const runId = redisView.kind === "up" ? redisView.runId : undefined;
     this.#remember(redisView, leader, lockView, now);
     const election = this.#election(redisView, lockView, now);
-    const takeover = this.#takeover(leader, now);
+    const takeover = this.#takeover?.observe(leader, lockView, now) ?? {};
     // A switchover the agent cannot follow is no switchover: the usual rules, failover included.
     const followed = this.#besides(
       "switchover bookkeeping",
@@ -426,7 +416,6 @@ export class Agent implements AsyncDisposable {
           ...(this.#memory.peerToFence.endedAt !== undefined
             ? { previousLeaderEndedAt: this.#memory.peerToFence.endedAt }
             : {}),
-          ...this.#formerMasterListed(lockView),
         }
         : {}),
       ...takeover,
@@ -514,7 +503,7 @@ export class Agent implements AsyncDisposable {
       });
     }
 
-    this.#applyTakeover(decision, lockView, now);
+    if (this.#takeover?.apply(decision, lockView, now)) this.#dirty = true;
 
     this.#timers.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined && !this.#stopping) {
@@ -522,111 +511,6 @@ export class Agent implements AsyncDisposable {
         () => this.requestEvaluation(),
         Math.max(0, decision.wakeAt - clock.now()) + 1,
       );
-    }
-  }
-
-  /** After a fast takeover, while we hold the lock: whether Consul still lists the former master. */
-  #formerMasterListed(lockView: LockView): Pick<Observed, "formerMasterListed"> {
-    const port = this.#options.takeover;
-    if (!port) return {};
-    const peer = this.#memory.peerToFence;
-    const former = lockView.phase === "held" && peer?.endedAt !== undefined
-      ? peer.address
-      : undefined;
-    const listed = port.formerMasterListed(former);
-    return former && listed !== undefined ? { formerMasterListed: listed } : {};
-  }
-
-  /** What the fast takeover observes now (lib/reconciler/takeover.ts); nothing when it is off. */
-  #takeover(
-    leader: LeaderView | null | undefined,
-    now: number,
-  ): Pick<Observed, "replicaGuard" | "holderReach" | "peersLostHolder" | "endedHolder"> {
-    const port = this.#options.takeover;
-    if (!port) return {};
-    const guard = this.#memory.termAcks?.guard;
-    const ended = this.#memory.endedHolder?.session;
-    const other = leader && !sameHostPort(leader.address, this.#options.config.announce)
-      ? leader
-      : undefined;
-    const election = this.#options.election;
-    return {
-      ...(guard ? { replicaGuard: guard } : {}),
-      ...(ended !== undefined ? { endedHolder: ended } : {}),
-      ...(other
-        ? {
-          holderReach: {
-            unreachableForMs: port.unreachableForMs(other.address, now),
-            acknowledged: acknowledgedInTerm(
-              this.#memory,
-              other,
-              port.acknowledgedAt(other.address),
-            ),
-          },
-          ...(election
-            ? {
-              peersLostHolder: peersLostHolder(
-                election.board.peers(),
-                other,
-                this.#options.config.announce,
-                now,
-                election.settings,
-              ),
-            }
-            : {}),
-        }
-        : {}),
-    };
-  }
-
-  /**
-   * Carries out the fast takeover's part of a decision: publish a leader we cannot reach, end its
-   * session, or renew our own lock's session while guarded.
-   */
-  #applyTakeover(decision: Decision, lockView: LockView, now: number): void {
-    const port = this.#options.takeover;
-    if (!port) return;
-    if (decision.unreachableHolder !== this.#unreachableHolder) {
-      // Published with the candidacy in the next evaluation.
-      this.#unreachableHolder = decision.unreachableHolder;
-      this.#dirty = true;
-    }
-    const session = decision.endHolderSession;
-    if (session !== undefined) {
-      if (this.#memory.endedHolder?.session !== session) {
-        // Our candidacy says so first (the next evaluation publishes it): a peer that leads next
-        // counts the guard bound only from an end Consul ordered after that word.
-        this.#memory = holderEndStarted(this.#memory, session);
-        this.#dirty = true;
-      } else if (this.#memory.endedHolder.at === undefined) {
-        const published = this.#publication;
-        this.#background("end-holder", async () => {
-          if (this.#memory.endedHolder?.session !== session || this.#memory.endedHolder.at) return;
-          await published;
-          await port.endSession(session);
-          this.#memory = holderEnded(this.#memory, session, this.#options.clock.now());
-          this.#log.warn("ended the session of a leader that no peer can reach", { session });
-          this.requestEvaluation();
-        });
-      }
-    }
-    const after = decision.confirmLockAfterMs;
-    if (after !== undefined && lockView.phase === "held") {
-      const confirmedAt = lockView.sessionConfirmedAt ?? lockView.confirmedAt;
-      if (now - confirmedAt >= after) {
-        const { lock, clock, settings } = this.#options;
-        const timeoutMs = settings.takeover?.guardConfirmEveryMs ?? CONFIRM_RETRY_MS;
-        this.#background("confirm-lock", async () => {
-          try {
-            await lock.confirm(timeoutMs);
-          } catch (error) {
-            await clock.sleep(CONFIRM_RETRY_MS).catch(() => {});
-            throw error;
-          } finally {
-            this.requestEvaluation();
-          }
-        });
-      }
     }
   }
 
@@ -646,8 +530,8 @@ export class Agent implements AsyncDisposable {
       lock,
       lockTtlMs: this.#options.config.lock.ttlMs,
       ...this.#leaderOffset(),
-      ...(this.#options.takeover ? { replicaAcks: this.#options.takeover.replicaAcks(now) } : {}),
-      ...(leader === null && this.#endedByPeerBeforeVacancy(now)
+      ...(this.#takeover ? { replicaAcks: this.#takeover.replicaAcks(now) } : {}),
+      ...(leader === null && this.#takeover?.endedByPeerBeforeVacancy(now)
         ? { lastLeaderEndedByPeer: true }
         : {}),
       ...this.#releaseNote(leader),
@@ -733,7 +617,7 @@ export class Agent implements AsyncDisposable {
       ...(this.#memory.lastLeader
         ? { lastHolder: formatHostPort(this.#memory.lastLeader.address) }
         : {}),
-      ...(this.#lastLeaderLost() ? { lastHolderLost: true } : {}),
+      ...(this.#takeover?.lastLeaderLost(now) ? { lastHolderLost: true } : {}),
       ...this.#unreadablePeers(options),
     };
   }
@@ -779,7 +663,7 @@ export class Agent implements AsyncDisposable {
         vacancy: this.#vacancy(),
         updatedAt,
         ...(last.dataEpoch !== undefined ? { dataEpoch: last.dataEpoch } : {}),
-        ...this.#takeoverFields(),
+        ...this.#takeover?.candidacyFields(),
       };
     }
     const epoch = epochOfHistory(
@@ -804,7 +688,7 @@ export class Agent implements AsyncDisposable {
       vacancy: this.#vacancy(),
       updatedAt,
       ...(epoch !== undefined ? { dataEpoch: epoch } : {}),
-      ...this.#takeoverFields(),
+      ...this.#takeover?.candidacyFields(),
     };
     this.#lastUp = candidacy;
     return candidacy;
@@ -814,47 +698,6 @@ export class Agent implements AsyncDisposable {
   #unreadablePeers(options: ElectionOptions): Pick<ElectionView, "unreadablePeers"> {
     const unreadable = options.board.unreadable?.() ?? [];
     return unreadable.length > 0 ? { unreadablePeers: unreadable } : {};
-  }
-
-  /**
-   * Whether the last leader's term ended in a fast takeover: we, or a live peer, ended its session
-   * because no peer could reach its Redis.
-   */
-  #lastLeaderLost(): boolean {
-    const session = this.#memory.lastLeader?.session;
-    const options = this.#options.election;
-    if (session === undefined || !this.#options.takeover || !options) return false;
-    if (this.#memory.endedHolder?.session === session) return true;
-    return options.board.peers().some((peer) =>
-      peer.candidacy.endsHolder === session &&
-      isLive(peer, this.#options.clock.now(), options.settings)
-    );
-  }
-
-  /**
-   * Whether a live peer published that it ended the last leader's session in a write Consul applied
-   * before the lock went free (its ModifyIndex is below the vacancy's).
-   */
-  #endedByPeerBeforeVacancy(now: number): boolean {
-    const session = this.#memory.lastLeader?.session;
-    const options = this.#options.election;
-    const vacancy = this.#options.leaderSource.vacancy();
-    if (session === undefined || !this.#options.takeover || !options || vacancy <= 0) return false;
-    return options.board.peers().some((peer) =>
-      peer.candidacy.endsHolder === session && peer.modifyIndex !== undefined &&
-      peer.modifyIndex < vacancy && isLive(peer, now, options.settings)
-    );
-  }
-
-  /** The fast takeover's fields of our candidacy (lib/reconciler/takeover.ts). */
-  #takeoverFields(): Pick<Candidacy, "unreachableHolder" | "endsHolder"> {
-    const ends = this.#memory.endedHolder?.session;
-    return {
-      ...(this.#unreachableHolder !== undefined
-        ? { unreachableHolder: this.#unreachableHolder }
-        : {}),
-      ...(ends !== undefined ? { endsHolder: ends } : {}),
-    };
   }
 
   /**

@@ -27,7 +27,10 @@ export interface BedFault {
   inject(context: BedFaultContext): Promise<void>;
 }
 
-/** With default settings a failover after a host-level fault takes ~11–17 s; allow for slow gossip. */
+/**
+ * With default settings a host death or a pulled cable fails over in ~4 s (the replicas end the term)
+ * and a cut from Consul only in ~16–22 s (gossip, then the session); allow for slow gossip.
+ */
 const FAILOVER_TIMEOUT_MS = 60_000;
 /** How long a cut or pulled cable stays after the new master is up, so the old one sees it too. */
 const HOLD_AFTER_FAILOVER_MS = 3_000;

@@ -4,6 +4,7 @@
  * those grants let the master take writes (lib/reconciler/failsafe.ts); the reconciler keeps the
  * master writable that long past Consul's fence bound, and fences it as soon as one grant runs out.
  */
+import { BackgroundLoop } from "../background_loop.ts";
 import { readBoundedText } from "../http/body.ts";
 import { formatHostPort, type HostPort } from "../address.ts";
 import type { Clock } from "../clock.ts";
@@ -60,12 +61,11 @@ export interface FailsafeMasterOptions {
 /** Calls the peers while the lock is unconfirmed; `until()` answers from the grants. */
 export class FailsafeMaster {
   readonly #options: FailsafeMasterOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   /** Send time of each peer's last granted call, in the term `#term`. */
   #grants = new Map<string, number>();
   #term: number | undefined;
   #peers: readonly string[] = [];
-  #loop: Promise<void> | undefined;
   #active = false;
 
   constructor(options: FailsafeMasterOptions) {
@@ -78,24 +78,23 @@ export class FailsafeMaster {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
     const { clock, intervalMs } = this.#options;
-    while (!this.#stop.signal.aborted) {
+    while (!this.#loop.signal.aborted) {
       try {
         await this.#round();
       } catch (error) {
         this.#options.logger.warn("a round of failsafe calls failed", { error });
       }
       try {
-        await clock.sleep(intervalMs, this.#stop.signal);
+        await clock.sleep(intervalMs, this.#loop.signal);
       } catch {
         return; // stopped
       }
@@ -140,7 +139,7 @@ export class FailsafeMaster {
     const sentAt = clock.now();
     const [finished, expired] = [new AbortController(), new AbortController()];
     clock.sleep(callTimeoutMs, finished.signal).then(() => expired.abort(), () => {});
-    const deadline = AbortSignal.any([this.#stop.signal, expired.signal]);
+    const deadline = AbortSignal.any([this.#loop.signal, expired.signal]);
     try {
       const send = this.#options.send ?? sendCall;
       const answer = await send(peer.api, body, await key.sign(body), deadline);

@@ -6,7 +6,7 @@
 import { formatHostPort, sameHostPort } from "../address.ts";
 import { awayFromReplicas, fenceIfMaster, NO_REDIS_ACTION, SERVICE_UNCHANGED } from "./intents.ts";
 import type { Decision, HeldLockView, RunningRedis, Situation } from "./model.ts";
-import { endedTermFenceEnds, guardDeadline } from "./takeover.ts";
+import { endedTermFenceEnds, guardDeadline, sessionRenewedAt } from "./takeover.ts";
 
 /**
  * Decides what a lock holder does; each rule answers or leaves it to the next.
@@ -96,7 +96,7 @@ function unsettledLock(
       name: "fencing_unconfirmed_lock",
       reason: `${guarded.missing} stopped acknowledging this master, and the lock was last ` +
         `renewed ${
-          observed.now - (lock.sessionConfirmedAt ?? lock.confirmedAt)
+          observed.now - sessionRenewedAt(lock)
         }ms ago; refusing writes until Consul confirms it again`,
       ...holdingWrites(redis, lock, observed, "lock unconfirmed while a replica is missing"),
       confirmLockAfterMs: 0,
@@ -222,7 +222,7 @@ function leading(observed: Situation, redis: RunningRedis, lock: HeldLockView): 
   const failsafe = observed.now >= consulDeadline(observed, lock);
   const guarded = guardOf(observed, lock);
   // Wake for the next renewal, or for the deadline while a renewal is overdue (the loop retries it).
-  const renewAt = (lock.sessionConfirmedAt ?? lock.confirmedAt) + (guarded?.confirmEveryMs ?? 0);
+  const renewAt = sessionRenewedAt(lock) + (guarded?.confirmEveryMs ?? 0);
   const renewBy = !guarded
     ? Infinity
     : renewAt > observed.now

@@ -144,7 +144,15 @@ export function guardDeadline(
   lock: Extract<LockView, { phase: "held" }>,
   settings: TakeoverSettings,
 ): number {
-  return (lock.sessionConfirmedAt ?? lock.confirmedAt) + settings.guardBoundMs;
+  return sessionRenewedAt(lock) + settings.guardBoundMs;
+}
+
+/**
+ * When the last session renewal Consul accepted was sent, not lowered by the agent check as
+ * `confirmedAt` is (a view without it: `confirmedAt`).
+ */
+export function sessionRenewedAt(lock: Extract<LockView, { phase: "held" }>): number {
+  return lock.sessionConfirmedAt ?? lock.confirmedAt;
 }
 
 /**

@@ -20,7 +20,11 @@ import {
   type Memory,
 } from "../../reconciler/memory.ts";
 import type { Decision, LeaderView, LockView, Observed } from "../../reconciler/model.ts";
-import { peersLostHolder, type TakeoverSettings } from "../../reconciler/takeover.ts";
+import {
+  peersLostHolder,
+  sessionRenewedAt,
+  type TakeoverSettings,
+} from "../../reconciler/takeover.ts";
 import type { LockDriver } from "./lock_driver.ts";
 
 /**
@@ -187,8 +191,7 @@ export class TakeoverCoordinator {
     }
     const after = decision.confirmLockAfterMs;
     if (after !== undefined && lockView.phase === "held") {
-      const confirmedAt = lockView.sessionConfirmedAt ?? lockView.confirmedAt;
-      if (now - confirmedAt >= after) {
+      if (now - sessionRenewedAt(lockView) >= after) {
         const timeoutMs = host.settings?.guardConfirmEveryMs ?? CONFIRM_RETRY_MS;
         host.background("confirm-lock", async () => {
           try {

@@ -8,6 +8,7 @@
  * may not, and then the wait lasts until gossip notices. It watches only while asked to (`former()`
  * names an address).
  */
+import { BackgroundLoop } from "../../background_loop.ts";
 import { formatHostPort, type HostPort, sameHostPort } from "../../address.ts";
 import type { Clock } from "../../clock.ts";
 import type { ConsulClient } from "../../consul/client.ts";
@@ -35,11 +36,10 @@ export interface FormerMasterWatchOptions {
 /** Watches the passing master instances while a former master is to be looked for. */
 export class FormerMasterWatch {
   readonly #options: FormerMasterWatchOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   #entries: HealthEntry[] | undefined;
   /** Catalog entries already asked to be removed (`node/serviceId`). */
   readonly #removed = new Set<string>();
-  #loop: Promise<void> | undefined;
 
   constructor(options: FormerMasterWatchOptions) {
     this.#options = options;
@@ -58,12 +58,11 @@ export class FormerMasterWatch {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   /** Removes the former master's passing entries from the catalog, once each. */
@@ -76,7 +75,7 @@ export class FormerMasterWatch {
       this.#removed.add(key);
       try {
         await deregisterFromCatalog(this.#options.client, entry.node, entry.serviceId, {
-          signal: this.#stop.signal,
+          signal: this.#loop.signal,
         });
         this.#options.logger.info("removed the former master's entry from the catalog", {
           node: entry.node,
@@ -94,7 +93,7 @@ export class FormerMasterWatch {
 
   async #run(): Promise<void> {
     const { clock, client, masterService, waitMs } = this.#options;
-    const signal = this.#stop.signal;
+    const signal = this.#loop.signal;
     while (!signal.aborted) {
       const former = this.#options.former();
       if (former) {

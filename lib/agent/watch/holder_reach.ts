@@ -5,6 +5,7 @@
  * leader's host, or the network to it, is gone: the input of a fast takeover
  * (lib/reconciler/takeover.ts).
  */
+import { BackgroundLoop } from "../../background_loop.ts";
 import { formatHostPort, type HostPort, sameHostPort } from "../../address.ts";
 import type { Clock } from "../../clock.ts";
 import type { Milliseconds } from "../../duration.ts";
@@ -37,9 +38,8 @@ export interface HolderReachWatchOptions {
 /** Tries the leader's address on a timer; `unreachableForMs()` answers from the attempts so far. */
 export class HolderReachWatch {
   readonly #options: HolderReachWatchOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   #state: { address: HostPort; failingSince: number | undefined } | undefined;
-  #loop: Promise<void> | undefined;
 
   constructor(options: HolderReachWatchOptions) {
     this.#options = options;
@@ -58,19 +58,18 @@ export class HolderReachWatch {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
     const { clock, logger } = this.#options;
     const intervalMs = this.#options.intervalMs ?? REACH_PROBE_INTERVAL_MS;
     const timeoutMs = this.#options.timeoutMs ?? REACH_PROBE_TIMEOUT_MS;
-    const signal = this.#stop.signal;
+    const signal = this.#loop.signal;
     while (!signal.aborted) {
       const leader = this.#options.leader();
       const startedAt = clock.now();

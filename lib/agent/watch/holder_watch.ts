@@ -10,6 +10,7 @@
  * but cut off has fenced itself at the fence bound (0.6 × TTL), with the margin it keeps before a
  * session that expires: no peer can lead before the old master stopped taking writes.
  */
+import { BackgroundLoop } from "../../background_loop.ts";
 import type { Clock } from "../../clock.ts";
 import type { CheckStatus } from "../../consul/health.ts";
 import type { Milliseconds } from "../../duration.ts";
@@ -57,25 +58,23 @@ interface Target {
 /** Watches the leader's node and ends the leader's session once its host has been gone long enough. */
 export class HolderHostWatch {
   readonly #options: HolderHostWatchOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   #target: Target | undefined;
-  #loop: Promise<void> | undefined;
 
   constructor(options: HolderHostWatchOptions) {
     this.#options = options;
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
-    const signal = this.#stop.signal;
+    const signal = this.#loop.signal;
     while (!signal.aborted) {
       try {
         if (!(await this.#step(signal))) await this.#sleep(this.#options.idleMs ?? 1_000);
@@ -139,7 +138,7 @@ export class HolderHostWatch {
 
   async #sleep(ms: Milliseconds): Promise<void> {
     try {
-      await this.#options.clock.sleep(ms, this.#stop.signal);
+      await this.#options.clock.sleep(ms, this.#loop.signal);
     } catch {
       // stopped
     }

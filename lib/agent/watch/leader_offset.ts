@@ -6,6 +6,7 @@
  * reading tells whether the leader's Redis lists this node's Redis as an acknowledging replica, which
  * a fast takeover needs (lib/reconciler/takeover.ts).
  */
+import { BackgroundLoop } from "../../background_loop.ts";
 import { formatHostPort, type HostPort, sameHostPort } from "../../address.ts";
 import type { Clock } from "../../clock.ts";
 import type { Milliseconds } from "../../duration.ts";
@@ -64,10 +65,9 @@ export interface LeaderOffsetProbeOptions {
 /** Reads the leader's offset on a timer; `offset()` answers from the last read. */
 export class LeaderOffsetProbe {
   readonly #options: LeaderOffsetProbeOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   #last: { address: HostPort; offset: number; at: number } | undefined;
   #acknowledged: { address: HostPort; at: number } | undefined;
-  #loop: Promise<void> | undefined;
   #failing = false;
 
   constructor(options: LeaderOffsetProbeOptions) {
@@ -99,17 +99,16 @@ export class LeaderOffsetProbe {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
     const { clock, intervalMs, logger } = this.#options;
-    const signal = this.#stop.signal;
+    const signal = this.#loop.signal;
     while (!signal.aborted) {
       const leader = this.#options.leader();
       if (leader) {

@@ -4,6 +4,7 @@
  * takeover (lib/reconciler/takeover.ts), so the reading must be fresh: one older than
  * ACK_READING_STALE_MS counts as "none acknowledges".
  */
+import { BackgroundLoop } from "../../background_loop.ts";
 import { formatHostPort, type HostPort } from "../../address.ts";
 import type { Clock } from "../../clock.ts";
 import type { Milliseconds } from "../../duration.ts";
@@ -32,9 +33,8 @@ export interface ReplicaAckWatchOptions {
 /** Reads the local Redis's acknowledging replicas on a timer while holding the lock. */
 export class ReplicaAckWatch {
   readonly #options: ReplicaAckWatchOptions;
-  readonly #stop = new AbortController();
+  readonly #loop = new BackgroundLoop(() => this.#run());
   #last: { at: number; acknowledging: ReadonlySet<string> } | undefined;
-  #loop: Promise<void> | undefined;
   #failing = false;
 
   constructor(options: ReplicaAckWatchOptions) {
@@ -52,18 +52,17 @@ export class ReplicaAckWatch {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
-  async stop(): Promise<void> {
-    this.#stop.abort();
-    await this.#loop;
+  stop(): Promise<void> {
+    return this.#loop.stop();
   }
 
   async #run(): Promise<void> {
     const { clock, logger } = this.#options;
     const intervalMs = this.#options.intervalMs ?? REPLICA_ACK_POLL_MS;
-    const signal = this.#stop.signal;
+    const signal = this.#loop.signal;
     while (!signal.aborted) {
       const startedAt = clock.now();
       if (!this.#options.holding()) {
